@@ -1,0 +1,65 @@
+"""The ``edgekit`` command. Thin: it parses flags and imports a stage only when its subcommand
+runs, so ``--help`` is instant and runtime commands never load TensorFlow."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' except where there is no meaningful default to show."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per stage command."""
+    from train.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
+
+    parser = argparse.ArgumentParser(
+        prog="edgekit", formatter_class=_HelpFormatter,
+        description="Train an image classifier, convert it for small devices, and measure "
+                    "what each deployment choice costs.")
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a CNN on CIFAR-10 or image folders into a run directory",
+        formatter_class=_HelpFormatter)
+    add_train_arguments(train)
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="recompute metrics.json and the pictures of a finished run",
+        formatter_class=_HelpFormatter)
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(handler=run_evaluate)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one subcommand; user errors print one line and return 2, Ctrl-C returns 130."""
+    # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) hides our own messages.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    from edge_runtime.errors import UserError
+
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgekit: interrupted; a training run continues with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Training batches with augmentation done in numpy, outside the saved model.
+
+Random-augmentation layers leave ops that tf2onnx cannot convert (PITFALLS.md), and numpy works
+under every Keras backend. Cropping and flipping a uint8 batch of 128 costs well under a
+millisecond, so the 2-core CPU spends its time in the model, not here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+from edge_runtime.preprocess import scale_pixels
+
+
+def random_crop_flip(x: np.ndarray, pad: int, flip: bool, rng: np.random.Generator) -> np.ndarray:
+    """Pad by ``pad`` pixels (reflect), crop back at a random offset, mirror half the images."""
+    n, h, w, _ = x.shape
+    if pad > 0:
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        dy = rng.integers(0, 2 * pad + 1, size=n)
+        dx = rng.integers(0, 2 * pad + 1, size=n)
+        rows = dy[:, None] + np.arange(h)[None, :]  # (n, h)
+        cols = dx[:, None] + np.arange(w)[None, :]  # (n, w)
+        x = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    if flip:
+        mirror = rng.random(n) < 0.5
+        x = x.copy() if pad == 0 else x
+        x[mirror] = x[mirror, :, ::-1]
+    return x
+
+
+class TrainBatches(keras.utils.PyDataset):
+    """Shuffled, augmented, one-hot training batches. The order of epoch ``e`` and the
+    augmentation of its batch ``b`` come from generators seeded by (seed, e) and (seed, e, b),
+    so a resumed run sees exactly the batches an uninterrupted one would, in any fetch order."""
+
+    def __init__(self, x, y, num_classes, batch_size, seed, crop_pad=0, flip=False):
+        super().__init__()
+        self.x, self.y = x, y
+        self.num_classes, self.batch_size = num_classes, batch_size
+        self.seed, self.crop_pad, self.flip = seed, crop_pad, flip
+        self.epoch = 0
+        self._start_epoch(0)
+
+    def _start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve epoch ``epoch``'s order and augmentation (the trainer calls this per epoch)."""
+        self._start_epoch(epoch)
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.y) / self.batch_size))
+
+    def __getitem__(self, index: int):
+        picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = self.x[picked]
+        if self.crop_pad or self.flip:
+            rng = np.random.default_rng([self.seed, self.epoch, index + 1])
+            x = random_crop_flip(x, self.crop_pad, self.flip, rng)
+        return scale_pixels(x), one_hot(self.y[picked], self.num_classes)
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """float32 one-hot rows for integer labels."""
+    return np.eye(num_classes, dtype=np.float32)[labels]

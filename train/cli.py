@@ -1,0 +1,108 @@
+"""Flags of ``edgekit train`` and ``edgekit evaluate``; parsing imports nothing heavy."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .recipes import RECIPES
+
+ARCH_NAMES = ("seed_cnn", "resnet8")  # keep in step with models.ARCHITECTURES (tested)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the training flags (kebab-case, typed, defaults shown by --help)."""
+    recipe_help = "; ".join(
+        f"{r.name}: {r.epochs} epochs, batch {r.batch_size}, lr {r.learning_rate:g}"
+        for r in RECIPES.values()
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="cifar10",
+                      help="'cifar10' (Keras download, cached in ~/.keras), an image-folder tree "
+                           "(PATH/train/<class>/* + PATH/test/<class>/*, or PATH/<class>/*), or "
+                           "cifar-10-python.tar.gz / cifar-10-batches-py")
+    data.add_argument("--split", default="standard",
+                      help="'standard' (keep the official test set, carve validation out of "
+                           "train) or TRAIN/VAL/TEST percentages, e.g. 70/15/15 as in the "
+                           "reference project")
+    data.add_argument("--val-fraction", type=float, default=0.1,
+                      help="standard split: share of each training class held out for validation")
+    data.add_argument("--image-size", type=int, default=32,
+                      help="images are center-cropped to a square and resized to this many pixels")
+    data.add_argument("--cache-dir", type=Path, default=None,
+                      help="where decoded image folders are cached (default: $EDGEKIT_CACHE or "
+                           "~/.cache/edgekit)")
+    data.add_argument("--no-cache", action="store_true", help="decode images without caching")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--arch", default="seed_cnn", help=f"architecture: {', '.join(ARCH_NAMES)}")
+    model.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+
+    recipe = parser.add_argument_group("recipe (unset flags come from --recipe)")
+    recipe.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
+                        help=f"training recipe ({recipe_help})")
+    recipe.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    recipe.add_argument("--batch-size", type=int, default=None, help="override the batch size")
+    recipe.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
+    recipe.add_argument("--weight-decay", type=float, default=None,
+                        help="override the decoupled weight decay (AdamW)")
+    recipe.add_argument("--label-smoothing", type=float, default=None,
+                        help="override the label smoothing")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", type=Path, default=Path("runs/latest"),
+                     help="run directory to create")
+    run.add_argument("--seed", type=int, default=0, help="seed for splits, init and augmentation")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the interrupted run in OUT.partial from its last epoch")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    run.add_argument("--tensorboard", action="store_true",
+                     help="write TensorBoard logs to OUT/tensorboard")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Build the config from flags, train, and print the headline figures."""
+    from edge_runtime.errors import UserError
+
+    from .config import TrainConfig
+    from .image_folder import default_cache_dir
+    from .recipes import resolve_recipe
+    from .run import train_run
+
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--image-size", args.image_size)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+                            learning_rate=args.lr, weight_decay=args.weight_decay,
+                            label_smoothing=args.label_smoothing)
+    cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())
+    config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch, width=args.width,
+                         recipe=recipe, split=args.split, val_fraction=args.val_fraction,
+                         seed=args.seed, image_size=args.image_size, cache_dir=cache_dir,
+                         tensorboard=args.tensorboard)
+    if args.arch not in ARCH_NAMES:
+        raise UserError(f"unknown --arch {args.arch!r}: choose one of {', '.join(ARCH_NAMES)}")
+    metrics = train_run(config, resume=args.resume, overwrite=args.overwrite)
+    print(f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}, "
+          f"{metrics['seconds_per_epoch']:.1f} s/epoch -> {args.out}")
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the flags of ``edgekit evaluate``."""
+    parser.add_argument("run_dir", type=Path, help="a finished run directory")
+    parser.add_argument("--data", default=None,
+                        help="data to evaluate on (default: the run's own --data, same split)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="decoded-image cache (default: $EDGEKIT_CACHE or ~/.cache/edgekit)")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Recompute metrics.json and the pictures of a run."""
+    from .evaluate import evaluate_run
+    from .image_folder import default_cache_dir
+
+    metrics = evaluate_run(args.run_dir, args.data, args.cache_dir or default_cache_dir())
+    print(f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+          f"-> {args.run_dir}/metrics.json")
+    return 0

@@ -1,0 +1,192 @@
+"""Data sources and splits for training: CIFAR-10 (Keras download), image folders, and the
+official ``cifar-10-python.tar.gz`` / ``cifar-10-batches-py`` layout.
+
+Every source becomes uint8 arrays of shape (N, size, size, 3) and int64 labels; pixels are
+scaled later by ``edge_runtime.preprocess.scale_pixels`` as they enter the model.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge_runtime.errors import UserError
+from edge_runtime.preprocess import to_rgb_square
+from PIL import Image
+
+from .image_folder import read_image_tree
+from .splits import SplitSpec, stratified_split
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+]
+CIFAR_BATCH_DIR = "cifar-10-batches-py"
+
+
+@dataclass
+class Labeled:
+    """Images as uint8 (N, H, W, 3) and their integer labels (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def take(self, index: np.ndarray) -> "Labeled":
+        return Labeled(self.x[index], self.y[index])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class RawData:
+    """What a source provides before splitting; ``test`` is None when it has no test set."""
+
+    class_names: list[str]
+    train: Labeled
+    test: Optional[Labeled]
+
+
+@dataclass
+class DataSplits:
+    """Train/validation/test sets ready for training, with a fingerprint of their contents."""
+
+    class_names: list[str]
+    train: Labeled
+    val: Labeled
+    test: Labeled
+    fingerprint: str
+
+
+def load_keras_cifar10() -> RawData:
+    """CIFAR-10 through ``keras.datasets.cifar10`` (downloaded once, then cached by Keras)."""
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as exc:  # network errors surface as many exception types
+        raise UserError(
+            f"could not download CIFAR-10 ({type(exc).__name__}: {exc}); "
+            "pass --data PATH to a local copy (image folders or cifar-10-python.tar.gz)"
+        ) from None
+    return RawData(
+        list(CIFAR10_CLASSES),
+        Labeled(np.asarray(x_train, np.uint8), np.asarray(y_train).reshape(-1).astype(np.int64)),
+        Labeled(np.asarray(x_test, np.uint8), np.asarray(y_test).reshape(-1).astype(np.int64)),
+    )
+
+
+def _cifar_batches(path: Path) -> dict[str, dict]:
+    """Unpickled CIFAR python batches keyed by file name, from a .tar.gz or a folder."""
+    wanted = {f"data_batch_{i}" for i in range(1, 6)} | {"test_batch", "batches.meta"}
+    batches: dict[str, dict] = {}
+    try:
+        if path.is_file():
+            with tarfile.open(path, "r:*") as archive:
+                for member in archive.getmembers():
+                    name = Path(member.name).name
+                    if name in wanted and member.isfile():
+                        batches[name] = pickle.load(archive.extractfile(member), encoding="bytes")
+        else:
+            for name in wanted:
+                if (path / name).is_file():
+                    with open(path / name, "rb") as handle:
+                        batches[name] = pickle.load(handle, encoding="bytes")
+    except (tarfile.TarError, pickle.UnpicklingError, EOFError, OSError) as exc:
+        raise UserError(f"{path}: not a readable CIFAR-10 python archive ({exc})") from None
+    missing = sorted(wanted - set(batches))
+    if missing:
+        raise UserError(f"{path}: CIFAR-10 python files missing: {', '.join(missing)}")
+    return batches
+
+
+def load_cifar_python(path: Path) -> RawData:
+    """The official python-pickle release (``cifar-10-python.tar.gz`` or its folder)."""
+    batches = _cifar_batches(path)
+
+    def to_labeled(names: list[str]) -> Labeled:
+        data = np.concatenate([batches[n][b"data"] for n in names])
+        labels = np.concatenate([batches[n][b"labels"] for n in names])
+        # Rows are channel-first 3x32x32; the rest of the project is channel-last.
+        x = np.asarray(data, np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return Labeled(np.ascontiguousarray(x), np.asarray(labels, np.int64))
+
+    names = [n.decode() for n in batches["batches.meta"][b"label_names"]]
+    return RawData(
+        names, to_labeled([f"data_batch_{i}" for i in range(1, 6)]), to_labeled(["test_batch"])
+    )
+
+
+def is_cifar_python(path: Path) -> bool:
+    """Whether ``path`` looks like the official python release (archive or folder)."""
+    if path.is_file():
+        return path.name.endswith((".tar.gz", ".tgz", ".tar"))
+    return (path / "batches.meta").is_file() or (path / CIFAR_BATCH_DIR).is_dir()
+
+
+def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawData:
+    """``PATH/train/<class>`` + ``PATH/test/<class>``, or a single ``PATH/<class>`` tree."""
+    train_dir, test_dir = path / "train", path / "test"
+    if train_dir.is_dir() and test_dir.is_dir():
+        x, y, names = read_image_tree(train_dir, size, cache_dir)
+        x_test, y_test, _ = read_image_tree(test_dir, size, cache_dir, class_names=names)
+        return RawData(names, Labeled(x, y), Labeled(x_test, y_test))
+    x, y, names = read_image_tree(path, size, cache_dir)
+    return RawData(names, Labeled(x, y), None)
+
+
+def load_source(data: str, size: int, cache_dir: Optional[Path]) -> RawData:
+    """Load ``--data``: ``cifar10`` (Keras download) or a path of a supported layout."""
+    if data == "cifar10":
+        raw = load_keras_cifar10()
+    else:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise UserError(f"data path {path} does not exist")
+        if is_cifar_python(path):
+            if path.is_dir() and (path / CIFAR_BATCH_DIR).is_dir():
+                path = path / CIFAR_BATCH_DIR
+            raw = load_cifar_python(path)
+        else:
+            raw = load_image_folders(path, size, cache_dir)
+    if raw.train.x.shape[1:3] != (size, size):
+        raw = RawData(raw.class_names, _resized(raw.train, size), raw.test and _resized(raw.test, size))
+    return raw
+
+
+def _resized(data: Labeled, size: int) -> Labeled:
+    """Resize array images through the shared preprocessing path (rarely needed: CIFAR is 32)."""
+    x = np.stack([to_rgb_square(Image.fromarray(img), size) for img in data.x])
+    return Labeled(x, data.y)
+
+
+def fingerprint(class_names: list[str], parts: list[Labeled]) -> str:
+    """sha256 (first 16 hex digits) of the class names and every split's pixels and labels."""
+    digest = hashlib.sha256("|".join(class_names).encode())
+    for part in parts:
+        digest.update(np.ascontiguousarray(part.x).data)
+        digest.update(np.ascontiguousarray(part.y).data)
+    return digest.hexdigest()[:16]
+
+
+def make_splits(raw: RawData, spec: SplitSpec, val_fraction: float, seed: int) -> DataSplits:
+    """Apply a split protocol (see ``train.splits``) to a loaded source."""
+    if spec.percentages is not None:
+        pool = raw.train if raw.test is None else Labeled(
+            np.concatenate([raw.train.x, raw.test.x]), np.concatenate([raw.train.y, raw.test.y])
+        )
+        _, val_pct, test_pct = spec.percentages
+        train_i, val_i, test_i = stratified_split(pool.y, [val_pct / 100, test_pct / 100], seed)
+        train, val, test = pool.take(train_i), pool.take(val_i), pool.take(test_i)
+    elif raw.test is None:
+        train_i, val_i, test_i = stratified_split(raw.train.y, [val_fraction, val_fraction], seed)
+        train, val, test = raw.train.take(train_i), raw.train.take(val_i), raw.train.take(test_i)
+    else:
+        train_i, val_i = stratified_split(raw.train.y, [val_fraction], seed)
+        train, val, test = raw.train.take(train_i), raw.train.take(val_i), raw.test
+    return DataSplits(raw.class_names, train, val, test, fingerprint(raw.class_names, [train, val, test]))

@@ -1,0 +1,72 @@
+"""Evaluation artifacts of a run: metrics.json, classification_report.txt and the pictures.
+
+``edgekit evaluate RUN_DIR [--data ...]`` recomputes them for a saved model; training calls the
+same function at the end of a run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge_runtime.errors import UserError
+from edge_runtime.preprocess import scale_pixels
+
+from .atomic import write_json, write_text
+from .data import DataSplits, Labeled
+from .metrics import classification_metrics, format_report
+from . import plots
+
+EVAL_BATCH = 500  # images per predict() batch: large enough to amortise per-call overhead
+
+
+def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
+    """Softmax outputs of ``model`` for uint8 images, scaled by the shared preprocessing."""
+    return np.asarray(model.predict(scale_pixels(images), batch_size=EVAL_BATCH, verbose=0))
+
+
+def write_evaluation(model, test: Labeled, class_names: list[str], run_dir: Path,
+                     extra: Optional[dict] = None) -> dict:
+    """Evaluate ``model`` on ``test`` and write metrics, report and pictures into ``run_dir``."""
+    probabilities = predict_probabilities(model, test.x)
+    metrics = classification_metrics(probabilities, test.y, class_names)
+    metrics.update(extra or {})
+    write_json(run_dir / "metrics.json", metrics)
+    write_text(run_dir / "classification_report.txt", format_report(metrics))
+    plots.confusion_matrix_plot(np.asarray(metrics["confusion_matrix"]), class_names,
+                                run_dir / "confusion_matrix.png")
+    plots.sample_predictions(test.x, test.y, probabilities, class_names,
+                             run_dir / "sample_predictions.png")
+    return metrics
+
+
+def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) -> dict:
+    """Recompute a finished run's evaluation files, on its own data or on ``data``."""
+    import keras
+
+    from .config import TrainConfig
+    from .data import load_source, make_splits
+    from .splits import parse_split
+
+    model_file = run_dir / "model.keras"
+    config_file = run_dir / "config.json"
+    if not model_file.is_file() or not config_file.is_file():
+        raise UserError(f"{run_dir} is not a finished run directory (needs model.keras and config.json)")
+    config = TrainConfig.from_dict(json.loads(config_file.read_text())["settings"])
+    class_names = (run_dir / "labels.txt").read_text().split("\n")[:-1]
+    raw = load_source(data or config.data, config.image_size, cache_dir)
+    if raw.class_names != class_names:
+        raise UserError(f"classes of {data} ({', '.join(raw.class_names)}) differ from the "
+                        f"model's ({', '.join(class_names)})")
+    splits: DataSplits = make_splits(raw, parse_split(config.split), config.val_fraction, config.seed)
+    try:
+        model = keras.saving.load_model(model_file)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise UserError(f"{model_file}: cannot load Keras model ({exc})") from None
+    previous = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    keep = {k: previous[k] for k in ("epochs_trained", "train_seconds", "seconds_per_epoch",
+                                     "train_images_per_second") if k in previous}
+    return write_evaluation(model, splits.test, class_names, run_dir,
+                            dict(keep, evaluated_on=data or config.data))

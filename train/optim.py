@@ -1,0 +1,55 @@
+"""The Keras pieces a recipe turns into: optimizer with its schedule, and the loss."""
+from __future__ import annotations
+
+import math
+
+import keras
+
+from edge_runtime.errors import UserError
+
+from .recipes import Recipe
+
+
+@keras.saving.register_keras_serializable(package="edgekit")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine decay to zero."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        warm = self.peak * (step + 1.0) / max(1, self.warmup_steps)
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        progress = ops.clip(progress, 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps}
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer with its learning-rate schedule."""
+    if recipe.schedule == "cosine":
+        rate = WarmupCosine(recipe.learning_rate, int(recipe.warmup_epochs * steps_per_epoch),
+                            recipe.epochs * steps_per_epoch)
+    elif recipe.schedule == "constant":
+        rate = recipe.learning_rate
+    else:
+        raise UserError(f"unknown schedule {recipe.schedule!r}: use constant or cosine")
+    if recipe.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    if recipe.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay)
+        # Decay only kernels: shrinking BatchNorm scales and biases only costs accuracy.
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
+    raise UserError(f"unknown optimizer {recipe.optimizer!r}: use adam or adamw")
+
+
+def make_loss(recipe: Recipe) -> keras.losses.Loss:
+    """Categorical cross-entropy on one-hot targets, with the recipe's label smoothing."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)

@@ -1,0 +1,70 @@
+"""The pictures users of the reference notebook expect, saved as PNG files (never shown)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers, CI or a headless Pi
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .atomic import atomic_path
+
+
+def _save(figure, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def training_curves(history: list[dict], target: Path) -> None:
+    """Loss and accuracy per epoch, training against validation."""
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, key, title in ((loss_ax, "loss", "Loss"), (acc_ax, "accuracy", "Accuracy")):
+        axis.plot(epochs, [row[key] for row in history], label="train")
+        axis.plot(epochs, [row[f"val_{key}"] for row in history], label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    _save(figure, target)
+
+
+def confusion_matrix_plot(matrix: np.ndarray, class_names: list[str], target: Path) -> None:
+    """Counts of true (rows) against predicted (columns) classes, with the numbers written in."""
+    size = max(5.0, 0.6 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(matrix, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    if len(class_names) <= 20:
+        for (row, col), count in np.ndenumerate(matrix):
+            axis.text(col, row, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if count > threshold else "black")
+    axis.set_title("Confusion matrix (test set)")
+    _save(figure, target)
+
+
+def sample_predictions(images: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray,
+                       class_names: list[str], target: Path, count: int = 25) -> None:
+    """A grid of test images titled 'predicted (score)', green when right and red when wrong."""
+    count = min(count, len(images))
+    columns = 5
+    rows = max(1, int(np.ceil(count / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows))
+    for i, axis in enumerate(np.atleast_1d(axes).ravel()):
+        axis.axis("off")
+        if i >= count:
+            continue
+        predicted = int(probabilities[i].argmax())
+        axis.imshow(images[i])
+        axis.set_title(f"{class_names[predicted]} ({probabilities[i, predicted]:.2f})\n"
+                       f"true: {class_names[y_true[i]]}", fontsize=8,
+                       color="green" if predicted == y_true[i] else "red")
+    _save(figure, target)

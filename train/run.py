@@ -1,0 +1,197 @@
+"""One training run: data -> model -> fit (checkpointed per epoch) -> evaluation -> RUN_DIR.
+
+A run is built in ``RUN_DIR.partial`` and renamed to ``RUN_DIR`` only when every file is
+written, so a crash or Ctrl-C never leaves a half-written run directory. ``--resume`` picks the
+partial run up at its last completed epoch, with its stored settings.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from edge_runtime.errors import UserError
+from edge_runtime.preprocess import NORM_MEAN, NORM_STD, PREPROCESS_VERSION, scale_pixels
+
+from .atomic import write_json, write_text
+from .config import TrainConfig, library_versions
+from .data import DataSplits, load_source, make_splits
+from .splits import parse_split
+
+CHECKPOINT = "checkpoint.keras"
+HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                  "seconds"]
+
+
+def staging_dir(out: Path) -> Path:
+    """Where a run is built before it is renamed to ``out``."""
+    return out.with_name(out.name + ".partial")
+
+
+def read_history(path: Path) -> list[dict]:
+    """Rows of history.csv as dicts of floats (``epoch`` as int)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """history.csv, one row per completed epoch (atomic)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, Path]:
+    """Check RUN_DIR and its partial twin; on resume, return the stored settings."""
+    out = Path(config.out)
+    partial = staging_dir(out)
+    if resume:
+        stored = partial / "config.json"
+        if not stored.is_file():
+            done = " (it is already finished)" if (out / "model.keras").is_file() else ""
+            raise UserError(f"nothing to resume: {partial} has no interrupted run{done}")
+        config = TrainConfig.from_dict(json.loads(stored.read_text())["settings"])
+        return config, partial
+    if partial.exists():
+        if not overwrite:
+            raise UserError(f"an interrupted run exists at {partial}: pass --resume to continue "
+                            "it or --overwrite to start again")
+        shutil.rmtree(partial)
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists: pass --overwrite to replace it")
+    return config, partial
+
+
+def load_splits(config: TrainConfig) -> DataSplits:
+    """The run's data, split by its protocol."""
+    spec = parse_split(config.split)
+    if not 0 < config.val_fraction < 0.5:
+        raise UserError(f"--val-fraction must be between 0 and 0.5, got {config.val_fraction}")
+    cache = Path(config.cache_dir) if config.cache_dir else None
+    raw = load_source(config.data, config.image_size, cache)
+    return make_splits(raw, spec, config.val_fraction, config.seed)
+
+
+def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train (or resume) a run and write the finished run directory; returns metrics.json."""
+    config, partial = _prepare_dirs(config, resume, overwrite)
+    # Data errors surface before anything is written.
+    splits = load_splits(config)
+    for name, part in (("training", splits.train), ("validation", splits.val), ("test", splits.test)):
+        if len(part) == 0:
+            raise UserError(f"the {name} split is empty: use more images or another --split")
+
+    import keras
+
+    from .augment import TrainBatches, one_hot
+    from .epoch_progress import EpochProgress
+    from .models import build_model
+    from .optim import make_loss, make_optimizer
+
+    recipe = config.recipe
+    num_classes = len(splits.class_names)
+    batches = TrainBatches(splits.train.x, splits.train.y, num_classes, recipe.batch_size,
+                           config.seed, recipe.crop_pad, recipe.flip)
+    history = read_history(partial / "history.csv") if resume else []
+    if resume and (partial / CHECKPOINT).is_file():
+        model = keras.saving.load_model(partial / CHECKPOINT)
+        print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs}", file=sys.stderr)
+    else:
+        history = []
+        keras.utils.set_random_seed(config.seed)
+        input_shape = (config.image_size, config.image_size, 3)
+        model = build_model(config.arch, input_shape, num_classes, config.width)
+        model.compile(optimizer=make_optimizer(recipe, len(batches)), loss=make_loss(recipe),
+                      metrics=["accuracy"])
+        partial.mkdir(parents=True, exist_ok=True)
+        write_json(partial / "config.json", {
+            "settings": config.to_dict(),
+            "versions": library_versions(),
+            "data_fingerprint": splits.fingerprint,
+            "class_names": splits.class_names,
+            "split_sizes": {"train": len(splits.train), "val": len(splits.val),
+                            "test": len(splits.test)},
+            "input": {"shape": [config.image_size, config.image_size, 3], "dtype": "float32",
+                      "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
+                      "preprocess_version": PREPROCESS_VERSION},
+            "parameters": int(model.count_params()),
+            "command": " ".join(sys.argv),
+        })
+        write_text(partial / "labels.txt", "".join(f"{n}\n" for n in splits.class_names))
+
+    validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
+    callbacks = []
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
+    # One fit() per epoch: the checkpoint and the augmentation stream stay in step with the
+    # epoch number, so an interrupted run resumes exactly where it stopped.
+    for epoch in range(len(history), recipe.epochs):
+        batches.set_epoch(epoch)
+        started = time.perf_counter()
+        progress = EpochProgress(epoch, recipe.epochs, len(batches))
+        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch,
+                           validation_data=validation, batch_size=recipe.batch_size,
+                           callbacks=callbacks + [progress], verbose=0)
+        seconds = time.perf_counter() - started
+        logs = {k: float(v[-1]) for k, v in result.history.items()}
+        # The optimizer's learning_rate property evaluates its schedule at the current step.
+        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        history.append({"epoch": epoch + 1, "loss": logs["loss"], "accuracy": logs["accuracy"],
+                        "val_loss": logs["val_loss"], "val_accuracy": logs["val_accuracy"],
+                        "learning_rate": learning_rate, "seconds": round(seconds, 3)})
+        _save_checkpoint(model, partial)
+        write_history(partial / "history.csv", history)
+
+    return _finish(model, config, splits, history, partial)
+
+
+def _save_checkpoint(model, partial: Path) -> None:
+    """Save model and optimizer state atomically (Keras insists on a .keras suffix)."""
+    tmp = partial / ".checkpoint.tmp.keras"
+    model.save(tmp)
+    tmp.replace(partial / CHECKPOINT)
+
+
+def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
+            partial: Path) -> dict:
+    """Write the deployable model and the evaluation, then publish the run directory."""
+    from .evaluate import write_evaluation
+    from .plots import training_curves
+
+    _save_inference_model(model, partial / "model.keras")
+    train_seconds = sum(row["seconds"] for row in history)
+    epochs = len(history)
+    metrics = write_evaluation(model, splits.test, splits.class_names, partial, {
+        "epochs_trained": epochs,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_epoch": round(train_seconds / max(1, epochs), 2),
+        "train_images_per_second": round(len(splits.train) * epochs / max(train_seconds, 1e-9), 1),
+    })
+    training_curves(history, partial / "training_curves.png")
+    (partial / CHECKPOINT).unlink(missing_ok=True)
+    out = Path(config.out)
+    if out.exists():
+        shutil.rmtree(out)  # --overwrite was checked before training started
+    partial.rename(out)
+    return metrics
+
+
+def _save_inference_model(model, target: Path) -> None:
+    """Save an uncompiled float32 copy: no optimizer state, no custom schedule to load."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    tmp = target.with_name(".model.tmp.keras")
+    clone.save(tmp)
+    tmp.replace(target)
