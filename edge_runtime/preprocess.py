@@ -58,7 +58,7 @@ def to_rgb_square(image: Image.Image, size: int) -> np.ndarray:
         # 16-bit and palette images go through RGBA/L first so PIL scales them correctly.
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
             array = np.asarray(image, dtype=np.float64)
-            array = np.clip(array / (257.0 if array.max() > 255 else 1.0), 0, 255)
+            array = np.clip(np.round(array / (257.0 if array.max() > 255 else 1.0)), 0, 255)
             image = Image.fromarray(array.astype(np.uint8), mode="L")
         elif image.mode == "P":
             image = image.convert("RGBA")

@@ -23,7 +23,7 @@ from .config import TrainConfig, library_versions
 from .data import DataSplits, load_source, make_splits
 from .splits import parse_split
 
-CHECKPOINT = "checkpoint.keras"
+CHECKPOINT = "checkpoint.npz"
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                   "seconds"]
 
@@ -93,26 +93,27 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
 
     import keras
 
-    from .augment import TrainBatches, one_hot
+    from .augment import EpochData, one_hot
+    from .checkpoint import restore_state, save_state
     from .epoch_progress import EpochProgress
     from .models import build_model
     from .optim import make_loss, make_optimizer
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
-    batches = TrainBatches(splits.train.x, splits.train.y, num_classes, recipe.batch_size,
-                           config.seed, recipe.crop_pad, recipe.flip)
+    epochs_data = EpochData(splits.train.x, splits.train.y, num_classes, recipe.batch_size,
+                            config.seed, recipe.crop_pad, recipe.flip)
     history = read_history(partial / "history.csv") if resume else []
+    keras.utils.set_random_seed(config.seed)
+    input_shape = (config.image_size, config.image_size, 3)
+    model = build_model(config.arch, input_shape, num_classes, config.width)
+    model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()), loss=make_loss(recipe),
+                  metrics=["accuracy"])
     if resume and (partial / CHECKPOINT).is_file():
-        model = keras.saving.load_model(partial / CHECKPOINT)
+        restore_state(model, partial / CHECKPOINT)
         print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs}", file=sys.stderr)
     else:
         history = []
-        keras.utils.set_random_seed(config.seed)
-        input_shape = (config.image_size, config.image_size, 3)
-        model = build_model(config.arch, input_shape, num_classes, config.width)
-        model.compile(optimizer=make_optimizer(recipe, len(batches)), loss=make_loss(recipe),
-                      metrics=["accuracy"])
         partial.mkdir(parents=True, exist_ok=True)
         write_json(partial / "config.json", {
             "settings": config.to_dict(),
@@ -136,12 +137,12 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     # One fit() per epoch: the checkpoint and the augmentation stream stay in step with the
     # epoch number, so an interrupted run resumes exactly where it stopped.
     for epoch in range(len(history), recipe.epochs):
-        batches.set_epoch(epoch)
         started = time.perf_counter()
-        progress = EpochProgress(epoch, recipe.epochs, len(batches))
-        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch,
+        x_epoch, y_epoch = epochs_data.arrays(epoch)
+        progress = EpochProgress(epoch, recipe.epochs, epochs_data.steps())
+        result = model.fit(x_epoch, y_epoch, epochs=epoch + 1, initial_epoch=epoch,
                            validation_data=validation, batch_size=recipe.batch_size,
-                           callbacks=callbacks + [progress], verbose=0)
+                           shuffle=False, callbacks=callbacks + [progress], verbose=0)
         seconds = time.perf_counter() - started
         logs = {k: float(v[-1]) for k, v in result.history.items()}
         # The optimizer's learning_rate property evaluates its schedule at the current step.
@@ -149,17 +150,10 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         history.append({"epoch": epoch + 1, "loss": logs["loss"], "accuracy": logs["accuracy"],
                         "val_loss": logs["val_loss"], "val_accuracy": logs["val_accuracy"],
                         "learning_rate": learning_rate, "seconds": round(seconds, 3)})
-        _save_checkpoint(model, partial)
+        save_state(model, partial / CHECKPOINT)
         write_history(partial / "history.csv", history)
 
     return _finish(model, config, splits, history, partial)
-
-
-def _save_checkpoint(model, partial: Path) -> None:
-    """Save model and optimizer state atomically (Keras insists on a .keras suffix)."""
-    tmp = partial / ".checkpoint.tmp.keras"
-    model.save(tmp)
-    tmp.replace(partial / CHECKPOINT)
 
 
 def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny image-folder trees written by the tests themselves."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+
+
+def write_class_tree(root: Path, per_class: int, seed: int = 0, size: int = 32) -> Path:
+    """root/class{0,1,2}/NNN.png: noisy solid colours, easy to learn, distinct per class."""
+    rng = np.random.default_rng(seed)
+    for label, colour in enumerate(COLOURS):
+        folder = root / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.normal(0, 25, (size, size, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_tree(tmp_path) -> Path:
+    """tmp/data/train/<3 classes x 12> and tmp/data/test/<3 classes x 4>."""
+    root = tmp_path / "data"
+    write_class_tree(root / "train", 12, seed=1)
+    write_class_tree(root / "test", 4, seed=2)
+    return root
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A private decode cache so tests never touch ~/.cache."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("EDGEKIT_CACHE", str(path))
+    return path

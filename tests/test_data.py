@@ -1,0 +1,180 @@
+"""Data sources: image folders (two-split and single tree), CIFAR python archive, the Keras
+download path (with a stand-in), the decode cache, and bad data."""
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_runtime.errors import UserError
+from train import data as data_module
+from train import image_folder
+from train.data import load_source, make_splits
+from train.splits import parse_split
+
+from conftest import write_class_tree
+
+
+def test_two_split_tree(tiny_tree, cache_dir):
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    assert raw.class_names == ["class0", "class1", "class2"]
+    assert raw.train.x.shape == (36, 32, 32, 3) and raw.train.x.dtype == np.uint8
+    assert len(raw.test) == 12
+    assert np.bincount(raw.train.y).tolist() == [12, 12, 12]
+    # colours are learnable: the red class is reddest
+    red = raw.train.x[raw.train.y == 0].mean(axis=(0, 1, 2))
+    assert red[0] > red[1] and red[0] > red[2]
+
+
+def test_standard_split_keeps_official_test_and_carves_validation(tiny_tree, cache_dir):
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    splits = make_splits(raw, parse_split("standard"), val_fraction=0.25, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (27, 9, 12)
+    assert np.array_equal(splits.test.x, raw.test.x)
+    assert np.bincount(splits.val.y).tolist() == [3, 3, 3]
+
+
+def test_percentage_split_pools_train_and_test(tiny_tree, cache_dir):
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    splits = make_splits(raw, parse_split("50/25/25"), val_fraction=0.1, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (24, 12, 12)
+    assert np.bincount(splits.test.y).tolist() == [4, 4, 4]
+    # no image appears in two parts (images are noisy, so pixel equality means identity)
+    flat = lambda part: {bytes(img) for img in part.x}
+    assert not flat(splits.train) & flat(splits.test) and not flat(splits.val) & flat(splits.test)
+
+
+def test_single_tree_gets_all_three_parts(tmp_path, cache_dir):
+    write_class_tree(tmp_path / "flat", 20)
+    raw = load_source(str(tmp_path / "flat"), 32, cache_dir)
+    assert raw.test is None
+    splits = make_splits(raw, parse_split("standard"), val_fraction=0.1, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (48, 6, 6)
+
+
+def test_image_size_resizes(tiny_tree, cache_dir):
+    assert load_source(str(tiny_tree), 16, cache_dir).train.x.shape[1:] == (16, 16, 3)
+
+
+def test_second_load_comes_from_the_cache(tiny_tree, cache_dir, monkeypatch):
+    first = load_source(str(tiny_tree), 32, cache_dir)
+    assert len(list(cache_dir.glob("images-*.npz"))) == 2
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again despite the cache")
+
+    monkeypatch.setattr(image_folder, "load_pixels", no_decoding)
+    second = load_source(str(tiny_tree), 32, cache_dir)
+    assert np.array_equal(first.train.x, second.train.x)
+
+
+def test_cache_is_invalidated_when_a_file_changes(tiny_tree, cache_dir):
+    load_source(str(tiny_tree), 32, cache_dir)
+    Image.new("RGB", (32, 32), (0, 0, 0)).save(tiny_tree / "train" / "class0" / "999.png")
+    assert len(load_source(str(tiny_tree), 32, cache_dir).train) == 37
+
+
+def test_unreadable_files_are_skipped_with_a_counted_warning(tiny_tree, cache_dir, capsys):
+    (tiny_tree / "train" / "class1" / "notes.txt").write_text("not an image")
+    (tiny_tree / "train" / "class2" / "empty.jpg").write_bytes(b"")
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    assert len(raw.train) == 36
+    assert "skipped 2 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_odd_images_are_converted(tiny_tree, cache_dir):
+    folder = tiny_tree / "train" / "class0"
+    Image.new("L", (50, 31), 90).save(folder / "grey.png")
+    Image.new("RGBA", (17, 64), (1, 2, 3, 4)).save(folder / "rgba.png")
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    assert len(raw.train) == 38
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "does not exist"),
+    (lambda root: root.mkdir(), "has no class folders"),
+    (lambda root: (root / "cats").mkdir(parents=True), "has no images"),
+])
+def test_bad_folders(tmp_path, cache_dir, make, message):
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(UserError, match=message):
+        load_source(str(root), 32, cache_dir)
+
+
+def test_class_with_only_unreadable_files(tmp_path, cache_dir):
+    write_class_tree(tmp_path / "d", 3)
+    bad = tmp_path / "d" / "zzz"
+    bad.mkdir()
+    (bad / "a.jpg").write_bytes(b"junk")
+    with pytest.raises(UserError, match="no readable images.*zzz"):
+        load_source(str(tmp_path / "d"), 32, cache_dir)
+
+
+def test_test_tree_with_other_classes(tiny_tree, cache_dir):
+    (tiny_tree / "test" / "class0").rename(tiny_tree / "test" / "other")
+    with pytest.raises(UserError, match="differ from the training classes"):
+        load_source(str(tiny_tree), 32, cache_dir)
+
+
+def _cifar_batch(n, seed):
+    rng = np.random.default_rng(seed)
+    return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, n))}
+
+
+def test_cifar_python_archive(tmp_path):
+    batches = {f"data_batch_{i}": _cifar_batch(4, i) for i in range(1, 6)}
+    batches["test_batch"] = _cifar_batch(3, 9)
+    batches["batches.meta"] = {b"label_names": [n.encode() for n in data_module.CIFAR10_CLASSES]}
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, content in batches.items():
+            blob = pickle.dumps(content)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    raw = load_source(str(archive), 32, None)
+    assert raw.class_names == data_module.CIFAR10_CLASSES
+    assert raw.train.x.shape == (20, 32, 32, 3) and len(raw.test) == 3
+    # channel-first rows become channel-last pixels
+    row = batches["data_batch_1"][b"data"][0]
+    assert raw.train.x[0, 0, 0].tolist() == [row[0], row[1024], row[2048]]
+    # the extracted folder layout reads the same
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "extracted")
+    again = load_source(str(tmp_path / "extracted"), 32, None)
+    assert np.array_equal(again.train.x, raw.train.x)
+
+
+def test_cifar_python_with_missing_batches(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": []}))
+    with pytest.raises(UserError, match="missing: data_batch_1"):
+        load_source(str(folder), 32, None)
+
+
+def test_keras_cifar10_download_path_with_a_stand_in(monkeypatch):
+    import keras
+
+    rng = np.random.default_rng(0)
+    fake = ((rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8), np.arange(30).reshape(-1, 1) % 10),
+            (rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), np.arange(10).reshape(-1, 1)))
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: fake)
+    raw = load_source("cifar10", 32, None)
+    assert raw.class_names[0] == "airplane" and raw.train.y.shape == (30,)
+    assert np.array_equal(raw.test.x, fake[1][0])
+
+
+def test_keras_cifar10_without_network_is_a_user_error(monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(UserError, match="could not download CIFAR-10"):
+        load_source("cifar10", 32, None)

@@ -1,0 +1,51 @@
+"""Architectures: the reference layer structure and parameter counts."""
+import pytest
+
+from edge_runtime.errors import UserError
+from train.cli import ARCH_NAMES
+from train.models import ARCHITECTURES, build_model
+
+
+def test_seed_cnn_matches_the_reference():
+    model = build_model("seed_cnn", (32, 32, 3), 10, 1.0)
+    assert model.count_params() == 357_706
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Conv2D", "BatchNormalization", "MaxPooling2D"] * 3 + [
+        "Flatten", "Dense", "Dropout", "Dense"]
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32, 64, 128]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    assert model.get_layer("dense").units == 128
+    assert model.get_layer("dropout").rate == 0.5
+    assert model.output_shape == (None, 10)
+
+
+def test_resnet8_matches_mlperf_tiny():
+    model = build_model("resnet8", (32, 32, 3), 10, 1.0)
+    assert model.count_params() == 78_666
+    convs = [l for l in model.layers if type(l).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [16, 16, 16, 32, 32, 32, 64, 64, 64]
+    assert sum(type(l).__name__ == "Add" for l in model.layers) == 3
+
+
+def test_width_scales_channels():
+    half = build_model("seed_cnn", (32, 32, 3), 10, 0.5)
+    assert [l.filters for l in half.layers if type(l).__name__ == "Conv2D"] == [16, 32, 64]
+    assert build_model("resnet8", (32, 32, 3), 10, 2.0).count_params() > 4 * 70_000
+
+
+def test_no_training_only_random_layers():
+    for name in ARCHITECTURES:
+        kinds = {type(l).__name__ for l in build_model(name, (32, 32, 3), 10, 1.0).layers}
+        assert not {k for k in kinds if k.startswith("Random")}
+
+
+def test_cli_knows_every_architecture():
+    assert set(ARCH_NAMES) == set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch, width, message", [("vgg", 1.0, "unknown --arch"),
+                                                  ("seed_cnn", 0.0, "--width")])
+def test_bad_model_requests(arch, width, message):
+    with pytest.raises(UserError, match=message):
+        build_model(arch, (32, 32, 3), 10, width)

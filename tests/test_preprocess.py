@@ -1,0 +1,76 @@
+"""The shared preprocessing: every image mode becomes (size, size, 3) uint8; scaling is exact."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_runtime.errors import ImageReadError
+from edge_runtime.preprocess import NORM_MEAN, NORM_STD, load_pixels, scale_pixels
+
+
+def test_scale_pixels_maps_0_255_to_0_1():
+    pixels = np.array([[[0, 128, 255]]], dtype=np.uint8)
+    scaled = scale_pixels(pixels)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled, (pixels.astype(np.float32) - NORM_MEAN) / NORM_STD)
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK", "LA"])
+def test_every_mode_becomes_rgb_uint8(tmp_path, mode):
+    base = Image.new("RGB", (40, 40), (10, 120, 250))
+    image = base.convert(mode) if mode != "I;16" else Image.new("I;16", (40, 40), 40000)
+    path = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    image.save(path)
+    pixels = load_pixels(path, 32)
+    assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    if mode == "I;16":
+        assert pixels[0, 0, 0] == round(40000 / 257)
+
+
+def test_odd_size_is_center_cropped_then_resized(tmp_path):
+    pixels = np.zeros((20, 60, 3), np.uint8)
+    pixels[:, 20:40] = 255  # the centre square is white, the sides black
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    out = load_pixels(tmp_path / "wide.png", 10)
+    assert out.shape == (10, 10, 3)
+    assert out.min() == 255
+
+
+def test_exif_orientation_is_applied():
+    pixels = np.zeros((10, 30, 3), np.uint8)  # wide image
+    pixels[:5] = 255                          # top half white
+    image = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes(), quality=100)
+    shown = load_pixels(buffer.getvalue(), 10)
+    # Turned upright, the white top half becomes the right half of the centre crop.
+    assert shown.shape == (10, 10, 3)
+    assert shown[:, 7:].mean() > 200 and shown[:, :3].mean() < 50
+    unrotated = load_pixels(image, 10)
+    assert unrotated[:3].mean() > 200 and unrotated[7:].mean() < 50
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n\x00\x00"])
+def test_unreadable_files_raise_image_read_error(tmp_path, content):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match="bad.png"):
+        load_pixels(path, 32)
+
+
+def test_truncated_jpeg_raises(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buffer, format="JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[:200])
+    with pytest.raises(ImageReadError, match="cut.jpg"):
+        load_pixels(path, 32)
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        load_pixels(tmp_path / "missing.jpg", 32)

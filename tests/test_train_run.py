@@ -1,0 +1,133 @@
+"""End-to-end training runs on tiny data: every run-directory file, resume, evaluate, and the
+errors a user sees for bad input (one line, exit 2, nothing written)."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from edgekit.cli import main
+from train import epoch_progress
+
+RUN_FILES = {"model.keras", "config.json", "labels.txt", "history.csv", "metrics.json",
+             "training_curves.png", "confusion_matrix.png", "classification_report.txt",
+             "sample_predictions.png"}
+
+pytestmark = pytest.mark.slow
+
+
+def train(tiny_tree, out, *extra):
+    return main(["train", "--data", str(tiny_tree), "--out", str(out), "--epochs", "3",
+                 "--batch-size", "8", *extra])
+
+
+def history_rows(run_dir):
+    with open(run_dir / "history.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(tiny_tree, out) == 0
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    assert not (out / "checkpoint.npz").exists()
+    assert not (tmp_path / "run.partial").exists()
+    assert (out / "labels.txt").read_text() == "class0\nclass1\nclass2\n"
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["recipe"]["name"] == "fast"
+    assert config["settings"]["recipe"]["epochs"] == 3
+    assert len(config["data_fingerprint"]) == 16 and config["versions"]["keras"]
+    assert config["parameters"] == 357_706 - 129 * 7  # 3 classes instead of 10
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["num_test_images"] == 12
+    assert set(metrics["per_class"]) == {"class0", "class1", "class2"}
+    assert metrics["epochs_trained"] == 3 and metrics["seconds_per_epoch"] > 0
+    assert [r["epoch"] for r in history_rows(out)] == ["1", "2", "3"]
+    report = (out / "classification_report.txt").read_text()
+    assert "precision" in report and "class2" in report
+    for picture in ("training_curves.png", "confusion_matrix.png", "sample_predictions.png"):
+        assert (out / picture).read_bytes()[:4] == b"\x89PNG"
+    assert "epoch 3/3" in capsys.readouterr().out
+
+
+def test_seed_recipe_on_the_reference_split(tiny_tree, cache_dir, tmp_path):
+    out = tmp_path / "seed"
+    assert main(["train", "--data", str(tiny_tree), "--out", str(out), "--recipe", "seed",
+                 "--epochs", "1", "--split", "70/15/15", "--arch", "resnet8"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["split_sizes"] == {"train": 36, "val": 6, "test": 6}
+    assert config["settings"]["recipe"]["batch_size"] == 64
+    assert config["parameters"] == 78_666 - 65 * 7
+
+
+def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    assert train(tiny_tree, reference) == 0
+
+    out = tmp_path / "run"
+    original = epoch_progress.EpochProgress.on_epoch_end
+
+    def stop_during_second_epoch(self, epoch, logs=None):
+        if self.epoch == 1:
+            raise KeyboardInterrupt  # as Ctrl-C would, before epoch 2 is checkpointed
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_during_second_epoch)
+    assert train(tiny_tree, out) == 130
+    partial = tmp_path / "run.partial"
+    assert not out.exists() and (partial / "checkpoint.npz").is_file()
+    assert len(history_rows(partial)) == 1
+
+    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", original)
+    assert train(tiny_tree, out) == 2  # must ask for --resume or --overwrite
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    rows = history_rows(out)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # same seeds, same batches: the resumed run follows the uninterrupted one
+    expected = history_rows(reference)
+    np.testing.assert_allclose([float(r["loss"]) for r in rows],
+                               [float(r["loss"]) for r in expected], rtol=1e-3)
+
+
+def test_resume_without_an_interrupted_run(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train(tiny_tree, out) == 0
+    before = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()
+    (out / "confusion_matrix.png").unlink()
+    assert main(["evaluate", str(out)]) == 0
+    after = json.loads((out / "metrics.json").read_text())
+    assert after["test_accuracy"] == pytest.approx(before["test_accuracy"])
+    assert after["epochs_trained"] == 3
+    assert (out / "confusion_matrix.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{tmp}/missing"], "does not exist"),
+    (["--data", "{tmp}/empty"], "has no class folders"),
+    (["--data", "{tree}", "--split", "60/30"], "bad --split"),
+    (["--data", "{tree}", "--arch", "vgg"], "unknown --arch"),
+    (["--data", "{tree}", "--epochs", "0"], "--epochs must be at least 1"),
+])
+def test_bad_input_gives_one_line_and_writes_nothing(tiny_tree, cache_dir, tmp_path, capsys,
+                                                     args, message):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(tmp=tmp_path, tree=tiny_tree) for a in args]
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edgekit: error:") and message in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    assert train(tiny_tree, out) == 2
+    assert "--overwrite" in capsys.readouterr().err
