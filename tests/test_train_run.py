@@ -53,7 +53,9 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
 def test_seed_recipe_on_the_reference_split(tiny_tree, cache_dir, tmp_path):
     out = tmp_path / "seed"
     assert main(["train", "--data", str(tiny_tree), "--out", str(out), "--recipe", "seed",
-                 "--epochs", "1", "--split", "70/15/15", "--arch", "resnet8"]) == 0
+                 "--epochs", "1", "--split", "70/15/15", "--arch", "resnet8",
+                 "--tensorboard"]) == 0
+    assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
     config = json.loads((out / "config.json").read_text())
     assert config["split_sizes"] == {"train": 36, "val": 6, "test": 6}
     assert config["settings"]["recipe"]["batch_size"] == 64
@@ -98,7 +100,7 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0
     before = json.loads((out / "metrics.json").read_text())
-    (out / "metrics.json").unlink()
+    (out / "metrics.json").write_text(json.dumps(dict(before, test_accuracy=-1.0)))
     (out / "confusion_matrix.png").unlink()
     assert main(["evaluate", str(out)]) == 0
     after = json.loads((out / "metrics.json").read_text())
@@ -131,3 +133,29 @@ def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path
     out.mkdir()
     assert train(tiny_tree, out) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path):
+    """A real `kill -9` mid-run: the partial run keeps its last whole epoch and resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    partial = tmp_path / "run.partial"
+    command = [sys.executable, "-m", "edgekit.cli", "train", "--data", str(tiny_tree),
+               "--out", str(out), "--epochs", "40", "--batch-size", "8"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    deadline = time.time() + 300
+    while time.time() < deadline and len(history_rows(partial) if (partial / "history.csv").is_file() else []) < 2:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(history_rows(partial))
+    assert 2 <= done < 40 and not out.exists()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 0
+    rows = history_rows(out)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 41))

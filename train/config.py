@@ -48,3 +48,15 @@ def library_versions() -> dict[str, str]:
     if module:
         versions[module] = __import__(module).__version__
     return versions
+
+
+def compute_devices() -> list[str]:
+    """Devices the Keras backend will train on, e.g. ['gpu:0'] or ['cpu:0']."""
+    import keras
+
+    if keras.backend.backend() == "torch":  # Keras' distribution API has no torch support
+        import torch
+
+        count = torch.cuda.device_count()
+        return [f"gpu:{i}" for i in range(count)] or ["cpu:0"]
+    return [str(d).lower() for d in keras.distribution.list_devices()]

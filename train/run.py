@@ -19,7 +19,7 @@ from edge_runtime.errors import UserError
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, PREPROCESS_VERSION, scale_pixels
 
 from .atomic import write_json, write_text
-from .config import TrainConfig, library_versions
+from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .splits import parse_split
 
@@ -85,8 +85,20 @@ def load_splits(config: TrainConfig) -> DataSplits:
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train (or resume) a run and write the finished run directory; returns metrics.json."""
     config, partial = _prepare_dirs(config, resume, overwrite)
+    if config.tensorboard:
+        try:
+            import tensorboard  # noqa: F401  (Keras' callback needs it, and says so too late)
+        except ImportError:
+            raise UserError("--tensorboard needs the tensorboard package: "
+                            "pip install tensorboard") from None
     # Data errors surface before anything is written.
     splits = load_splits(config)
+    if resume:
+        stored = json.loads((partial / "config.json").read_text())["data_fingerprint"]
+        if stored != splits.fingerprint:
+            raise UserError(f"the data of {config.data} changed since {partial} started "
+                            f"(fingerprint {splits.fingerprint}, was {stored}): start again "
+                            "with --overwrite")
     for name, part in (("training", splits.train), ("validation", splits.val), ("test", splits.test)):
         if len(part) == 0:
             raise UserError(f"the {name} split is empty: use more images or another --split")
@@ -111,13 +123,15 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
                   metrics=["accuracy"])
     if resume and (partial / CHECKPOINT).is_file():
         restore_state(model, partial / CHECKPOINT)
-        print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs}", file=sys.stderr)
+        print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs} with its stored "
+              "settings (other flags are ignored)", file=sys.stderr)
     else:
         history = []
         partial.mkdir(parents=True, exist_ok=True)
         write_json(partial / "config.json", {
             "settings": config.to_dict(),
             "versions": library_versions(),
+            "devices": compute_devices(),
             "data_fingerprint": splits.fingerprint,
             "class_names": splits.class_names,
             "split_sizes": {"train": len(splits.train), "val": len(splits.val),
@@ -130,6 +144,9 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         })
         write_text(partial / "labels.txt", "".join(f"{n}\n" for n in splits.class_names))
 
+    print(f"training {config.arch} (width {config.width}, {model.count_params():,} parameters) "
+          f"with recipe {recipe.name} on {', '.join(compute_devices())} "
+          f"[{keras.backend.backend()}]", flush=True)
     validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
     callbacks = []
     if config.tensorboard:
@@ -184,7 +201,9 @@ def _save_inference_model(model, target: Path) -> None:
     """Save an uncompiled float32 copy: no optimizer state, no custom schedule to load."""
     import keras
 
-    clone = keras.models.clone_model(model)
+    # from_config builds the same layers with no compile state (clone_model keeps the
+    # optimizer and its custom schedule, which a TensorFlow-only loader would then need).
+    clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     tmp = target.with_name(".model.tmp.keras")
     clone.save(tmp)
