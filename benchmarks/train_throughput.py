@@ -1,0 +1,85 @@
+"""Training throughput: our epoch pipeline against the reference notebook's plain ``fit``.
+
+The reference trained with ``model.fit(x_float, y, batch_size=64)`` on arrays prepared once.
+Our trainer rebuilds each epoch's shuffled, augmented arrays (``train.augment.EpochData``) and
+then calls the same ``fit``. Both are timed on the same model and data in one process,
+alternating, so the ratio is not skewed by machine drift.
+
+    python -m benchmarks.train_throughput --data ../shared/datasets/cifar10-jpeg --repeats 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    """Time ``--repeats`` epochs of each pipeline and print/save images per second."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", default="cifar10", help="as for edgekit train")
+    parser.add_argument("--arch", default="seed_cnn", help="architecture")
+    parser.add_argument("--batch-size", type=int, default=128, help="batch size for both")
+    parser.add_argument("--repeats", type=int, default=2, help="timed epochs per pipeline")
+    parser.add_argument("--out", default="train_throughput.json", help="JSON result file")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    import keras
+    import numpy as np
+
+    from edge_runtime.preprocess import scale_pixels
+    from train.atomic import write_json
+    from train.augment import EpochData, one_hot
+    from train.data import load_source, make_splits
+    from train.image_folder import default_cache_dir
+    from train.models import build_model
+    from train.splits import parse_split
+
+    raw = load_source(args.data, 32, default_cache_dir())
+    splits = make_splits(raw, parse_split("standard"), 0.1, seed=0)
+    classes = len(splits.class_names)
+    model = build_model(args.arch, (32, 32, 3), classes, 1.0)
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    x_plain = scale_pixels(splits.train.x)
+    y_plain = one_hot(splits.train.y, classes)
+    ours = EpochData(splits.train.x, splits.train.y, classes, args.batch_size, 0, 2, True)
+
+    def plain(epoch):
+        model.fit(x_plain, y_plain, batch_size=args.batch_size, epochs=1, verbose=0)
+
+    def pipeline(epoch):
+        x, y = ours.arrays(epoch)
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
+
+    plain(0)  # warm-up: graph tracing happens once, outside the timings
+    seconds = {"plain_fit": [], "edgekit_epoch": []}
+    for repeat in range(args.repeats):
+        for name, run in (("plain_fit", plain), ("edgekit_epoch", pipeline)):
+            started = time.perf_counter()
+            run(repeat)
+            seconds[name].append(time.perf_counter() - started)
+    images = len(splits.train)
+    result = {
+        "command": " ".join(["python -m benchmarks.train_throughput"] + sys.argv[1:]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "backend": keras.backend.backend(), "arch": args.arch, "batch_size": args.batch_size,
+        "images_per_epoch": images,
+        "seconds": {k: [round(s, 2) for s in v] for k, v in seconds.items()},
+        "images_per_second": {k: round(images / statistics.median(v), 1) for k, v in seconds.items()},
+    }
+    result["edgekit_over_plain_time"] = round(
+        statistics.median(seconds["edgekit_epoch"]) / statistics.median(seconds["plain_fit"]), 3)
+    write_json(Path(args.out), result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
