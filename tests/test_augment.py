@@ -22,15 +22,19 @@ def test_flip_only_mirrors():
 def test_epoch_data_is_reproducible_per_epoch():
     x = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
     y = np.arange(20) % 2
-    first = EpochData(x, y, 2, 8, seed=5, crop_pad=2, flip=True)
-    second = EpochData(x, y, 2, 8, seed=5, crop_pad=2, flip=True)
-    xa, ya = first.arrays(3)
-    xb, yb = second.arrays(3)
-    assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
-    assert xa.dtype == np.float32 and xa.max() <= 1.0 and ya.shape == (20, 2)
-    assert not np.array_equal(first.arrays(4)[0], xa)
-    assert first.steps() == 3
-    # every label still matches its (augmented) image's source: the shuffle moved both
-    order = np.random.default_rng([5, 3]).permutation(20)
-    assert np.array_equal(ya.argmax(1), y[order])
-    assert np.array_equal(x, np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8))
+    data = EpochData(x, y, 2, 8, seed=5, crop_pad=2, flip=True)
+    assert data.steps() == 3
+    stream = data.batches(first_epoch=2)
+    from_epoch_2 = [next(stream) for _ in range(6)]  # epochs 2 and 3
+    resumed = data.batches(first_epoch=3)
+    for expected in from_epoch_2[3:]:
+        got = next(resumed)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    xb, yb = data.batch(3, 1)
+    assert np.array_equal(xb, from_epoch_2[4][0])
+    assert xb.dtype == np.float32 and xb.max() <= 1.0 and yb.shape == (8, 2)
+    assert len(from_epoch_2[2][0]) == 4  # the last batch holds the remainder
+    assert not np.array_equal(from_epoch_2[0][0], from_epoch_2[3][0])
+    # labels travel with their images through the shuffle
+    order = np.random.default_rng([5, 2]).permutation(20)
+    assert np.array_equal(from_epoch_2[0][1].argmax(1), y[order[:8]])

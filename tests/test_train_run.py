@@ -70,7 +70,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_p
     original = epoch_progress.EpochProgress.on_epoch_end
 
     def stop_during_second_epoch(self, epoch, logs=None):
-        if self.epoch == 1:
+        if epoch == 1:
             raise KeyboardInterrupt  # as Ctrl-C would, before epoch 2 is checkpointed
         original(self, epoch, logs)
 

@@ -6,6 +6,8 @@ millisecond, so the 2-core CPU spends its time in the model, not here.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from edge_runtime.preprocess import scale_pixels
@@ -29,13 +31,12 @@ def random_crop_flip(x: np.ndarray, pad: int, flip: bool, rng: np.random.Generat
 
 
 class EpochData:
-    """The training set as it is seen in one epoch: shuffled, augmented, scaled, one-hot.
+    """The training set as ``fit`` sees it: shuffled, augmented, scaled, one-hot batches.
 
     The order of epoch ``e`` and the augmentation of its batch ``b`` come from generators seeded
-    by (seed, e) and (seed, e, b), so a resumed run sees exactly the data an uninterrupted one
-    would. Whole-epoch arrays are fed to ``fit(shuffle=False)`` rather than a PyDataset: its
-    prefetching thread made a resumed epoch differ from an uninterrupted one (measured), and
-    preparing 45,000 images takes about a second against about 30 of training.
+    by (seed, e) and (seed, e, b), and ``batches`` counts epochs itself, so a run resumed at
+    epoch ``e`` sees exactly the batches an uninterrupted one would. A plain generator rather
+    than a PyDataset: the latter's prefetching made a resumed epoch differ (measured).
     """
 
     def __init__(self, x, y, num_classes, batch_size, seed, crop_pad=0, flip=False):
@@ -47,16 +48,31 @@ class EpochData:
         """Batches per epoch."""
         return int(np.ceil(len(self.y) / self.batch_size))
 
-    def arrays(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(x float32 (N, H, W, 3), y one-hot float32 (N, classes)) for ``epoch``, in order."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
-        x = self.x[order]
+    def batch(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index`` of ``epoch``: (x float32 (B, H, W, 3), y one-hot float32 (B, C))."""
+        order = self._order(epoch)
+        picked = order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self._prepare(epoch, index, picked)
+
+    def batches(self, first_epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every batch of every epoch from ``first_epoch`` on, endlessly (fit stops it)."""
+        epoch = first_epoch
+        while True:
+            order = self._order(epoch)
+            for index in range(self.steps()):
+                picked = order[index * self.batch_size:(index + 1) * self.batch_size]
+                yield self._prepare(epoch, index, picked)
+            epoch += 1
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
+
+    def _prepare(self, epoch: int, index: int, picked: np.ndarray):
+        x = self.x[picked]
         if self.crop_pad or self.flip:
-            for index, start in enumerate(range(0, len(x), self.batch_size)):
-                rng = np.random.default_rng([self.seed, epoch, index + 1])
-                stop = start + self.batch_size
-                x[start:stop] = random_crop_flip(x[start:stop], self.crop_pad, self.flip, rng)
-        return scale_pixels(x), one_hot(self.y[order], self.num_classes)
+            rng = np.random.default_rng([self.seed, epoch, index + 1])
+            x = random_crop_flip(x, self.crop_pad, self.flip, rng)
+        return scale_pixels(x), one_hot(self.y[picked], self.num_classes)
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -8,6 +8,9 @@ the same next epoch.
 """
 from __future__ import annotations
 
+import csv
+import io
+import time
 from pathlib import Path
 
 import keras
@@ -15,7 +18,11 @@ import numpy as np
 
 from edge_runtime.errors import UserError
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text
+
+CHECKPOINT = "checkpoint.npz"
+HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                  "seconds"]
 
 
 def save_state(model: keras.Model, target: Path) -> None:
@@ -40,3 +47,48 @@ def restore_state(model: keras.Model, source: Path) -> None:
                                 "with --overwrite")
             for name, variable in zip(names, variables):
                 variable.assign(saved[name])
+
+
+def read_history(path: Path) -> list[dict]:
+    """Rows of history.csv as dicts of floats (``epoch`` as int)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """history.csv, one row per completed epoch (atomic)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: append its row to ``history``, then save history.csv and the state.
+
+    The state is saved only at an epoch's end, so an interruption anywhere inside an epoch
+    resumes from the last completed one.
+    """
+
+    def __init__(self, run_dir: Path, history: list[dict]):
+        super().__init__()
+        self.run_dir, self.history = run_dir, history
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        # The optimizer's learning_rate property evaluates its schedule at the current step.
+        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.history.append({
+            "epoch": epoch + 1, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
+            "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
+            "learning_rate": rate, "seconds": round(time.perf_counter() - self.started, 3)})
+        save_state(self.model, self.run_dir / CHECKPOINT)
+        write_history(self.run_dir / "history.csv", self.history)

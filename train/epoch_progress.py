@@ -1,8 +1,7 @@
-"""A per-epoch progress bar that knows the run's real epoch count.
+"""A per-epoch progress bar with running loss and accuracy, and one summary line per epoch.
 
-The trainer calls ``fit`` once per epoch (so checkpoints and augmentation follow the epoch
-number), which makes Keras' own bar say "Epoch 1/1"; this callback shows "epoch 7/60" with
-running loss and accuracy instead, and prints one summary line per epoch off a terminal.
+Keras' own bar cannot show a generator's step count before the first epoch ends and floods
+logs off a terminal; this one is a tqdm bar on a terminal and a single line per epoch elsewhere.
 """
 from __future__ import annotations
 
@@ -16,14 +15,15 @@ from tqdm import tqdm
 class EpochProgress(keras.callbacks.Callback):
     """tqdm bar over the batches of one epoch, then a line with the validation figures."""
 
-    def __init__(self, epoch: int, epochs: int, steps: int):
+    def __init__(self, epochs: int, steps: int):
         super().__init__()
-        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.epochs, self.steps = epochs, steps
         self.bar = None
+        self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
-        self.bar = tqdm(total=self.steps, desc=f"epoch {self.epoch + 1}/{self.epochs}",
+        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
                         file=sys.stderr, unit="batch", leave=False,
                         disable=not sys.stderr.isatty())
 
@@ -37,7 +37,7 @@ class EpochProgress(keras.callbacks.Callback):
         logs = logs or {}
         elapsed = time.perf_counter() - self.started
         self.bar.close()
-        print(f"epoch {self.epoch + 1}/{self.epochs} - {elapsed:.0f}s - "
+        print(f"epoch {epoch + 1}/{self.epochs} - {elapsed:.0f}s - "
               f"loss {logs.get('loss', float('nan')):.4f} - "
               f"accuracy {logs.get('accuracy', float('nan')):.4f} - "
               f"val_loss {logs.get('val_loss', float('nan')):.4f} - "

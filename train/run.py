@@ -6,12 +6,9 @@ partial run up at its last completed epoch, with its stored settings.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -19,36 +16,16 @@ from edge_runtime.errors import UserError
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, PREPROCESS_VERSION, scale_pixels
 
 from .atomic import write_json, write_text
+from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .splits import parse_split
 
-CHECKPOINT = "checkpoint.npz"
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                  "seconds"]
 
 
 def staging_dir(out: Path) -> Path:
     """Where a run is built before it is renamed to ``out``."""
     return out.with_name(out.name + ".partial")
-
-
-def read_history(path: Path) -> list[dict]:
-    """Rows of history.csv as dicts of floats (``epoch`` as int)."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    """history.csv, one row per completed epoch (atomic)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buffer.getvalue())
 
 
 def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, Path]:
@@ -106,8 +83,9 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     import keras
 
     from .augment import EpochData, one_hot
-    from .checkpoint import restore_state, save_state
+    from .checkpoint import EpochCheckpoint, restore_state
     from .epoch_progress import EpochProgress
+    from .evaluate import EVAL_BATCH
     from .models import build_model
     from .optim import make_loss, make_optimizer
 
@@ -148,27 +126,14 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
           f"with recipe {recipe.name} on {', '.join(compute_devices())} "
           f"[{keras.backend.backend()}]", flush=True)
     validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
-    callbacks = []
+    callbacks = [EpochProgress(recipe.epochs, epochs_data.steps()),
+                 EpochCheckpoint(partial, history)]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
-    # One fit() per epoch: the checkpoint and the augmentation stream stay in step with the
-    # epoch number, so an interrupted run resumes exactly where it stopped.
-    for epoch in range(len(history), recipe.epochs):
-        started = time.perf_counter()
-        x_epoch, y_epoch = epochs_data.arrays(epoch)
-        progress = EpochProgress(epoch, recipe.epochs, epochs_data.steps())
-        result = model.fit(x_epoch, y_epoch, epochs=epoch + 1, initial_epoch=epoch,
-                           validation_data=validation, batch_size=recipe.batch_size,
-                           shuffle=False, callbacks=callbacks + [progress], verbose=0)
-        seconds = time.perf_counter() - started
-        logs = {k: float(v[-1]) for k, v in result.history.items()}
-        # The optimizer's learning_rate property evaluates its schedule at the current step.
-        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        history.append({"epoch": epoch + 1, "loss": logs["loss"], "accuracy": logs["accuracy"],
-                        "val_loss": logs["val_loss"], "val_accuracy": logs["val_accuracy"],
-                        "learning_rate": learning_rate, "seconds": round(seconds, 3)})
-        save_state(model, partial / CHECKPOINT)
-        write_history(partial / "history.csv", history)
+    if len(history) < recipe.epochs:
+        model.fit(epochs_data.batches(len(history)), steps_per_epoch=epochs_data.steps(),
+                  epochs=recipe.epochs, initial_epoch=len(history), validation_data=validation,
+                  validation_batch_size=EVAL_BATCH, callbacks=callbacks, verbose=0)
 
     return _finish(model, config, splits, history, partial)
 
