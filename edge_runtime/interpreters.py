@@ -59,9 +59,15 @@ class TFLiteModel:
         self.output = self.interpreter.get_output_details()[0]
         self.batch = int(self.input["shape"][0])
 
-    @property
-    def input_dtype(self):
-        return self.input["dtype"]
+    def describe(self) -> dict:
+        """dtype, shape and (scale, zero point) of the input and output tensors."""
+        def tensor(details):
+            scale, zero_point = details["quantization"]
+            return {"name": details["name"], "dtype": np.dtype(details["dtype"]).name,
+                    "shape": [int(d) for d in details["shape_signature"]],
+                    "quantization": None if scale == 0 else
+                    {"scale": float(scale), "zero_point": int(zero_point)}}
+        return {"input": tensor(self.input), "output": tensor(self.output)}
 
     def _resize(self, batch: int) -> None:
         shape = list(self.input["shape"])
@@ -111,6 +117,16 @@ class OnnxModel:
             raise ModelLoadError(f"{path}: not a loadable ONNX model ({exc})") from None
         self.backend = "onnxruntime"
         self.input_name = self.session.get_inputs()[0].name
+
+    def describe(self) -> dict:
+        """dtype and shape of the input and output tensors (QDQ models keep float IO)."""
+        def tensor(node):
+            dtype = node.type.replace("tensor(", "").rstrip(")")
+            return {"name": node.name, "dtype": "float32" if dtype == "float" else dtype,
+                    "shape": [d if isinstance(d, int) else -1 for d in node.shape],
+                    "quantization": None}
+        return {"input": tensor(self.session.get_inputs()[0]),
+                "output": tensor(self.session.get_outputs()[0])}
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for scaled float32 images (N, H, W, 3)."""

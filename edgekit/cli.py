@@ -21,6 +21,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per stage command."""
+    from convert.cli import add_convert_arguments, run_convert
     from train.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
 
     parser = argparse.ArgumentParser(
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter)
     add_evaluate_arguments(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
+
+    convert = commands.add_parser(
+        "convert", help="turn RUN_DIR/model.keras into verified TFLite and ONNX variants",
+        formatter_class=_HelpFormatter)
+    add_convert_arguments(convert)
+    convert.set_defaults(handler=run_convert)
     return parser
 
 

@@ -1,0 +1,35 @@
+"""Flags of ``edgekit convert``; parsing imports nothing heavy."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .variants import VARIANTS
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the conversion flags."""
+    parser.add_argument("run_dir", type=Path, help="a finished training run directory")
+    parser.add_argument("--variants", default=None,
+                        help=f"comma-separated subset of: {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--calibration-size", type=int, default=500,
+                        help="training images used to calibrate integer variants")
+    parser.add_argument("--probe-size", type=int, default=500,
+                        help="validation images each artifact is checked on against Keras")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both samples")
+    parser.add_argument("--data", default=None,
+                        help="where the run's data is now, if it moved (default: as trained)")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Convert, print a line per variant, and return 1 if any requested variant failed."""
+    from .pipeline import convert_run
+    from .variants import parse_variants
+
+    variants = parse_variants(args.variants)
+    manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
+                                   args.probe_size, args.seed, args.data)
+    done = len(variants) - len(failed)
+    print(f"{done}/{len(variants)} variants -> {args.run_dir / 'artifacts'}"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0

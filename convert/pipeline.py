@@ -1,0 +1,160 @@
+"""``edgekit convert RUN_DIR``: every requested variant into RUN_DIR/artifacts, each verified
+against the Keras model and described in manifest.json."""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
+
+from .run_dir import file_sha256, load_run
+from .samples import draw_samples
+from .variants import Variant
+from .verify import compare, predict_file
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def conversion_versions() -> dict:
+    """Versions of every library that shapes an artifact."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "numpy", "tf2onnx", "onnx", "onnxruntime",
+                    "ai-edge-litert"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def _build_in_child(model_file: Path, variant: Variant, calibration_file: Path,
+                    target: Path, metadata: dict) -> dict:
+    """Run ``worker.build_variant`` in a fresh spawned process; its exception comes back."""
+    from .worker import build_variant
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(build_variant, str(model_file), variant.name,
+                             str(calibration_file), str(target), metadata)
+        return future.result()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 500,
+                probe_size: int = 500, seed: int = 0, data: Optional[str] = None) -> tuple[dict, list[str]]:
+    """Build, verify and publish ``variants``; returns the manifest and the failed names."""
+    from train.atomic import write_json
+
+    run = load_run(run_dir)
+    samples = draw_samples(run, calibration_size, probe_size, seed, data)
+    probe = scale_pixels(samples.probe)
+    reference = np.asarray(run.model.predict(probe, batch_size=250, verbose=0))
+    artifacts = Path(run_dir) / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    metadata = {"labels": run.class_names, "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
+                "image_size": run.image_size, "source_model_sha256": run.model_sha256}
+    manifest = _existing_manifest(artifacts)
+    entries = {e["name"]: e for e in manifest.get("variants", [])}
+    failed = []
+    with tempfile.TemporaryDirectory(dir=artifacts, prefix=".work-") as work:
+        calibration_file = Path(work) / "calibration.npz"
+        np.savez(calibration_file, calibration=samples.calibration)
+        for number, variant in enumerate(variants, start=1):
+            prefix = f"[{number}/{len(variants)}] {variant.name}"
+            print(f"{prefix}: converting...", flush=True)
+            entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
+                                 metadata, probe, reference, samples.probe_labels)
+            entries[variant.name] = entry
+            if "error" in entry:
+                failed.append(variant.name)
+                print(f"{prefix}: FAILED: {entry['error']}", flush=True)
+            else:
+                check = entry["checks"]
+                print(f"{prefix}: {entry['bytes']:,} bytes, top-1 agreement "
+                      f"{check['top1_agreement']:.4f}, max |diff| {check['max_abs_diff']:.2e}, "
+                      f"{entry['conversion_seconds']:.1f} s", flush=True)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "source_model": {"file": "../model.keras", "sha256": run.model_sha256},
+        "labels": run.class_names,
+        "input": {"image_size": run.image_size, "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
+                  "layout": "NHWC"},
+        "settings": {"calibration_size": len(samples.calibration),
+                     "calibration_source": "train split, seeded sample",
+                     "probe_size": len(samples.probe), "probe_source": "validation split",
+                     "seed": seed},
+        "versions": conversion_versions(),
+        "command": " ".join(sys.argv),
+        "variants": [entries[name] for name in sorted(entries, key=_registry_order)],
+    }
+    write_json(artifacts / MANIFEST, manifest)
+    return manifest, failed
+
+
+def _registry_order(name: str) -> int:
+    from .variants import VARIANTS
+
+    names = list(VARIANTS)
+    return names.index(name) if name in names else len(names)
+
+
+def _existing_manifest(artifacts: Path) -> dict:
+    import json
+
+    path = artifacts / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+
+
+def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, artifacts: Path,
+                 metadata: dict, probe: np.ndarray, reference: np.ndarray,
+                 labels: np.ndarray) -> dict:
+    """Build one variant in a child, verify it, and move it into place; or say why not."""
+    entry = {"name": variant.name, "file": variant.file, "format": variant.format,
+             "precision": variant.precision, "description": variant.description}
+    target = work / variant.file
+    final = artifacts / variant.file
+    logs = artifacts / "logs"
+    logs.mkdir(exist_ok=True)
+    try:
+        try:
+            facts = _build_in_child(run.path / "model.keras", variant, calibration_file, target,
+                                    metadata)
+        finally:
+            log = Path(f"{target}.log")
+            if log.is_file():
+                os.replace(log, logs / f"{variant.name}.log")
+        predictions, io = predict_file(target, probe)
+    except Exception as exc:  # a converter or interpreter failure costs only this variant
+        final.unlink(missing_ok=True)
+        return dict(entry, error=f"{_one_line(exc)} (log: artifacts/logs/{variant.name}.log)")
+    checks = compare(reference, predictions, labels)
+    if variant.max_abs_diff is not None:
+        checks["tolerance_max_abs_diff"] = variant.max_abs_diff
+        if checks["max_abs_diff"] > variant.max_abs_diff:
+            final.unlink(missing_ok=True)
+            return dict(entry, checks=checks, error=(
+                f"disagrees with the Keras model: max |diff| {checks['max_abs_diff']:.2e} > "
+                f"tolerance {variant.max_abs_diff:.0e}"))
+    os.replace(target, final)
+    return dict(entry, bytes=final.stat().st_size, sha256=file_sha256(final), io=io,
+                checks=checks, conversion_seconds=facts["conversion_seconds"])

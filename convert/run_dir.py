@@ -1,0 +1,62 @@
+"""What the conversion stage reads from a training run directory (and nothing else)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_runtime.errors import UserError
+
+
+@dataclass
+class TrainedRun:
+    """A finished run: its Keras model, class names and resolved training settings."""
+
+    path: Path
+    model: object          # keras.Model
+    class_names: list[str]
+    config: dict           # config.json as written by the training stage
+    model_sha256: str
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["input"]["shape"][0])
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_run(run_dir: Path) -> TrainedRun:
+    """Load RUN_DIR/model.keras, labels.txt and config.json, checking they fit together."""
+    import keras
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist")
+    model_file = run_dir / "model.keras"
+    for needed in (model_file, run_dir / "config.json", run_dir / "labels.txt"):
+        if not needed.is_file():
+            raise UserError(f"{run_dir} is not a finished training run: {needed.name} is missing")
+    try:
+        model = keras.saving.load_model(model_file, compile=False)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...
+        raise UserError(f"{model_file}: not a loadable Keras model ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    config = json.loads((run_dir / "config.json").read_text())
+    class_names = (run_dir / "labels.txt").read_text().splitlines()
+    expected = tuple(config["input"]["shape"])
+    shape = tuple(model.input_shape[1:])
+    if shape != expected or len(shape) != 3 or shape[2] != 3:
+        raise UserError(f"{model_file}: input shape {shape} is not the run's {expected} "
+                        "(expected height x width x 3)")
+    if model.output_shape[-1] != len(class_names):
+        raise UserError(f"{model_file}: {model.output_shape[-1]} outputs but labels.txt names "
+                        f"{len(class_names)} classes")
+    return TrainedRun(run_dir, model, class_names, config, file_sha256(model_file))

@@ -1,0 +1,67 @@
+"""Keras model -> TFLite flatbuffers with the LiteRT converter (TensorFlow's TFLiteConverter).
+
+Each function returns the model as bytes. Full-integer variants are calibrated on float32
+images already scaled by ``edge_runtime.preprocess.scale_pixels``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def _converter(model):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def _representative(calibration: np.ndarray) -> Callable:
+    # One image per step: the converter records min/max over all of them.
+    def generate():
+        for image in calibration:
+            yield [image[None].astype(np.float32)]
+    return generate
+
+
+def float32(model, calibration=None) -> bytes:
+    """The float graph as it is (the accuracy reference for every other variant)."""
+    return _converter(model).convert()
+
+
+def float16(model, calibration=None) -> bytes:
+    """Weights stored as float16 (half the size); computed in float32 on most CPUs."""
+    import tensorflow as tf
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def dynamic_int8(model, calibration=None) -> bytes:
+    """int8 weights, float activations quantized on the fly: no calibration data needed."""
+    import tensorflow as tf
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
+              output_type: str = "int8") -> bytes:
+    """Every tensor int8 (weights per-channel), calibrated on ``calibration``.
+
+    int8 input and output is the fast path for XNNPACK; uint8 input with float32 output is what
+    MediaPipe's ImageClassifier accepts (see PITFALLS.md).
+    """
+    import tensorflow as tf
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    types = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
+    converter.inference_input_type = types[input_type]
+    converter.inference_output_type = types[output_type]
+    return converter.convert()

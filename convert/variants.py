@@ -1,0 +1,50 @@
+"""The deployable variants: name, file, format, precision, how to build, and how closely each
+must agree with the Keras model on the probe set."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artifact the conversion stage can produce."""
+
+    name: str
+    format: str                       # "tflite" | "onnx"
+    precision: str
+    description: str
+    # Float variants must match Keras this closely (max |p_keras - p_variant| over the probe
+    # set) or the command fails; integer variants are measured and recorded, not gated.
+    max_abs_diff: Optional[float] = None
+
+    @property
+    def file(self) -> str:
+        return f"model_{self.name}.{self.format}"
+
+
+VARIANTS = {v.name: v for v in [
+    Variant("float32", "tflite", "float32", "TFLite, float32 as trained", 1e-4),
+    Variant("float16", "tflite", "float16", "TFLite, float16 weights", 5e-3),
+    Variant("dynamic-int8", "tflite", "dynamic-int8",
+            "TFLite, int8 weights, activations quantized at run time"),
+    Variant("int8", "tflite", "int8",
+            "TFLite, full-integer int8 with int8 input and output (XNNPACK fast path)"),
+    Variant("onnx-float32", "onnx", "float32", "ONNX (tf2onnx, opset 17), float32", 1e-4),
+    Variant("onnx-int8", "onnx", "int8",
+            "ONNX, static int8 QDQ, per-channel weights (ONNX Runtime quantizer)"),
+]}
+
+
+def parse_variants(text: Optional[str]) -> list[Variant]:
+    """``--variants a,b,...`` (default: all) in the registry's order."""
+    from edge_runtime.errors import UserError
+
+    if not text:
+        return list(VARIANTS.values())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise UserError(f"unknown --variants {', '.join(unknown) or text!r}: choose from "
+                        f"{', '.join(VARIANTS)}")
+    return [v for v in VARIANTS.values() if v.name in names]

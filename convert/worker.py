@@ -1,0 +1,53 @@
+"""Builds one variant in a child process.
+
+The TFLite converter leaks about 20 MB per call (PITFALLS.md) and tf_keras would leak into the
+parent's Keras 3 state, so every variant is built in a fresh process; a converter crash then
+costs only that variant.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def build_variant(model_file: str, name: str, calibration_file: str, target: str,
+                  metadata: dict) -> dict:
+    """Convert ``model_file`` into variant ``name`` at ``target``, with ``metadata`` (labels,
+    normalization) embedded; returns timing facts."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _redirect_output(target + ".log")
+    import keras
+    import numpy as np
+
+    from edge_runtime.preprocess import scale_pixels
+
+    from . import onnx_variants, tflite_variants
+    from .onnx_metadata import with_metadata
+
+    started = time.perf_counter()
+    model = keras.saving.load_model(model_file, compile=False)
+    with np.load(calibration_file) as saved:
+        calibration = scale_pixels(saved["calibration"])
+    builders = {
+        "float32": lambda: tflite_variants.float32(model),
+        "float16": lambda: tflite_variants.float16(model),
+        "dynamic-int8": lambda: tflite_variants.dynamic_int8(model),
+        "int8": lambda: tflite_variants.full_int8(model, calibration),
+        "onnx-float32": lambda: onnx_variants.float32(model),
+        "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
+    }
+    content = builders[name]()
+    if name.startswith("onnx"):
+        content = with_metadata(content, metadata)
+    Path(target).write_bytes(content)
+    return {"conversion_seconds": round(time.perf_counter() - started, 2)}
+
+
+def _redirect_output(log_file: str) -> None:
+    """Send this process's stdout and stderr (converter chatter, C++ logs) to ``log_file``:
+    the user sees one progress line per variant, and the log stays for when one fails."""
+    handle = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(handle, 1)
+    os.dup2(handle, 2)
+    os.close(handle)
