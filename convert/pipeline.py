@@ -62,11 +62,11 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
 
     run = load_run(run_dir)
     samples = draw_samples(run, calibration_size, probe_size, seed, data)
-    probe = scale_pixels(samples.probe)
-    reference = np.asarray(run.model.predict(probe, batch_size=250, verbose=0))
+    reference = np.asarray(run.model.predict(scale_pixels(samples.probe), batch_size=250,
+                                             verbose=0))
     artifacts = Path(run_dir) / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    metadata = {"labels": run.class_names, "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
+    metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
     manifest = _existing_manifest(artifacts)
     entries = {e["name"]: e for e in manifest.get("variants", [])}
@@ -78,7 +78,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
             prefix = f"[{number}/{len(variants)}] {variant.name}"
             print(f"{prefix}: converting...", flush=True)
             entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
-                                 metadata, probe, reference, samples.probe_labels)
+                                 metadata, samples.probe, reference, samples.probe_labels)
             entries[variant.name] = entry
             if "error" in entry:
                 failed.append(variant.name)
@@ -126,11 +126,12 @@ def _existing_manifest(artifacts: Path) -> dict:
 
 
 def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, artifacts: Path,
-                 metadata: dict, probe: np.ndarray, reference: np.ndarray,
+                 metadata: dict, probe_pixels: np.ndarray, reference: np.ndarray,
                  labels: np.ndarray) -> dict:
     """Build one variant in a child, verify it, and move it into place; or say why not."""
     entry = {"name": variant.name, "file": variant.file, "format": variant.format,
-             "precision": variant.precision, "description": variant.description}
+             "precision": variant.precision, "description": variant.description,
+             "input_normalization": {"mean": variant.norm_mean, "std": variant.norm_std}}
     target = work / variant.file
     final = artifacts / variant.file
     logs = artifacts / "logs"
@@ -143,6 +144,7 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
             log = Path(f"{target}.log")
             if log.is_file():
                 os.replace(log, logs / f"{variant.name}.log")
+        probe = scale_pixels(probe_pixels, variant.norm_mean, variant.norm_std)
         predictions, io = predict_file(target, probe)
     except Exception as exc:  # a converter or interpreter failure costs only this variant
         final.unlink(missing_ok=True)

@@ -65,3 +65,26 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
     converter.inference_input_type = types[input_type]
     converter.inference_output_type = types[output_type]
     return converter.convert()
+
+
+def mediapipe_uint8(model, calibration_pixels: np.ndarray) -> bytes:
+    """Full-integer model for MediaPipe's ImageClassifier: uint8 input taking raw 0-255
+    pixels (MediaPipe feeds them so and ignores normalization metadata for uint8 inputs), the
+    1/255 scaling baked into the graph, float32 probabilities out (PITFALLS.md).
+
+    ``calibration_pixels`` are unscaled (0-255) float images.
+    """
+    import keras
+
+    from edge_runtime.preprocess import NORM_MEAN, NORM_STD
+
+    pixels = keras.Input(shape=model.input_shape[1:], name="pixels")
+    scaled = keras.layers.Rescaling(1.0 / NORM_STD, offset=-NORM_MEAN / NORM_STD,
+                                    name="scale_pixels")(pixels)
+    wrapped = keras.Model(pixels, model(scaled), name=f"{model.name}_uint8_input")
+    # A black and a white frame pin the input range to exactly 0..255, so the uint8 input's
+    # quantization is the identity (scale 1, zero point 0) whatever the sample holds.
+    extremes = np.stack([np.zeros_like(calibration_pixels[0]),
+                         np.full_like(calibration_pixels[0], 255.0)])
+    return full_int8(wrapped, np.concatenate([extremes, calibration_pixels]),
+                     input_type="uint8", output_type="float32")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from edge_runtime.preprocess import NORM_MEAN, NORM_STD
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -17,6 +19,9 @@ class Variant:
     # Float variants must match Keras this closely (max |p_keras - p_variant| over the probe
     # set) or the command fails; integer variants are measured and recorded, not gated.
     max_abs_diff: Optional[float] = None
+    # The input the file expects: (pixel - norm_mean) / norm_std, written into its metadata.
+    norm_mean: float = NORM_MEAN
+    norm_std: float = NORM_STD
 
     @property
     def file(self) -> str:
@@ -30,6 +35,9 @@ VARIANTS = {v.name: v for v in [
             "TFLite, int8 weights, activations quantized at run time"),
     Variant("int8", "tflite", "int8",
             "TFLite, full-integer int8 with int8 input and output (XNNPACK fast path)"),
+    Variant("int8-mediapipe", "tflite", "int8",
+            "TFLite, full-integer int8 with uint8 pixel input (scaling inside) and float32 "
+            "output, for MediaPipe's ImageClassifier", norm_mean=0.0, norm_std=1.0),
     Variant("onnx-float32", "onnx", "float32", "ONNX (tf2onnx, opset 17), float32", 1e-4),
     Variant("onnx-int8", "onnx", "int8",
             "ONNX, static int8 QDQ, per-channel weights (ONNX Runtime quantizer)"),

@@ -13,8 +13,8 @@ from pathlib import Path
 
 def build_variant(model_file: str, name: str, calibration_file: str, target: str,
                   metadata: dict) -> dict:
-    """Convert ``model_file`` into variant ``name`` at ``target``, with ``metadata`` (labels,
-    normalization) embedded; returns timing facts."""
+    """Convert ``model_file`` into variant ``name`` at ``target``, with labels and the
+    variant's input normalization embedded; returns timing facts."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _redirect_output(target + ".log")
     import keras
@@ -22,24 +22,35 @@ def build_variant(model_file: str, name: str, calibration_file: str, target: str
 
     from edge_runtime.preprocess import scale_pixels
 
-    from . import onnx_variants, tflite_variants
+    from . import onnx_variants, tflite_metadata, tflite_variants
     from .onnx_metadata import with_metadata
+    from .variants import VARIANTS
 
     started = time.perf_counter()
+    variant = VARIANTS[name]
     model = keras.saving.load_model(model_file, compile=False)
     with np.load(calibration_file) as saved:
-        calibration = scale_pixels(saved["calibration"])
+        pixels = saved["calibration"]
+    calibration = scale_pixels(pixels, variant.norm_mean, variant.norm_std)
     builders = {
         "float32": lambda: tflite_variants.float32(model),
         "float16": lambda: tflite_variants.float16(model),
         "dynamic-int8": lambda: tflite_variants.dynamic_int8(model),
         "int8": lambda: tflite_variants.full_int8(model, calibration),
+        "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
     }
     content = builders[name]()
-    if name.startswith("onnx"):
-        content = with_metadata(content, metadata)
+    info = dict(metadata, norm_mean=variant.norm_mean, norm_std=variant.norm_std)
+    if variant.format == "onnx":
+        content = with_metadata(content, info)
+    else:
+        description = f"{variant.description}; source sha256 {metadata['source_model_sha256']}"
+        flat = tflite_metadata.build_metadata(metadata["model_name"], description,
+                                              len(metadata["labels"]), metadata["image_size"],
+                                              variant.norm_mean, variant.norm_std)
+        content = tflite_metadata.populate(content, flat, metadata["labels"])
     Path(target).write_bytes(content)
     return {"conversion_seconds": round(time.perf_counter() - started, 2)}
 

@@ -79,6 +79,8 @@ def load_pixels(source: ImageSource, size: int) -> np.ndarray:
     return to_rgb_square(open_image(source), size)
 
 
-def scale_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Scale uint8 pixels (any leading shape, last axis RGB) to the float32 model input range."""
-    return (np.asarray(pixels, dtype=np.float32) - NORM_MEAN) / NORM_STD
+def scale_pixels(pixels: np.ndarray, mean: float = NORM_MEAN, std: float = NORM_STD) -> np.ndarray:
+    """Scale uint8 pixels (any leading shape, last axis RGB) to float32 model input:
+    ``(pixel - mean) / std``. The defaults are the project's; a model file's metadata may
+    name others (the MediaPipe variant takes raw pixels: mean 0, std 1)."""
+    return (np.asarray(pixels, dtype=np.float32) - mean) / std
