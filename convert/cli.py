@@ -17,6 +17,10 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe-size", type=int, default=500,
                         help="validation images each artifact is checked on against Keras")
     parser.add_argument("--seed", type=int, default=0, help="seed of both samples")
+    parser.add_argument("--qat-epochs", type=int, default=2,
+                        help="epochs of quantization-aware fine-tuning (qat-int8)")
+    parser.add_argument("--qat-learning-rate", type=float, default=1e-4,
+                        help="Adam learning rate of the quantization-aware fine-tuning")
     parser.add_argument("--data", default=None,
                         help="where the run's data is now, if it moved (default: as trained)")
 
@@ -27,8 +31,13 @@ def run_convert(args: argparse.Namespace) -> int:
     from .variants import parse_variants
 
     variants = parse_variants(args.variants)
+    from edge_runtime.errors import UserError
+
+    if args.qat_epochs < 1:
+        raise UserError(f"--qat-epochs must be at least 1, got {args.qat_epochs}")
     manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
-                                   args.probe_size, args.seed, args.data)
+                                   args.probe_size, args.seed, args.data, args.qat_epochs,
+                                   args.qat_learning_rate)
     done = len(variants) - len(failed)
     print(f"{done}/{len(variants)} variants -> {args.run_dir / 'artifacts'}"
           + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -38,15 +38,15 @@ def conversion_versions() -> dict:
     return found
 
 
-def _build_in_child(model_file: Path, variant: Variant, calibration_file: Path,
-                    target: Path, metadata: dict) -> dict:
+def _build_in_child(run_dir: Path, variant: Variant, calibration_file: Path,
+                    target: Path, metadata: dict, options: dict) -> dict:
     """Run ``worker.build_variant`` in a fresh spawned process; its exception comes back."""
     from .worker import build_variant
 
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(build_variant, str(model_file), variant.name,
-                             str(calibration_file), str(target), metadata)
+        future = pool.submit(build_variant, str(run_dir), variant.name,
+                             str(calibration_file), str(target), metadata, options)
         return future.result()
 
 
@@ -56,7 +56,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 500,
-                probe_size: int = 500, seed: int = 0, data: Optional[str] = None) -> tuple[dict, list[str]]:
+                probe_size: int = 500, seed: int = 0, data: Optional[str] = None,
+                qat_epochs: int = 2, qat_learning_rate: float = 1e-4) -> tuple[dict, list[str]]:
     """Build, verify and publish ``variants``; returns the manifest and the failed names."""
     from train.atomic import write_json
 
@@ -66,6 +67,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                                              verbose=0))
     artifacts = Path(run_dir) / "artifacts"
     artifacts.mkdir(exist_ok=True)
+    options = {"qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate, "data": data}
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
     manifest = _existing_manifest(artifacts)
@@ -78,7 +80,8 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
             prefix = f"[{number}/{len(variants)}] {variant.name}"
             print(f"{prefix}: converting...", flush=True)
             entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
-                                 metadata, samples.probe, reference, samples.probe_labels)
+                                 metadata, options, samples.probe, reference,
+                                 samples.probe_labels)
             entries[variant.name] = entry
             if "error" in entry:
                 failed.append(variant.name)
@@ -97,7 +100,8 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
         "settings": {"calibration_size": len(samples.calibration),
                      "calibration_source": "train split, seeded sample",
                      "probe_size": len(samples.probe), "probe_source": "validation split",
-                     "seed": seed},
+                     "seed": seed, "qat_epochs": qat_epochs,
+                     "qat_learning_rate": qat_learning_rate},
         "versions": conversion_versions(),
         "command": " ".join(sys.argv),
         "variants": [entries[name] for name in sorted(entries, key=_registry_order)],
@@ -126,7 +130,7 @@ def _existing_manifest(artifacts: Path) -> dict:
 
 
 def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, artifacts: Path,
-                 metadata: dict, probe_pixels: np.ndarray, reference: np.ndarray,
+                 metadata: dict, options: dict, probe_pixels: np.ndarray, reference: np.ndarray,
                  labels: np.ndarray) -> dict:
     """Build one variant in a child, verify it, and move it into place; or say why not."""
     entry = {"name": variant.name, "file": variant.file, "format": variant.format,
@@ -138,8 +142,8 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
     logs.mkdir(exist_ok=True)
     try:
         try:
-            facts = _build_in_child(run.path / "model.keras", variant, calibration_file, target,
-                                    metadata)
+            facts = _build_in_child(run.path, variant, calibration_file, target, metadata,
+                                    options)
         finally:
             log = Path(f"{target}.log")
             if log.is_file():
@@ -159,4 +163,4 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
                 f"tolerance {variant.max_abs_diff:.0e}"))
     os.replace(target, final)
     return dict(entry, bytes=final.stat().st_size, sha256=file_sha256(final), io=io,
-                checks=checks, conversion_seconds=facts["conversion_seconds"])
+                checks=checks, **facts)

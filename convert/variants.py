@@ -38,6 +38,9 @@ VARIANTS = {v.name: v for v in [
     Variant("int8-mediapipe", "tflite", "int8",
             "TFLite, full-integer int8 with uint8 pixel input (scaling inside) and float32 "
             "output, for MediaPipe's ImageClassifier", norm_mean=0.0, norm_std=1.0),
+    Variant("qat-int8", "tflite", "qat-int8",
+            "TFLite, full-integer int8 after quantization-aware fine-tuning (tfmot on a "
+            "tf_keras rebuild), int8 input and output"),
     Variant("onnx-float32", "onnx", "float32", "ONNX (tf2onnx, opset 17), float32", 1e-4),
     Variant("onnx-int8", "onnx", "int8",
             "ONNX, static int8 QDQ, per-channel weights (ONNX Runtime quantizer)"),

@@ -11,10 +11,14 @@ import time
 from pathlib import Path
 
 
-def build_variant(model_file: str, name: str, calibration_file: str, target: str,
-                  metadata: dict) -> dict:
-    """Convert ``model_file`` into variant ``name`` at ``target``, with labels and the
-    variant's input normalization embedded; returns timing facts."""
+def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
+                  metadata: dict, options: dict) -> dict:
+    """Convert RUN_DIR/model.keras into variant ``name`` at ``target``, with labels and the
+    variant's input normalization embedded; returns timing (and fine-tuning) facts.
+
+    ``options``: ``qat_epochs``, ``qat_learning_rate`` and ``data`` (where the run's data is
+    now, or None), used by the quantization-aware variant only.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _redirect_output(target + ".log")
     import keras
@@ -28,7 +32,7 @@ def build_variant(model_file: str, name: str, calibration_file: str, target: str
 
     started = time.perf_counter()
     variant = VARIANTS[name]
-    model = keras.saving.load_model(model_file, compile=False)
+    model = keras.saving.load_model(Path(run_dir) / "model.keras", compile=False)
     with np.load(calibration_file) as saved:
         pixels = saved["calibration"]
     calibration = scale_pixels(pixels, variant.norm_mean, variant.norm_std)
@@ -40,7 +44,9 @@ def build_variant(model_file: str, name: str, calibration_file: str, target: str
         "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
+        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, options, facts),
     }
+    facts: dict = {}
     content = builders[name]()
     info = dict(metadata, norm_mean=variant.norm_mean, norm_std=variant.norm_std)
     if variant.format == "onnx":
@@ -52,7 +58,39 @@ def build_variant(model_file: str, name: str, calibration_file: str, target: str
                                               variant.norm_mean, variant.norm_std)
         content = tflite_metadata.populate(content, flat, metadata["labels"])
     Path(target).write_bytes(content)
-    return {"conversion_seconds": round(time.perf_counter() - started, 2)}
+    return dict(facts, conversion_seconds=round(time.perf_counter() - started, 2))
+
+
+def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts: dict) -> bytes:
+    """Fine-tune with fake quantization on the run's own training split and recipe
+    augmentation, then convert; records the settings and history in ``facts``."""
+    import json
+    from dataclasses import replace
+
+    from train.augment import EpochData, one_hot
+    from train.config import TrainConfig
+    from train.run import load_splits
+
+    from edge_runtime.preprocess import scale_pixels
+
+    from .qat import quantization_aware_int8
+
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["settings"])
+    if options.get("data"):
+        config = replace(config, data=options["data"])
+    splits = load_splits(config)
+    classes = len(splits.class_names)
+    recipe = config.recipe
+    epochs_data = EpochData(splits.train.x, splits.train.y, classes, recipe.batch_size,
+                            config.seed, recipe.crop_pad, recipe.flip)
+    validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, classes))
+    content, history = quantization_aware_int8(model, epochs_data, options["qat_epochs"],
+                                               options["qat_learning_rate"], validation,
+                                               calibration)
+    facts["qat"] = {"epochs": options["qat_epochs"],
+                    "learning_rate": options["qat_learning_rate"],
+                    "batch_size": recipe.batch_size, "history": history}
+    return content
 
 
 def _redirect_output(log_file: str) -> None:

@@ -1,0 +1,118 @@
+"""Quantization-aware training: the trained Keras 3 model rebuilt in tf_keras (Keras 2, which
+tensorflow-model-optimization requires; PITFALLS.md), weights copied layer by layer, wrapped
+with fake-quantization and fine-tuned briefly, then converted to full-integer int8.
+
+Runs only inside a conversion child process: importing tfmot switches TensorFlow to legacy
+Keras for the whole process.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Constructor arguments that define a layer's computation; initializers, regularizers and
+# dtype policies are left out (weights are copied, and the configs differ between Keras 2/3).
+_STRUCTURAL_KEYS = {
+    "name", "filters", "kernel_size", "strides", "padding", "activation", "use_bias",
+    "dilation_rate", "groups", "units", "axis", "momentum", "epsilon", "center", "scale",
+    "pool_size", "rate", "offset", "depth_multiplier", "data_format",
+}
+
+
+def _parents(layer_config: dict) -> list[str]:
+    """Names of the layers feeding a layer, from a Keras 3 functional config entry."""
+    if not layer_config["inbound_nodes"]:
+        return []
+    args = layer_config["inbound_nodes"][0]["args"][0]
+    tensors = args if isinstance(args, list) else [args]
+    return [t["config"]["keras_history"][0] for t in tensors]
+
+
+def _first_name(layers) -> str:
+    """The layer name in ``['image', 0, 0]`` or ``[['image', 0, 0], ...]``."""
+    return layers[0] if isinstance(layers[0], str) else layers[0][0]
+
+
+def rebuild_in_tf_keras(model):
+    """The same functional graph in tf_keras, with the Keras 3 model's weights."""
+    import tf_keras
+
+    config = model.get_config()
+    outputs = {}
+    for entry in config["layers"]:
+        name = entry["name"]
+        if entry["class_name"] == "InputLayer":
+            outputs[name] = tf_keras.Input(shape=tuple(model.input_shape[1:]), name=name)
+            continue
+        kwargs = {k: v for k, v in entry["config"].items() if k in _STRUCTURAL_KEYS}
+        layer = getattr(tf_keras.layers, entry["class_name"])(**kwargs)
+        inputs = [outputs[p] for p in _parents(entry)]
+        outputs[name] = layer(inputs if len(inputs) > 1 else inputs[0])
+    rebuilt = tf_keras.Model(outputs[_first_name(config["input_layers"])],
+                             outputs[_first_name(config["output_layers"])], name=model.name)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            rebuilt.get_layer(layer.name).set_weights(weights)
+    return rebuilt
+
+
+def _annotate(model):
+    """Mark every layer for quantization; BatchNormalization layers that follow no
+    convolution (the reference CNN's BN-after-ReLU, which tfmot cannot fold) get a config
+    that fake-quantizes their output only, as the int8 converter will compute them."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    quantize = tfmot.quantization.keras
+
+    class OutputOnly(quantize.QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [quantize.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+        def get_config(self):
+            return {}
+
+    def annotate(layer):
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            return quantize.quantize_annotate_layer(layer, quantize_config=OutputOnly())
+        return quantize.quantize_annotate_layer(layer)
+
+    annotated = tf_keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    with quantize.quantize_scope({"OutputOnly": OutputOnly}):
+        return quantize.quantize_apply(annotated)
+
+
+def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: float,
+                            validation: tuple, calibration: np.ndarray) -> tuple[bytes, dict]:
+    """Fine-tune a fake-quantized copy for ``epochs`` and convert it to int8 TFLite (int8
+    input and output). Returns the flatbuffer and the fine-tuning history."""
+    import tensorflow as tf
+    import tf_keras
+
+    quantized = _annotate(rebuild_in_tf_keras(model))
+    quantized.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+                      loss=tf_keras.losses.CategoricalCrossentropy(),
+                      metrics=["accuracy"])
+    history = quantized.fit(epochs_data.batches(0), steps_per_epoch=epochs_data.steps(),
+                            epochs=epochs, validation_data=validation, verbose=2)
+    converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert(), {k: [float(v) for v in vals] for k, vals in history.history.items()}
