@@ -56,6 +56,6 @@ def parse_variants(text: Optional[str]) -> list[Variant]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown or not names:
-        raise UserError(f"unknown --variants {', '.join(unknown) or text!r}: choose from "
+        raise UserError(f"unknown --variants {', '.join(unknown) or repr(text)}: choose from "
                         f"{', '.join(VARIANTS)}")
     return [v for v in VARIANTS.values() if v.name in names]

@@ -1,0 +1,214 @@
+"""Conversion stage on a tiny model trained by the test: every variant, verified, hashed,
+self-describing; and the errors a user sees for a bad run directory."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_class_tree
+from convert.variants import VARIANTS
+from edge_runtime.interpreters import load_model
+from edge_runtime.model_metadata import info_from_properties, read_tflite_info
+from edge_runtime.preprocess import load_pixels, scale_pixels
+from edgekit.cli import main
+
+pytestmark = pytest.mark.slow
+
+LABELS = ["class0", "class1", "class2"]
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A 3-class seed_cnn trained for 3 epochs, converted into every variant once."""
+    root = tmp_path_factory.mktemp("convert")
+    os.environ["EDGEKIT_CACHE"] = str(root / "cache")
+    write_class_tree(root / "data" / "train", 16, seed=1)
+    write_class_tree(root / "data" / "test", 4, seed=2)
+    run = root / "run"
+    assert main(["train", "--data", str(root / "data"), "--out", str(run), "--epochs", "3",
+                 "--batch-size", "8", "--val-fraction", "0.25"]) == 0
+    code = main(["convert", str(run), "--qat-epochs", "1", "--calibration-size", "30"])
+    manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
+    return run, code, manifest
+
+
+def entry(manifest, name):
+    return next(v for v in manifest["variants"] if v["name"] == name)
+
+
+def test_every_variant_is_produced_and_verified(converted):
+    run, code, manifest = converted
+    assert code == 0
+    assert [v["name"] for v in manifest["variants"]] == list(VARIANTS)
+    for variant in manifest["variants"]:
+        assert "error" not in variant, variant
+        checks = variant["checks"]
+        assert checks["probe_images"] == 12
+        assert checks["top1_agreement"] >= 0.9
+        if VARIANTS[variant["name"]].max_abs_diff is not None:
+            assert checks["max_abs_diff"] <= VARIANTS[variant["name"]].max_abs_diff
+    assert manifest["settings"]["calibration_size"] == 30
+    assert manifest["source_model"]["sha256"] == hashlib.sha256(
+        (run / "model.keras").read_bytes()).hexdigest()
+
+
+def test_manifest_hashes_and_sizes_match_the_files(converted):
+    run, _, manifest = converted
+    for variant in manifest["variants"]:
+        path = run / "artifacts" / variant["file"]
+        assert path.stat().st_size == variant["bytes"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == variant["sha256"]
+    assert not list((run / "artifacts").glob(".work-*"))
+
+
+def test_artifacts_agree_with_keras_when_reloaded(converted):
+    import keras
+
+    run, _, manifest = converted
+    model = keras.saving.load_model(run / "model.keras")
+    pixels = np.stack([load_pixels(p, 32) for p in sorted((run.parent / "data" / "test").rglob("*.png"))])
+    expected = np.asarray(model(scale_pixels(pixels)))
+    for variant in manifest["variants"]:
+        norm = variant["input_normalization"]
+        got = load_model(run / "artifacts" / variant["file"]).predict(
+            scale_pixels(pixels, norm["mean"], norm["std"]))
+        assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.9, variant["name"]
+        # float variants within their gate; post-training int8 close; QAT was fine-tuned, so
+        # its weights (and probabilities) moved further from the Keras model's
+        bound = VARIANTS[variant["name"]].max_abs_diff or (0.3 if variant["name"] == "qat-int8" else 0.1)
+        assert np.abs(got - expected).max() <= bound, variant["name"]
+
+
+def test_int8_files_are_integer_and_small(converted):
+    run, _, manifest = converted
+    float_bytes = entry(manifest, "float32")["bytes"]
+    for name in ("int8", "qat-int8", "int8-mediapipe"):
+        variant = entry(manifest, name)
+        assert variant["bytes"] <= 0.30 * float_bytes, name
+        interpreter = load_model(run / "artifacts" / variant["file"]).interpreter
+        weights = [t for t in interpreter.get_tensor_details()
+                   if t["name"].endswith(("kernel", "Conv2D", "MatMul")) or "conv" in t["name"].lower()
+                   and len(t["shape"]) == 4]
+        assert weights, name
+        assert all(t["dtype"] in (np.int8, np.int32) for t in weights
+                   if t["index"] not in (interpreter.get_input_details()[0]["index"],)), name
+    io = entry(manifest, "int8")["io"]
+    assert io["input"]["dtype"] == "int8" and io["output"]["dtype"] == "int8"
+    assert io["input"]["quantization"]["scale"] == pytest.approx(1 / 255, rel=1e-3)
+    mediapipe = entry(manifest, "int8-mediapipe")["io"]
+    assert mediapipe["input"]["dtype"] == "uint8" and mediapipe["output"]["dtype"] == "float32"
+    assert mediapipe["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
+
+
+def test_metadata_round_trips(converted):
+    run, _, manifest = converted
+    import onnxruntime
+
+    for variant in manifest["variants"]:
+        path = run / "artifacts" / variant["file"]
+        if variant["format"] == "tflite":
+            info = read_tflite_info(path.read_bytes(), path.name)
+        else:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            info = info_from_properties(session.get_modelmeta().custom_metadata_map)
+        assert info.labels == LABELS
+        assert (info.norm_mean, info.norm_std) == (variant["input_normalization"]["mean"],
+                                                   variant["input_normalization"]["std"])
+        assert info.image_size == 32
+
+
+def _mediapipe_python():
+    """A Python with mediapipe: this one, or $EDGEKIT_MEDIAPIPE_PYTHON (its clashing pins need
+    their own environment; .ci/run makes one)."""
+    try:
+        import mediapipe  # noqa: F401
+
+        return sys.executable
+    except ImportError:
+        return os.environ.get("EDGEKIT_MEDIAPIPE_PYTHON")
+
+
+MEDIAPIPE_CHECK = """
+import json, sys
+import mediapipe as mp
+from mediapipe.tasks import python as tasks
+from mediapipe.tasks.python import vision
+options = vision.ImageClassifierOptions(
+    base_options=tasks.BaseOptions(model_asset_path=sys.argv[1]), max_results=1)
+classifier = vision.ImageClassifier.create_from_options(options)
+results = []
+for path in sys.argv[2:]:
+    top = classifier.classify(mp.Image.create_from_file(path)).classifications[0].categories[0]
+    results.append([top.category_name, top.index])
+classifier.close()
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(not _mediapipe_python(), reason="mediapipe not installed (.ci/run installs it)")
+def test_mediapipe_image_classifier_runs_the_file_unchanged(converted):
+    run, _, manifest = converted
+    model_file = run / "artifacts" / entry(manifest, "int8-mediapipe")["file"]
+    images = sorted(str(p) for p in (run.parent / "data" / "test").rglob("*.png"))
+    result = subprocess.run([_mediapipe_python(), "-c", MEDIAPIPE_CHECK, str(model_file), *images],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    mediapipe_top = json.loads(result.stdout.strip().splitlines()[-1])
+    ours = load_model(model_file).predict(
+        np.stack([load_pixels(p, 32) for p in images]).astype(np.float32))
+    assert [name for name, _ in mediapipe_top] == [LABELS[i] for i in ours.argmax(1)]
+
+
+def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
+    run, _, _ = converted
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts"))
+    assert main(["convert", str(copy), "--variants", "float16,onnx-float32"]) == 0
+    manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
+    assert [v["name"] for v in manifest["variants"]] == ["float16", "onnx-float32"]
+    assert main(["convert", str(copy), "--variants", "int4"]) == 2
+    assert "unknown --variants int4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: shutil.rmtree(run), "does not exist"),
+    (lambda run: (run / "model.keras").write_bytes(b"this is not a zip"), "not a loadable Keras model"),
+    (lambda run: (run / "labels.txt").unlink(), "labels.txt is missing"),
+])
+def test_bad_run_directory(converted, tmp_path, capsys, damage, message):
+    run, _, _ = converted
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts"))
+    damage(copy)
+    assert main(["convert", str(copy), "--variants", "float32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (copy / "artifacts" / "manifest.json").exists()
+
+
+def test_failing_variant_is_reported_and_others_finish(converted, tmp_path, monkeypatch, capsys):
+    from convert import pipeline
+
+    run, _, _ = converted
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts"))
+    real = pipeline._build_in_child
+
+    def broken(run_dir, variant, *args):
+        if variant.name == "float16":
+            raise RuntimeError("converter crashed")
+        return real(run_dir, variant, *args)
+
+    monkeypatch.setattr(pipeline, "_build_in_child", broken)
+    assert main(["convert", str(copy), "--variants", "float16,float32"]) == 1
+    manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
+    assert "converter crashed" in entry(manifest, "float16")["error"]
+    assert "error" not in entry(manifest, "float32")
+    assert not (copy / "artifacts" / "model_float16.tflite").exists()
+    assert "failed: float16" in capsys.readouterr().out
