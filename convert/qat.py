@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .graph import endpoint_name, layer_parents
+
 # Constructor arguments that define a layer's computation; initializers, regularizers and
 # dtype policies are left out (weights are copied, and the configs differ between Keras 2/3).
 _STRUCTURAL_KEYS = {
@@ -16,20 +18,6 @@ _STRUCTURAL_KEYS = {
     "dilation_rate", "groups", "units", "axis", "momentum", "epsilon", "center", "scale",
     "pool_size", "rate", "offset", "depth_multiplier", "data_format",
 }
-
-
-def _parents(layer_config: dict) -> list[str]:
-    """Names of the layers feeding a layer, from a Keras 3 functional config entry."""
-    if not layer_config["inbound_nodes"]:
-        return []
-    args = layer_config["inbound_nodes"][0]["args"][0]
-    tensors = args if isinstance(args, list) else [args]
-    return [t["config"]["keras_history"][0] for t in tensors]
-
-
-def _first_name(layers) -> str:
-    """The layer name in ``['image', 0, 0]`` or ``[['image', 0, 0], ...]``."""
-    return layers[0] if isinstance(layers[0], str) else layers[0][0]
 
 
 def rebuild_in_tf_keras(model):
@@ -45,10 +33,10 @@ def rebuild_in_tf_keras(model):
             continue
         kwargs = {k: v for k, v in entry["config"].items() if k in _STRUCTURAL_KEYS}
         layer = getattr(tf_keras.layers, entry["class_name"])(**kwargs)
-        inputs = [outputs[p] for p in _parents(entry)]
+        inputs = [outputs[p] for p in layer_parents(entry)]
         outputs[name] = layer(inputs if len(inputs) > 1 else inputs[0])
-    rebuilt = tf_keras.Model(outputs[_first_name(config["input_layers"])],
-                             outputs[_first_name(config["output_layers"])], name=model.name)
+    rebuilt = tf_keras.Model(outputs[endpoint_name(config["input_layers"])],
+                             outputs[endpoint_name(config["output_layers"])], name=model.name)
     for layer in model.layers:
         weights = layer.get_weights()
         if weights:

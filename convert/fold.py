@@ -1,0 +1,97 @@
+"""An equivalent float graph that quantizes better: BatchNormalization folded out of the
+reference CNN's "Conv(ReLU) -> BN" blocks.
+
+With BN after the ReLU the converter cannot fold BN into the convolution, so the convolution's
+output is quantized per tensor while its channels still have very different ranges, and BN
+becomes a Mul and an Add that are requantized again. Writing BN(y) = a*y + b per channel:
+
+- the scale moves into the convolution (kernel and bias times ``a``), exact because
+  ReLU(a*x) = a*ReLU(x) when every a > 0 (blocks with a non-positive scale are left as they are);
+- the shift ``b`` stays as a per-channel offset (a Rescaling layer with scale 1), or, when the
+  block feeds a Dense layer only through pooling and flattening, goes into that Dense layer's
+  bias: max-pooling commutes with adding a per-channel constant, so this is exact too. (Through
+  a 'same'-padded convolution it would not be: the zero padding would meet the shift.)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import endpoint_name, layer_parents
+
+_ACTIVATED = {"Conv2D", "Dense", "DepthwiseConv2D"}
+_SHIFT_TRANSPARENT = {"MaxPooling2D", "Flatten"}  # commute with a per-channel constant
+
+
+def fold_batchnorm(model):
+    """Return an equivalent Keras model with post-ReLU BatchNormalization folded away where
+    exact, and the number of BN layers folded. The input model is not changed."""
+    import keras
+
+    config = model.get_config()
+    entries = {e["name"]: e for e in config["layers"]}
+    parents = {name: layer_parents(e) for name, e in entries.items()}
+    consumers: dict[str, list[str]] = {name: [] for name in entries}
+    for name, ps in parents.items():
+        for p in ps:
+            consumers[p].append(name)
+    weights = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers}
+
+    shifts: dict[str, np.ndarray] = {}   # BN name -> per-channel shift left after folding
+    for name, entry in entries.items():
+        if entry["class_name"] != "BatchNormalization" or len(parents[name]) != 1:
+            continue
+        source = parents[name][0]
+        source_entry = entries[source]
+        if (source_entry["class_name"] not in _ACTIVATED
+                or source_entry["config"].get("activation") != "relu"
+                or len(consumers[source]) != 1 or not source_entry["config"].get("use_bias", True)):
+            continue
+        gamma, beta, mean, variance = weights[name]
+        scale = gamma / np.sqrt(variance + entry["config"]["epsilon"])
+        if not np.all(scale > 0):
+            continue
+        kernel, bias = weights[source]
+        weights[source] = [kernel * scale, bias * scale]
+        shifts[name] = beta - scale * mean
+
+    # Push a shift through pooling/flattening into a Dense bias where the path is private.
+    absorbed = set()
+    for name, shift in shifts.items():
+        node = name
+        while (len(consumers[node]) == 1
+               and entries[consumers[node][0]]["class_name"] in _SHIFT_TRANSPARENT):
+            node = consumers[node][0]
+        if len(consumers[node]) == 1 and entries[consumers[node][0]]["class_name"] == "Dense":
+            dense = consumers[node][0]
+            kernel, bias = weights[dense]
+            repeats = kernel.shape[0] // len(shift)
+            weights[dense] = [kernel, bias + np.tile(shift, repeats) @ kernel]
+            absorbed.add(name)
+
+    outputs: dict[str, object] = {}
+    renamed: dict[str, str] = {}   # removed layer -> the layer whose output replaces it
+    built_layers = {}
+    for entry in config["layers"]:
+        name = entry["name"]
+        if entry["class_name"] == "InputLayer":
+            outputs[name] = keras.Input(shape=tuple(model.input_shape[1:]), name=name)
+            continue
+        inputs = [outputs[renamed.get(p, p)] for p in parents[name]]
+        if name in absorbed:
+            renamed[name] = renamed.get(parents[name][0], parents[name][0])
+            continue
+        if name in shifts:
+            layer = keras.layers.Rescaling(1.0, offset=shifts[name].astype(np.float32),
+                                           name=f"{name}_shift")
+        else:
+            layer = keras.layers.deserialize(
+                {k: entry[k] for k in ("module", "class_name", "config", "registered_name")})
+            built_layers[name] = layer
+        outputs[name] = layer(inputs if len(inputs) > 1 else inputs[0])
+    output = endpoint_name(config["output_layers"])
+    folded = keras.Model(outputs[endpoint_name(config["input_layers"])],
+                         outputs[renamed.get(output, output)], name=f"{model.name}_bn_folded")
+    for name, layer in built_layers.items():
+        if weights[name]:
+            layer.set_weights(weights[name])
+    return folded, len(shifts)
