@@ -21,6 +21,9 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="epochs of quantization-aware fine-tuning (qat-int8)")
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4,
                         help="Adam learning rate of the quantization-aware fine-tuning")
+    parser.add_argument("--no-fold-batchnorm", action="store_true",
+                        help="quantize the graph as trained instead of the equivalent one with "
+                             "post-ReLU BatchNorm folded away")
     parser.add_argument("--data", default=None,
                         help="where the run's data is now, if it moved (default: as trained)")
 
@@ -37,7 +40,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise UserError(f"--qat-epochs must be at least 1, got {args.qat_epochs}")
     manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
                                    args.probe_size, args.seed, args.data, args.qat_epochs,
-                                   args.qat_learning_rate)
+                                   args.qat_learning_rate, not args.no_fold_batchnorm)
     done = len(variants) - len(failed)
     print(f"{done}/{len(variants)} variants -> {args.run_dir / 'artifacts'}"
           + (f"; failed: {', '.join(failed)}" if failed else ""))

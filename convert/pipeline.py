@@ -57,7 +57,8 @@ def _one_line(exc: BaseException) -> str:
 
 def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 500,
                 probe_size: int = 500, seed: int = 0, data: Optional[str] = None,
-                qat_epochs: int = 2, qat_learning_rate: float = 1e-4) -> tuple[dict, list[str]]:
+                qat_epochs: int = 2, qat_learning_rate: float = 1e-4,
+                fold_batchnorm: bool = True) -> tuple[dict, list[str]]:
     """Build, verify and publish ``variants``; returns the manifest and the failed names."""
     from train.atomic import write_json
 
@@ -67,7 +68,8 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                                              verbose=0))
     artifacts = Path(run_dir) / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    options = {"qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate, "data": data}
+    options = {"qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate, "data": data,
+               "fold_batchnorm": fold_batchnorm}
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
     manifest = _existing_manifest(artifacts)
@@ -101,7 +103,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                      "calibration_source": "train split, seeded sample",
                      "probe_size": len(samples.probe), "probe_source": "validation split",
                      "seed": seed, "qat_epochs": qat_epochs,
-                     "qat_learning_rate": qat_learning_rate},
+                     "qat_learning_rate": qat_learning_rate, "fold_batchnorm": fold_batchnorm},
         "versions": conversion_versions(),
         "command": " ".join(sys.argv),
         "variants": [entries[name] for name in sorted(entries, key=_registry_order)],

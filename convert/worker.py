@@ -11,13 +11,18 @@ import time
 from pathlib import Path
 
 
+# Post-training integer variants quantize a BN-folded, equivalent graph (see fold.py); QAT
+# fine-tunes the original graph, whose BN layers get their own fake quantization.
+FOLDED_VARIANTS = {"int8", "int8-mediapipe", "onnx-int8", "dynamic-int8"}
+
+
 def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
                   metadata: dict, options: dict) -> dict:
     """Convert RUN_DIR/model.keras into variant ``name`` at ``target``, with labels and the
     variant's input normalization embedded; returns timing (and fine-tuning) facts.
 
-    ``options``: ``qat_epochs``, ``qat_learning_rate`` and ``data`` (where the run's data is
-    now, or None), used by the quantization-aware variant only.
+    ``options``: ``fold_batchnorm`` (for post-training integer variants), ``qat_epochs``,
+    ``qat_learning_rate`` and ``data`` (where the run's data is now, or None; QAT only).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _redirect_output(target + ".log")
@@ -36,6 +41,12 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
     with np.load(calibration_file) as saved:
         pixels = saved["calibration"]
     calibration = scale_pixels(pixels, variant.norm_mean, variant.norm_std)
+    facts: dict = {}
+    if variant.name in FOLDED_VARIANTS and options.get("fold_batchnorm", True):
+        from .fold import fold_batchnorm
+
+        model, folded = fold_batchnorm(model)
+        facts["batchnorm_folded"] = folded
     builders = {
         "float32": lambda: tflite_variants.float32(model),
         "float16": lambda: tflite_variants.float16(model),
@@ -46,7 +57,6 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
         "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, options, facts),
     }
-    facts: dict = {}
     content = builders[name]()
     info = dict(metadata, norm_mean=variant.norm_mean, norm_std=variant.norm_std)
     if variant.format == "onnx":
