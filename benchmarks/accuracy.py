@@ -63,7 +63,7 @@ def main(argv=None) -> int:
               "test_images": int(len(test.y)), "rows": rows}
     (run_dir / "report").mkdir(exist_ok=True)
     write_json(run_dir / "report" / "accuracy.json", result)
-    print(f"| variant | test accuracy | vs Keras (points) | top-1 agreement | bytes |")
+    print("| variant | test accuracy | vs Keras (points) | top-1 agreement | bytes |")
     print("|---|---|---|---|---|")
     for row in rows:
         if "error" in row:

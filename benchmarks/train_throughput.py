@@ -32,7 +32,6 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     import keras
-    import numpy as np
 
     from edge_runtime.preprocess import scale_pixels
     from train.atomic import write_json

@@ -1,6 +1,5 @@
 """BatchNorm folding gives the same function with fewer layers, and leaves what it must."""
 import numpy as np
-import pytest
 
 from convert.fold import fold_batchnorm
 from train.models import build_model

@@ -10,7 +10,6 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
 
 from edge_runtime.errors import UserError
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, PREPROCESS_VERSION, scale_pixels
@@ -106,21 +105,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     else:
         history = []
         partial.mkdir(parents=True, exist_ok=True)
-        write_json(partial / "config.json", {
-            "settings": config.to_dict(),
-            "versions": library_versions(),
-            "devices": compute_devices(),
-            "data_fingerprint": splits.fingerprint,
-            "class_names": splits.class_names,
-            "split_sizes": {"train": len(splits.train), "val": len(splits.val),
-                            "test": len(splits.test)},
-            "input": {"shape": [config.image_size, config.image_size, 3], "dtype": "float32",
-                      "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
-                      "preprocess_version": PREPROCESS_VERSION},
-            "parameters": int(model.count_params()),
-            "command": " ".join(sys.argv),
-        })
-        write_text(partial / "labels.txt", "".join(f"{n}\n" for n in splits.class_names))
+        _write_run_header(partial, config, splits, model)
 
     print(f"training {config.arch} (width {config.width}, {model.count_params():,} parameters) "
           f"with recipe {recipe.name} on {', '.join(compute_devices())} "
@@ -136,6 +121,25 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
                   validation_batch_size=EVAL_BATCH, callbacks=callbacks, verbose=0)
 
     return _finish(model, config, splits, history, partial)
+
+
+def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, model) -> None:
+    """config.json (everything needed to repeat the run) and labels.txt, before training."""
+    write_json(partial / "config.json", {
+        "settings": config.to_dict(),
+        "versions": library_versions(),
+        "devices": compute_devices(),
+        "data_fingerprint": splits.fingerprint,
+        "class_names": splits.class_names,
+        "split_sizes": {"train": len(splits.train), "val": len(splits.val),
+                        "test": len(splits.test)},
+        "input": {"shape": [config.image_size, config.image_size, 3], "dtype": "float32",
+                  "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
+                  "preprocess_version": PREPROCESS_VERSION},
+        "parameters": int(model.count_params()),
+        "command": " ".join(sys.argv),
+    })
+    write_text(partial / "labels.txt", "".join(f"{n}\n" for n in splits.class_names))
 
 
 def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
