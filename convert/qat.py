@@ -20,6 +20,14 @@ _STRUCTURAL_KEYS = {
 }
 
 
+def _plain(value):
+    """A Keras 3 config value as tf_keras takes it: Keras 3 serializes arrays (the folded
+    shifts) as dicts; a plain list keeps the tf_keras layer clonable by tfmot."""
+    if isinstance(value, dict) and value.get("class_name") == "__numpy__":
+        return list(value["config"]["value"])
+    return value
+
+
 def rebuild_in_tf_keras(model):
     """The same functional graph in tf_keras, with the Keras 3 model's weights."""
     import tf_keras
@@ -31,7 +39,7 @@ def rebuild_in_tf_keras(model):
         if entry["class_name"] == "InputLayer":
             outputs[name] = tf_keras.Input(shape=tuple(model.input_shape[1:]), name=name)
             continue
-        kwargs = {k: v for k, v in entry["config"].items() if k in _STRUCTURAL_KEYS}
+        kwargs = {k: _plain(v) for k, v in entry["config"].items() if k in _STRUCTURAL_KEYS}
         layer = getattr(tf_keras.layers, entry["class_name"])(**kwargs)
         inputs = [outputs[p] for p in layer_parents(entry)]
         outputs[name] = layer(inputs if len(inputs) > 1 else inputs[0])
@@ -45,9 +53,10 @@ def rebuild_in_tf_keras(model):
 
 
 def _annotate(model):
-    """Mark every layer for quantization; BatchNormalization layers that follow no
-    convolution (the reference CNN's BN-after-ReLU, which tfmot cannot fold) get a config
-    that fake-quantizes their output only, as the int8 converter will compute them."""
+    """Mark every layer for quantization. Layers tfmot has no pattern for, BatchNormalization
+    that follows no convolution (the reference CNN's BN after ReLU) and the per-channel shifts
+    that BN folding leaves, get a config that fake-quantizes their output only, as the int8
+    converter will compute them."""
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
@@ -74,7 +83,7 @@ def _annotate(model):
             return {}
 
     def annotate(layer):
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
+        if isinstance(layer, (tf_keras.layers.BatchNormalization, tf_keras.layers.Rescaling)):
             return quantize.quantize_annotate_layer(layer, quantize_config=OutputOnly())
         return quantize.quantize_annotate_layer(layer)
 
