@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,21 +132,7 @@ def _mediapipe_python():
         return os.environ.get("EDGEKIT_MEDIAPIPE_PYTHON")
 
 
-MEDIAPIPE_CHECK = """
-import json, sys
-import mediapipe as mp
-from mediapipe.tasks import python as tasks
-from mediapipe.tasks.python import vision
-options = vision.ImageClassifierOptions(
-    base_options=tasks.BaseOptions(model_asset_path=sys.argv[1]), max_results=1)
-classifier = vision.ImageClassifier.create_from_options(options)
-results = []
-for path in sys.argv[2:]:
-    top = classifier.classify(mp.Image.create_from_file(path)).classifications[0].categories[0]
-    results.append([top.category_name, top.index])
-classifier.close()
-print(json.dumps(results))
-"""
+MEDIAPIPE_CLIENT = Path(__file__).resolve().parents[1] / "benchmarks" / "mediapipe_client.py"
 
 
 @pytest.mark.skipif(not _mediapipe_python(), reason="mediapipe not installed (.ci/run installs it)")
@@ -153,7 +140,7 @@ def test_mediapipe_image_classifier_runs_the_file_unchanged(converted):
     run, _, manifest = converted
     model_file = run / "artifacts" / entry(manifest, "int8-mediapipe")["file"]
     images = sorted(str(p) for p in (run.parent / "data" / "test").rglob("*.png"))
-    result = subprocess.run([_mediapipe_python(), "-c", MEDIAPIPE_CHECK, str(model_file), *images],
+    result = subprocess.run([_mediapipe_python(), str(MEDIAPIPE_CLIENT), str(model_file), *images],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     mediapipe_top = json.loads(result.stdout.strip().splitlines()[-1])
