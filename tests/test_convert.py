@@ -164,6 +164,9 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
     (lambda run: shutil.rmtree(run), "does not exist"),
     (lambda run: (run / "model.keras").write_bytes(b"this is not a zip"), "not a loadable Keras model"),
     (lambda run: (run / "labels.txt").unlink(), "labels.txt is missing"),
+    (lambda run: (run / "config.json").write_text((run / "config.json").read_text().replace(
+        '"shape": [\n      32,\n      32,', '"shape": [\n      64,\n      64,')),
+     "input shape (32, 32, 3) is not the run's (64, 64, 3)"),
 ])
 def test_bad_run_directory(converted, tmp_path, capsys, damage, message):
     run, _, _ = converted
