@@ -72,8 +72,12 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                "fold_batchnorm": fold_batchnorm}
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
-    manifest = _existing_manifest(artifacts)
-    entries = {e["name"]: e for e in manifest.get("variants", [])}
+    entries = _reusable_entries(artifacts, run.model_sha256)
+    settings = {"calibration_size": len(samples.calibration),
+                "calibration_source": "train split, seeded sample",
+                "probe_size": len(samples.probe), "probe_source": "validation split",
+                "seed": seed, "qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate,
+                "fold_batchnorm": fold_batchnorm}
     failed = []
     with tempfile.TemporaryDirectory(dir=artifacts, prefix=".work-") as work:
         calibration_file = Path(work) / "calibration.npz"
@@ -85,6 +89,10 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                                  metadata, options, samples.probe, reference,
                                  samples.probe_labels)
             entries[variant.name] = entry
+            # Rewritten after every variant, so it always describes the files on disk, even
+            # when a later variant is interrupted.
+            manifest = _manifest(run, entries, settings)
+            write_json(artifacts / MANIFEST, manifest)
             if "error" in entry:
                 failed.append(variant.name)
                 print(f"{prefix}: FAILED: {entry['error']}", flush=True)
@@ -93,23 +101,21 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                 print(f"{prefix}: {entry['bytes']:,} bytes, top-1 agreement "
                       f"{check['top1_agreement']:.4f}, max |diff| {check['max_abs_diff']:.2e}, "
                       f"{entry['conversion_seconds']:.1f} s", flush=True)
-    manifest = {
+    return manifest, failed
+
+
+def _manifest(run, entries: dict, settings: dict) -> dict:
+    return {
         "manifest_version": MANIFEST_VERSION,
         "source_model": {"file": "../model.keras", "sha256": run.model_sha256},
         "labels": run.class_names,
         "input": {"image_size": run.image_size, "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
                   "layout": "NHWC"},
-        "settings": {"calibration_size": len(samples.calibration),
-                     "calibration_source": "train split, seeded sample",
-                     "probe_size": len(samples.probe), "probe_source": "validation split",
-                     "seed": seed, "qat_epochs": qat_epochs,
-                     "qat_learning_rate": qat_learning_rate, "fold_batchnorm": fold_batchnorm},
+        "settings": settings,
         "versions": conversion_versions(),
         "command": " ".join(sys.argv),
         "variants": [entries[name] for name in sorted(entries, key=_registry_order)],
     }
-    write_json(artifacts / MANIFEST, manifest)
-    return manifest, failed
 
 
 def _registry_order(name: str) -> int:
@@ -119,16 +125,23 @@ def _registry_order(name: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def _existing_manifest(artifacts: Path) -> dict:
+def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
+    """Entries of an earlier manifest made from this same model (kept when --variants converts
+    a subset); artifacts of a different model are deleted rather than left mislabelled."""
     import json
 
     path = artifacts / MANIFEST
-    if not path.is_file():
-        return {}
     try:
-        return json.loads(path.read_text())
+        previous = json.loads(path.read_text()) if path.is_file() else {}
     except json.JSONDecodeError:
-        return {}
+        previous = {}
+    entries = {e["name"]: e for e in previous.get("variants", [])}
+    if previous.get("source_model", {}).get("sha256") == model_sha256:
+        return entries
+    for entry in entries.values():
+        if Path(entry["file"]).name == entry["file"]:  # never a path out of artifacts/
+            (artifacts / entry["file"]).unlink(missing_ok=True)
+    return {}
 
 
 def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, artifacts: Path,

@@ -156,6 +156,19 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
     assert main(["convert", str(copy), "--variants", "float16,onnx-float32"]) == 0
     manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
     assert [v["name"] for v in manifest["variants"]] == ["float16", "onnx-float32"]
+    assert main(["convert", str(copy), "--variants", "float32"]) == 0
+    manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
+    assert [v["name"] for v in manifest["variants"]] == ["float32", "float16", "onnx-float32"]
+
+    # a retrained model: entries and files made from the old one go
+    import keras
+
+    keras.saving.load_model(copy / "model.keras").save(copy / "model.keras")
+    assert main(["convert", str(copy), "--variants", "float32"]) == 0
+    manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
+    assert [v["name"] for v in manifest["variants"]] == ["float32"]
+    assert not (copy / "artifacts" / "model_float16.tflite").exists()
+
     assert main(["convert", str(copy), "--variants", "int4"]) == 2
     assert "unknown --variants int4" in capsys.readouterr().err
 
