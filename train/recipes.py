@@ -32,7 +32,7 @@ RECIPES = {
                    weight_decay=0.0, schedule="constant", warmup_epochs=0.0,
                    label_smoothing=0.0, crop_pad=0, flip=False),
     "fast": Recipe("fast", epochs=60, batch_size=128, learning_rate=3e-3, optimizer="adamw",
-                   weight_decay=5e-2, schedule="cosine", warmup_epochs=3.0,
+                   weight_decay=5e-4, schedule="cosine", warmup_epochs=3.0,
                    label_smoothing=0.1, crop_pad=2, flip=True),
 }
 
