@@ -16,7 +16,8 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training images used to calibrate integer variants")
     parser.add_argument("--probe-size", type=int, default=500,
                         help="validation images each artifact is checked on against Keras")
-    parser.add_argument("--seed", type=int, default=0, help="seed of both samples")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of both samples and of the quantization-aware fine-tuning")
     parser.add_argument("--qat-epochs", type=int, default=2,
                         help="epochs of quantization-aware fine-tuning (qat-int8)")
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4,

@@ -69,7 +69,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
     artifacts = Path(run_dir) / "artifacts"
     artifacts.mkdir(exist_ok=True)
     options = {"qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate, "data": data,
-               "fold_batchnorm": fold_batchnorm}
+               "fold_batchnorm": fold_batchnorm, "seed": seed}
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
     entries = _reusable_entries(artifacts, run.model_sha256)
