@@ -94,10 +94,11 @@ def _annotate(model):
 
 
 def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: float,
-                            validation: tuple, calibration: np.ndarray,
-                            seed: int = 0) -> tuple[bytes, dict]:
-    """Fine-tune a fake-quantized copy for ``epochs`` and convert it to int8 TFLite (int8
-    input and output). Returns the flatbuffer and the fine-tuning history."""
+                            validation: tuple, calibration: np.ndarray, seed: int = 0,
+                            label_smoothing: float = 0.0) -> tuple[bytes, dict]:
+    """Fine-tune a fake-quantized copy for ``epochs`` with the training loss (same label
+    smoothing) and a cosine-decaying rate from ``learning_rate``, then convert it to int8
+    TFLite (int8 input and output). Returns the flatbuffer and the fine-tuning history."""
     import tensorflow as tf
     import tf_keras
 
@@ -106,8 +107,11 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
     tf_keras.utils.set_random_seed(seed)
 
     quantized = _annotate(rebuild_in_tf_keras(model))
-    quantized.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
-                      loss=tf_keras.losses.CategoricalCrossentropy(),
+    schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate,
+                                                         epochs * epochs_data.steps())
+    quantized.compile(optimizer=tf_keras.optimizers.Adam(schedule),
+                      loss=tf_keras.losses.CategoricalCrossentropy(
+                          label_smoothing=label_smoothing),
                       metrics=["accuracy"])
     history = quantized.fit(epochs_data.batches(0), steps_per_epoch=epochs_data.steps(),
                             epochs=epochs, validation_data=validation, verbose=2)

@@ -96,7 +96,8 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
     validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, classes))
     content, history = quantization_aware_int8(model, epochs_data, options["qat_epochs"],
                                                options["qat_learning_rate"], validation,
-                                               calibration, options["seed"])
+                                               calibration, options["seed"],
+                                               recipe.label_smoothing)
     facts["qat"] = {"epochs": options["qat_epochs"],
                     "learning_rate": options["qat_learning_rate"],
                     "batch_size": recipe.batch_size, "history": history}
