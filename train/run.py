@@ -117,6 +117,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
     if len(history) < recipe.epochs:
         model.fit(epochs_data.batches(len(history)), steps_per_epoch=epochs_data.steps(),
+                  shuffle=False,  # the generator shuffles, seeded per epoch
                   epochs=recipe.epochs, initial_epoch=len(history), validation_data=validation,
                   validation_batch_size=EVAL_BATCH, callbacks=callbacks, verbose=0)
 
