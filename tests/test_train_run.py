@@ -159,3 +159,15 @@ def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 0
     rows = history_rows(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 41))
+
+
+def test_throughput_benchmark_writes_both_pipelines(tiny_tree, cache_dir, tmp_path):
+    from benchmarks import train_throughput
+
+    out = tmp_path / "throughput.json"
+    assert train_throughput.main(["--data", str(tiny_tree), "--repeats", "1", "--batch-size", "8",
+                                  "--out", str(out), "--cache-dir", str(cache_dir)]) == 0
+    result = json.loads(out.read_text())
+    assert result["images_per_epoch"] == 33  # 36 training images less 1 per class for validation
+    assert all(v > 0 for v in result["images_per_second"].values())
+    assert set(result["seconds"]) == {"plain_fit", "edgekit_epoch"}
