@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,12 @@ def main(argv=None) -> int:
 
     from edge_runtime.preprocess import scale_pixels
     from train.atomic import write_json
-    from train.config import TrainConfig
-    from train.run import load_splits
+    from train.run import run_splits
     from convert.verify import predict_file
 
     run_dir = args.run_dir
-    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["settings"])
-    if args.data:
-        config = replace(config, data=args.data)
-    test = load_splits(config).test
+    settings = json.loads((run_dir / "config.json").read_text())["settings"]
+    test = run_splits(settings, args.data)[1].test
     manifest = json.loads((run_dir / "artifacts" / "manifest.json").read_text())
     model = keras.saving.load_model(run_dir / "model.keras")
     reference = np.asarray(model.predict(scale_pixels(test.x), batch_size=500, verbose=0))

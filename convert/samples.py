@@ -7,7 +7,7 @@ the shared ``scale_pixels`` before they reach a converter or a model.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -29,13 +29,9 @@ class Samples:
 def draw_samples(run: TrainedRun, calibration_size: int, probe_size: int, seed: int,
                  data: Optional[str] = None) -> Samples:
     """Re-create the run's split (its stored settings) and draw seeded samples from it."""
-    from train.config import TrainConfig
-    from train.run import load_splits
+    from train.run import run_splits
 
-    config = TrainConfig.from_dict(run.config["settings"])
-    if data is not None:
-        config = replace(config, data=data)
-    splits = load_splits(config)
+    config, splits = run_splits(run.config["settings"], data)
     if splits.class_names != run.class_names:
         raise UserError(f"classes of {config.data} differ from the model's labels.txt")
     if splits.fingerprint != run.config.get("data_fingerprint"):

@@ -75,20 +75,16 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
     """Fine-tune with fake quantization on the run's own training split and recipe
     augmentation, then convert; records the settings and history in ``facts``."""
     import json
-    from dataclasses import replace
 
     from train.augment import EpochData, one_hot
-    from train.config import TrainConfig
-    from train.run import load_splits
+    from train.run import run_splits
 
     from edge_runtime.preprocess import scale_pixels
 
     from .qat import quantization_aware_int8
 
-    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["settings"])
-    if options.get("data"):
-        config = replace(config, data=options["data"])
-    splits = load_splits(config)
+    settings = json.loads((run_dir / "config.json").read_text())["settings"]
+    config, splits = run_splits(settings, options.get("data"))
     classes = len(splits.class_names)
     recipe = config.recipe
     epochs_data = EpochData(splits.train.x, splits.train.y, classes, recipe.batch_size,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 from edge_runtime.errors import UserError
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, PREPROCESS_VERSION, scale_pixels
@@ -56,6 +58,15 @@ def load_splits(config: TrainConfig) -> DataSplits:
     cache = Path(config.cache_dir) if config.cache_dir else None
     raw = load_source(config.data, config.image_size, cache)
     return make_splits(raw, spec, config.val_fraction, config.seed)
+
+
+def run_splits(settings: dict, data: Optional[str] = None) -> tuple[TrainConfig, DataSplits]:
+    """A run's stored settings (config.json's ``settings``) and its data split again, read
+    from ``data`` instead when the data has moved since training."""
+    config = TrainConfig.from_dict(settings)
+    if data:
+        config = replace(config, data=data)
+    return config, load_splits(config)
 
 
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
