@@ -1,7 +1,11 @@
 """Thin wrappers over the interpreters a device may have: LiteRT (ai-edge-litert), the older
-tflite-runtime, and ONNX Runtime. Each takes scaled float32 images (N, H, W, 3) and returns
-float32 class probabilities, quantizing and dequantizing with the parameters stored in the
-model itself (never assumed).
+tflite-runtime, and ONNX Runtime.
+
+Each wrapper offers two ways in. ``predict`` takes scaled float32 images (N, H, W, 3), for
+verification and benchmarks. ``predict_pixels`` takes uint8 pixels and a 256-entry table
+(``set_normalization``) that maps a pixel value straight to the model's input value,
+normalization and quantization included, so the hot path is one lookup. Both quantize and dequantize with
+the parameters stored in the model itself (never assumed).
 """
 from __future__ import annotations
 
@@ -11,27 +15,35 @@ from typing import Optional
 import numpy as np
 
 from .errors import UserError
+from .preprocess import scale_pixels
+
+TFLITE_BACKENDS = ("ai-edge-litert", "tflite-runtime")
+ONNX_BACKENDS = ("onnxruntime",)
+BACKENDS = ("auto",) + TFLITE_BACKENDS + ONNX_BACKENDS
+
+_TFLITE_MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter",
+                   "tflite-runtime": "tflite_runtime.interpreter"}
 
 
 class ModelLoadError(UserError):
     """A model file that cannot be loaded by its interpreter."""
 
 
-def _tflite_interpreter_class():
-    """LiteRT's Interpreter, else tflite-runtime's (for old Pi images); never TensorFlow's."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
+def _tflite_interpreter_class(backend: str):
+    """The Interpreter class of the chosen TFLite backend; "auto" prefers LiteRT, then
+    tflite-runtime (old Pi images). Never TensorFlow's."""
+    import importlib
 
-        return Interpreter, "ai-edge-litert"
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter
-
-        return Interpreter, "tflite-runtime"
-    except ImportError:
+    candidates = TFLITE_BACKENDS if backend == "auto" else (backend,)
+    for name in candidates:
+        try:
+            return importlib.import_module(_TFLITE_MODULES[name]).Interpreter, name
+        except ImportError:
+            continue
+    if backend == "auto":
         raise UserError("no TFLite interpreter installed: pip install ai-edge-litert "
-                        "(or tflite-runtime on 32-bit Pi OS)") from None
+                        "(or tflite-runtime on 32-bit Pi OS)")
+    raise UserError(f"backend {backend} is not installed: pip install {backend}")
 
 
 def quantize(values: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
@@ -45,19 +57,45 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * scale
 
 
+def _check_rgb_input(path: Path, shape) -> int:
+    """The square side of an (N, S, S, 3) input; anything else cannot be fed images."""
+    dims = [int(d) for d in shape]
+    if len(dims) != 4 or dims[3] != 3 or dims[1] != dims[2] or dims[1] <= 0:
+        raise ModelLoadError(f"{path}: input shape {tuple(dims)} cannot be fed RGB images "
+                             "(expected (N, S, S, 3))")
+    return dims[1]
+
+
 class TFLiteModel:
     """A .tflite file run by LiteRT (or tflite-runtime), one image or a batch at a time."""
 
-    def __init__(self, path: Path, threads: Optional[int] = None):
-        interpreter_class, self.backend = _tflite_interpreter_class()
+    def __init__(self, path: Path, threads: Optional[int] = None, backend: str = "auto"):
+        interpreter_class, self.backend = _tflite_interpreter_class(backend)
         try:
             self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{path}: not a loadable TFLite model ({exc})") from None
+        self._read_details()
+        self.image_size = _check_rgb_input(path, self.input["shape"])
+        dtype = np.dtype(self.input["dtype"])
+        if dtype not in (np.float32, np.int8, np.uint8):
+            raise ModelLoadError(f"{path}: input type {dtype.name} is not supported "
+                                 "(float32, int8 or uint8)")
+
+    def _read_details(self) -> None:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch = int(self.input["shape"][0])
+        self.input_index = self.input["index"]
+        self.output_index = self.output["index"]
+        # Integer outputs are dequantized through a 256-entry table indexed by the raw byte:
+        # one lookup instead of three array operations per call.
+        self.output_table = None
+        if self.output["dtype"] != np.float32:
+            scale, zero_point = self.output["quantization"]
+            codes = np.arange(256, dtype=np.uint8).view(self.output["dtype"])
+            self.output_table = dequantize(codes, scale, zero_point)
 
     def describe(self) -> dict:
         """dtype, shape and (scale, zero point) of the input and output tensors."""
@@ -72,35 +110,70 @@ class TFLiteModel:
     def _resize(self, batch: int) -> None:
         shape = list(self.input["shape"])
         shape[0] = batch
-        self.interpreter.resize_tensor_input(self.input["index"], shape)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.batch = batch
+        try:
+            self.interpreter.resize_tensor_input(self.input_index, shape)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"this model cannot take a batch of {batch} ({exc}); "
+                            "classify one image at a time") from None
+        self._read_details()
+
+    def _to_input(self, images: np.ndarray) -> np.ndarray:
+        """Scaled float images -> the input tensor's dtype, quantized with its own params."""
+        dtype = self.input["dtype"]
+        if dtype == np.float32:
+            return images
+        scale, zero_point = self.input["quantization"]
+        return quantize(images, scale, zero_point, dtype)
+
+    def set_normalization(self, mean: float, std: float) -> None:
+        """Prepare ``predict_pixels``: the input value of each uint8 pixel value (scaling by
+        (mean, std), then the input tensor's quantization), exactly what ``predict`` would
+        compute. When that table is a byte shift (int8 with zero point -128 and scale
+        1/255, or raw uint8), pixels are shifted instead of looked up: 2 us instead of 5."""
+        self.pixel_table = self._to_input(scale_pixels(np.arange(256, dtype=np.uint8), mean, std))
+        self.pixel_shift = None
+        if self.pixel_table.itemsize == 1:
+            shift = self.pixel_table.view(np.uint8) - np.arange(256, dtype=np.uint8)
+            if np.all(shift == shift[0]):
+                self.pixel_shift = shift[0]
+
+    def _run(self) -> np.ndarray:
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self.output_index)
+        if self.output_table is None:
+            return raw
+        return self.output_table[raw.view(np.uint8)]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities for scaled float32 images (N, H, W, 3); integer models are fed raw
-        pixel values as the model's input quantization demands."""
+        """Probabilities for scaled float32 images (N, H, W, 3); integer models are fed
+        values quantized as the model's input quantization demands."""
         images = np.asarray(images, np.float32)
         if len(images) != self.batch:
             self._resize(len(images))
-        dtype = self.input["dtype"]
-        if dtype == np.float32:
-            feed = images
+        self.interpreter.set_tensor(self.input_index, self._to_input(images))
+        return self._run()
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for uint8 pixels (N, S, S, 3), mapped as ``set_normalization``
+        prepared, straight into the interpreter's input buffer (no intermediate copies)."""
+        if len(pixels) != self.batch:
+            self._resize(len(pixels))
+        # The view from tensor() must not outlive these statements: invoke() refuses to run
+        # while Python holds a reference into the interpreter's buffers.
+        if self.pixel_shift is not None:
+            np.add(pixels, self.pixel_shift,
+                   out=self.interpreter.tensor(self.input_index)().view(np.uint8))
         else:
-            scale, zero_point = self.input["quantization"]
-            feed = quantize(images, scale, zero_point, dtype)
-        self.interpreter.set_tensor(self.input["index"], feed)
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self.output["index"])
-        if self.output["dtype"] == np.float32:
-            return raw.astype(np.float32)
-        scale, zero_point = self.output["quantization"]
-        return dequantize(raw, scale, zero_point)
+            np.take(self.pixel_table, pixels, out=self.interpreter.tensor(self.input_index)(),
+                    mode="clip")
+        return self._run()
 
 
 class OnnxModel:
     """An .onnx file run by ONNX Runtime on the CPU."""
+
+    backend = "onnxruntime"
 
     def __init__(self, path: Path, threads: Optional[int] = None):
         try:
@@ -113,10 +186,15 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             raise ModelLoadError(f"{path}: not a loadable ONNX model ({exc})") from None
-        self.backend = "onnxruntime"
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        if model_input.type != "tensor(float)":
+            raise ModelLoadError(f"{path}: input type {model_input.type} is not supported "
+                                 "(float)")
+        self.image_size = _check_rgb_input(
+            path, [1 if not isinstance(d, int) else d for d in model_input.shape])
 
     def describe(self) -> dict:
         """dtype and shape of the input and output tensors (QDQ models keep float IO)."""
@@ -128,19 +206,39 @@ class OnnxModel:
         return {"input": tensor(self.session.get_inputs()[0]),
                 "output": tensor(self.session.get_outputs()[0])}
 
+    def metadata_properties(self) -> dict:
+        """The model's metadata_props (labels and normalization written by the converter)."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def set_normalization(self, mean: float, std: float) -> None:
+        """Prepare ``predict_pixels``: the float input value of each uint8 pixel value."""
+        self.pixel_table = scale_pixels(np.arange(256, dtype=np.uint8), mean, std)
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for scaled float32 images (N, H, W, 3)."""
         feed = {self.input_name: np.asarray(images, np.float32)}
         return np.asarray(self.session.run(None, feed)[0], np.float32)
 
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for uint8 pixels (N, S, S, 3), mapped as ``set_normalization``
+        prepared."""
+        return self.predict(self.pixel_table[pixels])
 
-def load_model(path: Path, threads: Optional[int] = None):
-    """The right wrapper for a .tflite or .onnx file."""
+
+def load_model(path: Path, threads: Optional[int] = None, backend: str = "auto"):
+    """The right wrapper for a .tflite or .onnx file. ``backend`` is "auto" (whatever is
+    installed that runs the file) or one of BACKENDS; the wrapper's ``.backend`` says which."""
     path = Path(path)
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file")
     if path.suffix == ".tflite":
-        return TFLiteModel(path, threads)
+        if backend in ONNX_BACKENDS:
+            raise UserError(f"{path}: backend {backend} runs .onnx files, not .tflite")
+        return TFLiteModel(path, threads, backend)
     if path.suffix == ".onnx":
+        if backend in TFLITE_BACKENDS:
+            raise UserError(f"{path}: backend {backend} runs .tflite files, not .onnx")
         return OnnxModel(path, threads)
     raise ModelLoadError(f"{path}: unknown model format (expected .tflite or .onnx)")

@@ -6,8 +6,10 @@ scaled to float32 only when they enter a model: ``(pixel - NORM_MEAN) / NORM_STD
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
+import struct
 from typing import Union
 
 import numpy as np
@@ -20,7 +22,13 @@ NORM_MEAN = 0.0
 NORM_STD = 255.0
 
 # Bumped whenever the decoded pixels for a given file would change, so caches are invalidated.
-PREPROCESS_VERSION = 1
+# 2: large images are box-reduced by an integer factor before the bilinear resize.
+PREPROCESS_VERSION = 2
+
+# Images above this many pixels are refused before decoding (a 20,000 x 20,000 PNG can be a
+# few kilobytes on disk and need 1.2 GB decoded). 50 megapixels covers any camera; Pillow's own
+# default check warns at 89 megapixels and refuses only at twice that.
+MAX_IMAGE_PIXELS = 50_000_000
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -28,34 +36,43 @@ ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 def open_image(source: ImageSource) -> Image.Image:
     """Open and fully decode an image from a path, encoded bytes or a PIL image.
 
-    Raises ImageReadError (naming the file) for missing, empty, truncated or non-image input.
+    Raises ImageReadError (naming the file) for missing, empty, truncated, oversized or
+    non-image input.
     """
     if isinstance(source, Image.Image):
         return source
     name = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
     try:
-        if isinstance(source, bytes):
-            image = Image.open(io.BytesIO(source))
-        else:
-            image = Image.open(source)
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ImageReadError(f"{name}: image of {width} x {height} pixels is over the "
+                                 f"{MAX_IMAGE_PIXELS:,}-pixel limit (decompression bomb?)")
         image.load()  # decode now so truncated files fail here, not later
     except FileNotFoundError:
         raise ImageReadError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ImageReadError(f"{name}: is a directory, not an image") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except PermissionError:
+        raise ImageReadError(f"{name}: permission denied") from None
+    except Image.DecompressionBombError:
+        raise ImageReadError(f"{name}: image is over Pillow's pixel limit "
+                             "(decompression bomb?)") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
+            TypeError, ZeroDivisionError, MemoryError) as exc:
+        # Pillow's decoders raise a zoo of types on corrupt input; all mean "not readable".
         raise ImageReadError(f"{name}: not a readable image ({exc})") from None
     return image
 
 
-def to_rgb_square(image: Image.Image, size: int) -> np.ndarray:
-    """Apply EXIF orientation, convert to RGB, center-crop to a square and resize.
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Apply EXIF orientation and convert to an (H, W, 3) uint8 RGB array.
 
-    Returns a (size, size, 3) uint8 array. Images already at size x size pass through unchanged.
+    Grayscale, RGBA, palette and 16-bit images are converted the way a viewer shows them.
     """
     image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
-        # 16-bit and palette images go through RGBA/L first so PIL scales them correctly.
+        # 16-bit and palette images go through L/RGBA first so PIL scales them correctly.
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
             array = np.asarray(image, dtype=np.float64)
             array = np.clip(np.round(array / (257.0 if array.max() > 255 else 1.0)), 0, 255)
@@ -63,15 +80,61 @@ def to_rgb_square(image: Image.Image, size: int) -> np.ndarray:
         elif image.mode == "P":
             image = image.convert("RGBA")
         image = image.convert("RGB")
-    width, height = image.size
-    side = min(width, height)
-    if width != height:
-        left = (width - side) // 2
-        top = (height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-    if side != size:
-        image = image.resize((size, size), Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def square_resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop an (H, W, 3) uint8 array to a square and resize it to (size, size, 3).
+
+    Arrays already at size x size are returned unchanged. Large crops are first averaged over
+    integer k x k blocks (k chosen so at least 2 x size pixels remain, as Pillow's
+    ``reducing_gap=2``), then resized bilinearly; the block average reads each pixel once,
+    which keeps a 640 x 480 camera frame well under a millisecond.
+    """
+    height, width = pixels.shape[:2]
+    side = min(height, width)
+    factor = max(1, side // (2 * size))
+    side -= side % factor
+    top, left = (height - side) // 2, (width - side) // 2
+    crop = pixels[top:top + side, left:left + side]
+    if side == size:
+        return np.ascontiguousarray(crop)
+    if factor > 1:
+        crop = _block_mean(crop, factor)
+        if crop.shape[0] == size:
+            return crop
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(
+        (size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def _block_mean(square: np.ndarray, factor: int) -> np.ndarray:
+    """Rounded mean over non-overlapping factor x factor blocks of a square uint8 image.
+
+    Rows are summed with one integer reduce; the column groups (factor pixels x 3 channels,
+    a tiny inner axis numpy reduces slowly) with a matrix product against a 0/1 selector,
+    exact because every sum stays below 2**24 in float32.
+    """
+    blocks = square.shape[0] // factor
+    accumulator = np.uint16 if factor * factor * 255 < 2 ** 16 else np.uint32
+    rows = np.add.reduce(square.reshape(blocks, factor, -1, 3), axis=1, dtype=accumulator)
+    exact = np.float32 if factor * factor * 255 < 2 ** 24 else np.float64
+    sums = rows.reshape(blocks * blocks, factor * 3).astype(exact) @ _channel_selector(factor)
+    area = factor * factor
+    # floor((sum + area/2) / area): a rounded mean; the quotient of exact integers is never
+    # close enough to the next integer for float rounding to cross it.
+    mean = np.floor((sums + area // 2) / area)
+    return mean.reshape(blocks, blocks, 3).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def _channel_selector(factor: int) -> np.ndarray:
+    """(factor*3, 3) 0/1 matrix that sums each channel over factor neighbouring pixels."""
+    return np.tile(np.eye(3, dtype=np.float32), (factor, 1))
+
+
+def to_rgb_square(image: Image.Image, size: int) -> np.ndarray:
+    """EXIF-oriented RGB, center-cropped and resized: a (size, size, 3) uint8 array."""
+    return square_resize(to_rgb_array(image), size)
 
 
 def load_pixels(source: ImageSource, size: int) -> np.ndarray:
