@@ -140,7 +140,9 @@ class Classifier:
         return self._prediction(self.probabilities(pixels[None])[0], top_k)
 
     def _prediction(self, probabilities: np.ndarray, top_k: int) -> Prediction:
-        best = np.argsort(probabilities)[::-1][:top_k]
+        # Stable sort of the negated scores: ties (common with int8 outputs, which take only
+        # 256 values) go to the lower class index, as argmax does everywhere else.
+        best = np.argsort(-probabilities, kind="stable")[:top_k]
         labels = self.labels
         # tolist() converts all k scores to Python floats in one call (this is on the
         # per-frame path, where every microsecond shows against a 0.1 ms inference).

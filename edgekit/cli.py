@@ -22,6 +22,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per stage command."""
     from convert.cli import add_convert_arguments, run_convert
+    from edge_runtime.camera import add_camera_arguments, run_camera
+    from edge_runtime.classify_command import add_classify_arguments, run_classify
     from train.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
 
     parser = argparse.ArgumentParser(
@@ -48,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter)
     add_convert_arguments(convert)
     convert.set_defaults(handler=run_convert)
+
+    classify = commands.add_parser(
+        "classify", help="classify image files, folders or globs with a .tflite/.onnx model "
+                         "(no TensorFlow needed)", formatter_class=_HelpFormatter)
+    add_classify_arguments(classify)
+    classify.set_defaults(handler=run_classify)
+
+    camera = commands.add_parser(
+        "camera", help="classify live frames from the Pi camera, a USB camera, a video file "
+                       "or a folder", formatter_class=_HelpFormatter)
+    add_camera_arguments(camera)
+    camera.set_defaults(handler=run_camera)
     return parser
 
 

@@ -1,0 +1,205 @@
+"""Live classification from a camera, video file or folder: ``edgekit camera MODEL``, or on a
+device without the edgekit command, ``python3 -m edge_runtime.camera MODEL``.
+
+Each frame goes capture -> preprocess (center crop, shrink, RGB) -> inference -> output (a
+window with the top-k labels and frames per second, or with --headless one JSON line per
+frame), and the time of each step is measured so a slow loop shows where its time goes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Optional, TextIO
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a file: make the package importable, then reimport
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "edge_runtime"
+
+from .classifier import Classifier, Prediction
+from .classify_command import add_model_arguments
+from .errors import UserError
+from .frame_sources import CameraError, open_source
+from .preprocess import square_resize
+
+STAGES = ("capture", "preprocess", "inference", "output")
+
+
+@dataclass
+class LoopStats:
+    """Seconds spent per stage over all frames, and the frame count."""
+
+    frames: int = 0
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    wall: float = 0.0
+    dropped: int = 0
+    error: Optional[str] = None
+
+    def per_frame_ms(self) -> dict:
+        """Mean milliseconds per frame for each stage."""
+        return {stage: 1000.0 * total / max(self.frames, 1)
+                for stage, total in self.seconds.items()}
+
+    def summary(self) -> str:
+        """One line for the end of a run."""
+        split = ", ".join(f"{stage} {ms:.3f}" for stage, ms in self.per_frame_ms().items())
+        rate = self.frames / self.wall if self.wall else 0.0
+        return (f"{self.frames} frames in {self.wall:.2f} s ({rate:.1f} fps); ms per frame: "
+                f"{split}; {self.dropped} stale frames skipped")
+
+
+class FrameRate:
+    """Frames per second over the last ``window`` frames."""
+
+    def __init__(self, window: int = 30):
+        self.times: deque = deque(maxlen=window)
+
+    def tick(self, now: float) -> float:
+        """Record a frame finished at ``now``; the current rate."""
+        self.times.append(now)
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def run_loop(classifier: Classifier, source, output: Callable[[int, np.ndarray, Prediction,
+             float, dict], None], top_k: int = 3, max_frames: Optional[int] = None) -> LoopStats:
+    """Classify frames until the source ends, ``max_frames`` is reached, output raises
+    StopIteration (a closed window) or the camera fails (``stats.error`` says how).
+    Returns where the time went."""
+    stats = LoopStats()
+    rate = FrameRate()
+    clock = time.perf_counter
+    size = classifier.image_size
+    start = clock()
+    while max_frames is None or stats.frames < max_frames:
+        t0 = clock()
+        try:
+            frame = source.read()
+        except CameraError as exc:
+            stats.error = str(exc)
+            break
+        if frame is None:
+            break
+        t1 = clock()
+        pixels = square_resize(frame, size)
+        if source.bgr:
+            pixels = np.ascontiguousarray(pixels[..., ::-1])
+        t2 = clock()
+        prediction = classifier.classify(pixels, top_k)
+        t3 = clock()
+        timing = {"capture": t1 - t0, "preprocess": t2 - t1, "inference": t3 - t2}
+        try:
+            output(stats.frames, frame, prediction, rate.tick(t3), timing)
+        except StopIteration:
+            break
+        t4 = clock()
+        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stats.seconds[stage] += seconds
+        stats.frames += 1
+    stats.wall = clock() - start
+    stats.dropped = getattr(source, "dropped", 0)
+    return stats
+
+
+def json_lines(stream: TextIO) -> Callable:
+    """Output for --headless: one JSON object per frame (top-k, fps, ms per stage so far)."""
+    def write(index, frame, prediction, fps, timing):
+        record = {"frame": index, **prediction.to_dict(), "fps": round(fps, 1),
+                  "ms": {stage: round(1000 * s, 3) for stage, s in timing.items()}}
+        stream.write(json.dumps(record) + "\n")
+    return write
+
+
+def window(title: str, bgr: bool) -> Callable:
+    """Output for desktop use: the frame in an OpenCV window with the top-k labels and fps;
+    q or Esc closes it."""
+    try:
+        import cv2
+    except ImportError:
+        raise UserError("showing frames needs OpenCV with GUI support (pip install "
+                        "opencv-python, or apt install python3-opencv); or use --headless") \
+            from None
+
+    def show(index, frame, prediction, fps, timing):
+        image = np.ascontiguousarray(frame if bgr else frame[..., ::-1])
+        lines = [f"{label} {score:.2f}" for label, score in prediction.top_k]
+        lines.append(f"{fps:.1f} fps")
+        for row, text in enumerate(lines):
+            cv2.putText(image, text, (10, 30 + 28 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                        (0, 255, 0), 2, cv2.LINE_AA)
+        try:
+            cv2.imshow(title, image)
+            key = cv2.waitKey(1) & 0xFF
+        except cv2.error:
+            raise UserError("this OpenCV build cannot open windows (opencv-python-headless?); "
+                            "use --headless, or install opencv-python") from None
+        if key in (ord("q"), 27):
+            raise StopIteration
+    return show
+
+
+def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the flags of ``edgekit camera``."""
+    parser.add_argument("model", help="a .tflite or .onnx file from edgekit convert")
+    parser.add_argument("--source", default="auto",
+                        help="picamera, a USB camera index (0), a video file, a folder of "
+                             "images, or synthetic; auto: picamera if picamera2 is installed, "
+                             "else camera 0")
+    parser.add_argument("--headless", action="store_true",
+                        help="no window: print one JSON line per frame")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to show")
+    parser.add_argument("--width", type=int, default=640, help="capture width")
+    parser.add_argument("--height", type=int, default=480, help="capture height")
+    parser.add_argument("--stall-timeout", type=float, default=5.0,
+                        help="stop if a live camera delivers no frame for this many seconds")
+    add_model_arguments(parser)
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    """Open the model and the source, run the loop, print the timing summary."""
+    for flag, value in (("--top-k", args.top_k), ("--max-frames", args.max_frames),
+                        ("--width", args.width), ("--height", args.height)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    classifier = Classifier(args.model, threads=args.threads, backend=args.backend)
+    source = open_source(args.source, args.width, args.height, args.stall_timeout)
+    print(f"edgekit camera: {source.name} -> {classifier.path.name} on {classifier.backend}",
+          file=sys.stderr)
+    output = json_lines(sys.stdout) if args.headless else window("edgekit", source.bgr)
+    try:
+        stats = run_loop(classifier, source, output, args.top_k, args.max_frames)
+    finally:
+        source.close()
+    print(f"edgekit camera: {stats.summary()}", file=sys.stderr)
+    if stats.error:
+        print(f"edgekit camera: {stats.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python3 -m edge_runtime.camera``: the same command without the edgekit CLI."""
+    parser = argparse.ArgumentParser(prog="python3 -m edge_runtime.camera",
+                                     description=__doc__.splitlines()[0])
+    add_camera_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_camera(args)
+    except UserError as exc:
+        print(f"edgekit camera: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""``edgekit classify MODEL PATH...``: classify files, folders and globs with a deployed model.
+
+Imports only the runtime (numpy, pillow, one interpreter), never TensorFlow. A bad image is
+reported on its own line and the command keeps going; the exit code is 1 if any image failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ImageReadError
+from .interpreters import BACKENDS
+
+
+def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the flags of ``edgekit classify``."""
+    parser.add_argument("model", type=Path, help="a .tflite or .onnx file from edgekit convert")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="image files, folders (searched recursively) or glob patterns")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to show")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line: path, label, score, top_k "
+                             "(or path and error)")
+    add_model_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--threads and --backend, shared by classify and camera."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="interpreter threads (default: the interpreter's choice)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="interpreter; auto: ai-edge-litert, else tflite-runtime for "
+                             ".tflite, onnxruntime for .onnx")
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """Classify every image; 0 if all were read, 1 if any failed."""
+    from .classifier import Classifier
+    from .image_paths import expand_image_paths
+
+    classifier = Classifier(args.model, threads=args.threads, backend=args.backend)
+    print(f"edgekit: {args.model.name} on {classifier.backend}, {len(classifier.labels)} "
+          f"classes, {classifier.image_size} px input", file=sys.stderr)
+    done = failed = 0
+    start = time.perf_counter()
+    for path in expand_image_paths(args.paths):
+        try:
+            prediction = classifier.classify(path, top_k=args.top_k)
+        except ImageReadError as exc:
+            failed += 1
+            print(_error_line(path, exc) if args.json else f"{path}: error: {exc}", flush=True)
+            continue
+        done += 1
+        if args.json:
+            print(json.dumps({"path": str(path), **prediction.to_dict()}))
+        else:
+            ranked = ", ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
+            print(f"{path}: {ranked}")
+    seconds = time.perf_counter() - start
+    print(f"edgekit: classified {done} image(s), {failed} failed, in {seconds:.1f} s",
+          file=sys.stderr)
+    return 1 if failed or not done else 0
+
+
+def _error_line(path: Path, error: Exception) -> str:
+    # The message already names the file; the JSON keeps it without the path prefix.
+    message = str(error)
+    prefix = f"{path}: "
+    return json.dumps({"path": str(path),
+                       "error": message[len(prefix):] if message.startswith(prefix) else message})

@@ -1,0 +1,31 @@
+"""Turn command-line PATH arguments (files, folders, glob patterns) into image files."""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# Folders are searched for these; a file named explicitly is tried whatever its extension.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
+                              ".tiff", ".ppm", ".pgm"})
+
+
+def expand_image_paths(arguments: Sequence[str]) -> Iterator[Path]:
+    """Each argument in order: a file as itself, a folder as its images (recursively, sorted),
+    a glob pattern (``*``, ``?``, ``[``, ``**``) as its matches. A missing path or a pattern
+    matching nothing is passed through as-is, so the caller reports it as a per-file error
+    and keeps going."""
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*")
+                              if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        elif path.exists() or not glob.has_magic(argument):
+            yield path
+        else:
+            matches = sorted(glob.glob(os.path.expanduser(argument), recursive=True))
+            if not matches:
+                yield path
+            for match in matches:
+                yield from expand_image_paths([match]) if Path(match).is_dir() else [Path(match)]
