@@ -11,6 +11,7 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+LABELS = ["class0", "class1", "class2"]
 
 
 def write_class_tree(root: Path, per_class: int, seed: int = 0, size: int = 32) -> Path:
@@ -41,3 +42,23 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("EDGEKIT_CACHE", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def converted_run(tmp_path_factory):
+    """(run_dir, exit code, manifest): a 3-class seed_cnn trained for 3 epochs on a tiny tree
+    (tests/data beside it) and converted into every variant, once per test session."""
+    import json
+
+    from edgekit.cli import main
+
+    root = tmp_path_factory.mktemp("convert")
+    os.environ["EDGEKIT_CACHE"] = str(root / "cache")
+    write_class_tree(root / "data" / "train", 16, seed=1)
+    write_class_tree(root / "data" / "test", 4, seed=2)
+    run = root / "run"
+    assert main(["train", "--data", str(root / "data"), "--out", str(run), "--epochs", "3",
+                 "--batch-size", "8", "--val-fraction", "0.25"]) == 0
+    code = main(["convert", str(run), "--qat-epochs", "1", "--calibration-size", "30"])
+    manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
+    return run, code, manifest

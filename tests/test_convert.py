@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_class_tree
 from convert.variants import VARIANTS
 from edge_runtime.interpreters import load_model
 from edge_runtime.model_metadata import info_from_properties, read_tflite_info
@@ -20,22 +19,12 @@ from edgekit.cli import main
 
 pytestmark = pytest.mark.slow
 
-LABELS = ["class0", "class1", "class2"]
+from conftest import LABELS
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    """A 3-class seed_cnn trained for 3 epochs, converted into every variant once."""
-    root = tmp_path_factory.mktemp("convert")
-    os.environ["EDGEKIT_CACHE"] = str(root / "cache")
-    write_class_tree(root / "data" / "train", 16, seed=1)
-    write_class_tree(root / "data" / "test", 4, seed=2)
-    run = root / "run"
-    assert main(["train", "--data", str(root / "data"), "--out", str(run), "--epochs", "3",
-                 "--batch-size", "8", "--val-fraction", "0.25"]) == 0
-    code = main(["convert", str(run), "--qat-epochs", "1", "--calibration-size", "30"])
-    manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
-    return run, code, manifest
+def converted(converted_run):
+    return converted_run
 
 
 def entry(manifest, name):
