@@ -1,0 +1,181 @@
+"""The camera loop: synthetic, folder and video sources, headless JSON lines, the timing split,
+latest-frame-wins for live cameras, and a camera that stops delivering frames."""
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import LABELS
+from edge_runtime import camera
+from edge_runtime.classifier import Classifier
+from edge_runtime.frame_sources import CameraError, LatestFrame, SyntheticSource
+from edgekit.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def model_file(converted_run, name="int8") -> Path:
+    run, _, manifest = converted_run
+    entry = next(v for v in manifest["variants"] if v["name"] == name)
+    return run / "artifacts" / entry["file"]
+
+
+def test_headless_synthetic_source_prints_json_lines(converted_run, capsys):
+    code = main(["camera", str(model_file(converted_run)), "--source", "synthetic",
+                 "--headless", "--max-frames", "25", "--top-k", "2"])
+    assert code == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.strip().splitlines()]
+    assert [r["frame"] for r in records] == list(range(25))
+    for record in records:
+        assert record["label"] in LABELS and len(record["top_k"]) == 2
+        assert set(record["ms"]) == {"capture", "preprocess", "inference"}
+        assert all(value >= 0 for value in record["ms"].values())
+    assert records[-1]["fps"] > 0
+    summary = captured.err.strip().splitlines()[-1]
+    assert "25 frames" in summary
+    for stage in ("capture", "preprocess", "inference", "output"):
+        assert stage in summary
+
+
+def test_frames_classify_like_files(converted_run, tmp_path, capsys):
+    """A folder of images as a source: every frame's answer equals edgekit classify's."""
+    run, _, _ = converted_run
+    images = sorted((run.parent / "data" / "test").rglob("*.png"))[:6]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        big = np.kron(np.asarray(Image.open(image)), np.ones((15, 20, 1), np.uint8))
+        Image.fromarray(big).save(folder / f"{i:02d}.png")  # 480 x 640, like a camera frame
+    (folder / "07.png").write_bytes(b"corrupt")
+    assert main(["camera", str(model_file(converted_run)), "--source", str(folder),
+                 "--headless"]) == 0
+    captured = capsys.readouterr()
+    labels = [json.loads(line)["label"] for line in captured.out.strip().splitlines()]
+    classifier = Classifier(model_file(converted_run))
+    assert labels == [classifier.classify(folder / f"{i:02d}.png").label for i in range(6)]
+    assert "skipping" in captured.err and "07.png" in captured.err
+
+
+def test_video_file_source(converted_run, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(7):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    writer.release()
+    assert main(["camera", str(model_file(converted_run)), "--source", str(path),
+                 "--headless", "--max-frames", "100"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 7
+
+
+class CountingCamera:
+    """A live camera delivering numbered frames every ``interval`` seconds, then (after
+    ``stall_after`` frames) blocking forever like an unplugged driver."""
+
+    bgr = False
+    live = True
+    name = "fake camera"
+
+    def __init__(self, interval: float, stall_after: int = 10 ** 9):
+        self.interval = interval
+        self.stall_after = stall_after
+        self.count = 0
+        self.stalled = threading.Event()
+
+    def read(self):
+        if self.count >= self.stall_after:
+            self.stalled.wait()  # never set: a driver stuck in its read call
+        time.sleep(self.interval)
+        self.count += 1
+        return np.full((48, 64, 3), self.count % 256, np.uint8)
+
+    def close(self):
+        pass
+
+
+def test_latest_frame_wins():
+    camera_source = CountingCamera(interval=0.002)
+    latest = LatestFrame(camera_source, stall_timeout=2.0)
+    seen = []
+    for _ in range(5):
+        time.sleep(0.05)  # a slow model: about 25 frames arrive meanwhile
+        frame = latest.read()
+        seen.append(int(frame[0, 0, 0]))
+        assert seen[-1] >= camera_source.count - 1  # the newest frame, not a queued one
+    latest.close()
+    assert seen == sorted(seen) and len(set(seen)) == 5
+    assert latest.dropped >= 20
+
+
+def test_a_stalled_camera_ends_the_loop_cleanly(converted_run, monkeypatch, capsys):
+    stalling = CountingCamera(interval=0.001, stall_after=4)
+    monkeypatch.setattr(camera, "open_source",
+                        lambda spec, width, height, timeout: LatestFrame(stalling, timeout))
+    start = time.perf_counter()
+    code = main(["camera", str(model_file(converted_run)), "--source", "0", "--headless",
+                 "--stall-timeout", "0.3"])
+    assert time.perf_counter() - start < 10
+    assert code == 1
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 4
+    assert "delivered no frame for 0.3 s; stopping" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_a_failing_camera_raises_camera_error():
+    class Broken(CountingCamera):
+        def read(self):
+            raise OSError("device disconnected")
+
+    latest = LatestFrame(Broken(0.0), stall_timeout=1.0)
+    with pytest.raises(CameraError, match="fake camera failed: device disconnected"):
+        latest.read()
+    latest.close()
+
+
+def test_window_mode_without_gui_support_says_use_headless(converted_run, capsys):
+    pytest.importorskip("cv2")
+    import cv2
+
+    try:  # a full OpenCV build could open a window; this check is about headless builds
+        cv2.namedWindow("probe")
+        cv2.destroyAllWindows()
+        pytest.skip("this OpenCV build has GUI support")
+    except cv2.error:
+        pass
+    assert main(["camera", str(model_file(converted_run)), "--source", "synthetic",
+                 "--max-frames", "2"]) == 2
+    assert "--headless" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_bad_sources_and_flags(converted_run, tmp_path, capsys):
+    model = str(model_file(converted_run))
+    for argv, message in [
+        (["--source", str(tmp_path / "missing.mp4")], "no such video file or folder"),
+        (["--source", "synthetic", "--max-frames", "0"], "--max-frames must be at least 1"),
+    ]:
+        assert main(["camera", model, "--headless", *argv]) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_camera_module_runs_as_a_plain_script(converted_run):
+    import subprocess
+    import sys
+
+    script = Path(camera.__file__)
+    result = subprocess.run([sys.executable, str(script), str(model_file(converted_run)),
+                             "--source", "synthetic", "--headless", "--max-frames", "3"],
+                            capture_output=True, text=True, timeout=120, cwd=script.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.strip().splitlines()) == 3
+
+
+def test_synthetic_source_cycles_frames():
+    source = SyntheticSource(64, 48, distinct_frames=3)
+    frames = [source.read() for _ in range(4)]
+    assert frames[0].shape == (48, 64, 3) and frames[3] is frames[0]

@@ -1,0 +1,125 @@
+"""``edgekit classify``: files, folders and globs in, one line (or JSON object) per image out,
+bad files reported without stopping; and the runtime works with TensorFlow unimportable."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import LABELS
+from edge_runtime.interpreters import load_model
+from edge_runtime.preprocess import load_pixels, scale_pixels
+from edgekit.cli import main
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def model_file(converted_run, name="int8") -> Path:
+    run, _, manifest = converted_run
+    entry = next(v for v in manifest["variants"] if v["name"] == name)
+    return run / "artifacts" / entry["file"]
+
+
+def json_lines(text: str) -> list:
+    return [json.loads(line) for line in text.strip().splitlines()]
+
+
+def test_json_lines_for_a_folder_match_the_conversion_stage(converted_run, capsys):
+    run, _, _ = converted_run
+    folder = run.parent / "data" / "test"
+    assert main(["classify", str(model_file(converted_run)), str(folder), "--json",
+                 "--top-k", "2"]) == 0
+    records = json_lines(capsys.readouterr().out)
+    files = sorted(folder.rglob("*.png"))
+    assert [r["path"] for r in records] == [str(p) for p in files]
+    for record in records:
+        assert set(record) == {"path", "label", "score", "top_k"}
+        assert [t["label"] for t in record["top_k"]][0] == record["label"]
+        assert len(record["top_k"]) == 2
+    # same answers as the conversion stage's own evaluation path (batched, float input)
+    probabilities = load_model(model_file(converted_run)).predict(
+        scale_pixels(np.stack([load_pixels(p, 32) for p in files])))
+    assert [r["label"] for r in records] == [LABELS[i] for i in probabilities.argmax(1)]
+    assert [r["score"] for r in records] == pytest.approx(probabilities.max(1).tolist(), abs=1e-6)
+
+
+def test_bad_files_are_reported_and_the_rest_classified(converted_run, tmp_path, capsys):
+    run, _, _ = converted_run
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    image = next((run.parent / "data" / "test").rglob("*.png"))
+    (folder / "sub" / "good.png").write_bytes(image.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (folder / "notes.txt").write_text("ignored: folders are searched for image files only")
+    Image.new("L", (50, 20), 128).save(folder / "gray.png")
+    code = main(["classify", str(model_file(converted_run)), str(folder),
+                 str(tmp_path / "missing.jpg"), str(tmp_path / "none-*.png"), "--json"])
+    assert code == 1
+    captured = capsys.readouterr()
+    records = {Path(r["path"]).name: r for r in json_lines(captured.out)}
+    assert set(records) == {"broken.jpg", "gray.png", "good.png", "missing.jpg", "none-*.png"}
+    assert "not a readable image" in records["broken.jpg"]["error"]
+    assert records["missing.jpg"] == {"path": str(tmp_path / "missing.jpg"),
+                                      "error": "no such file"}
+    assert records["good.png"]["label"] in LABELS and records["gray.png"]["label"] in LABELS
+    assert "classified 2 image(s), 3 failed" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_globs_and_plain_output(converted_run, capsys):
+    run, _, _ = converted_run
+    pattern = str(run.parent / "data" / "test" / "class1" / "*.png")
+    assert main(["classify", str(model_file(converted_run, "onnx-float32")), pattern,
+                 "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        path, ranked = line.split(": ")
+        assert Path(path).parent.name == "class1"
+        assert len(ranked.split(", ")) == 3
+
+
+def test_user_errors_are_one_line(converted_run, tmp_path, capsys):
+    image = str(next((converted_run[0].parent / "data" / "test").rglob("*.png")))
+    for argv, message in [
+        (["classify", str(tmp_path / "nope.tflite"), image], "no such model file"),
+        (["classify", str(model_file(converted_run)), image, "--backend", "onnxruntime"],
+         "runs .onnx files"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("edgekit: error:") and message in err[-1]
+
+
+BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"):
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_runtime_and_classify_command_work_without_tensorflow(converted_run):
+    run, _, _ = converted_run
+    image = next((run.parent / "data" / "test" / "class2").glob("*.png"))
+    code = BLOCK_TENSORFLOW + f"""
+from edge_runtime.classifier import Classifier
+from edgekit.cli import main
+for name in ({str(model_file(converted_run))!r}, {str(model_file(converted_run, 'onnx-int8'))!r}):
+    print(Classifier(name).classify({str(image)!r}).label)
+assert main(["classify", {str(model_file(converted_run))!r}, {str(image)!r}, "--json"]) == 0
+heavy = [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")]
+assert not heavy, heavy
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == lines[1] == json.loads(lines[2])["label"] == "class2"
