@@ -28,10 +28,10 @@ def main(argv=None) -> int:
 
     import keras
 
+    from convert.verify import predict_file
     from edge_runtime.preprocess import scale_pixels
     from train.atomic import write_json
     from train.run import run_splits
-    from convert.verify import predict_file
 
     run_dir = args.run_dir
     settings = json.loads((run_dir / "config.json").read_text())["settings"]

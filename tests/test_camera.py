@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LABELS
 from PIL import Image
 
-from conftest import LABELS
 from edge_runtime import camera
 from edge_runtime.classifier import Classifier
 from edge_runtime.frame_sources import CameraError, LatestFrame, SyntheticSource

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LABELS
 from PIL import Image
 
-from conftest import LABELS
 from edge_runtime.interpreters import load_model
 from edge_runtime.preprocess import load_pixels, scale_pixels
 from edgekit.cli import main

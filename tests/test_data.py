@@ -6,6 +6,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import write_class_tree
 from PIL import Image
 
 from edge_runtime.errors import UserError
@@ -13,8 +14,6 @@ from train import data as data_module
 from train import image_folder
 from train.data import load_source, make_splits
 from train.splits import parse_split
-
-from conftest import write_class_tree
 
 
 def test_two_split_tree(tiny_tree, cache_dir):

@@ -74,3 +74,33 @@ def test_truncated_jpeg_raises(tmp_path):
 def test_missing_file_raises(tmp_path):
     with pytest.raises(ImageReadError, match="no such file"):
         load_pixels(tmp_path / "missing.jpg", 32)
+
+
+def test_large_frames_are_area_averaged_exactly():
+    from edge_runtime.preprocess import square_resize
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    out = square_resize(frame, 32)
+    crop = frame[:, 80:560].astype(np.int64)  # 480 = 15 x 32: pure 15 x 15 block means
+    expected = (crop.reshape(32, 15, 32, 15, 3).sum(axis=(1, 3)) + 112) // 225
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+    # BGR frames flipped after shrinking give the same pixels as flipping first
+    assert np.array_equal(square_resize(np.ascontiguousarray(frame[..., ::-1]), 32),
+                          out[..., ::-1])
+
+
+@pytest.mark.parametrize("shape", [(500, 500), (333, 517), (47, 90), (1000, 64)])
+def test_resizing_stays_close_to_a_plain_bilinear_resize(shape):
+    from edge_runtime.preprocess import square_resize
+
+    # a smooth picture, where any sound resampling method gives nearly the same pixels
+    small = np.random.default_rng(1).integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    picture = np.asarray(Image.fromarray(small).resize(shape[::-1], Image.BICUBIC))
+    side = min(shape)
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    reference = np.asarray(Image.fromarray(picture[top:top + side, left:left + side]).resize(
+        (32, 32), Image.BILINEAR)).astype(int)
+    out = square_resize(picture, 32)
+    assert out.shape == (32, 32, 3)
+    assert np.abs(out.astype(int) - reference).mean() < 2.0

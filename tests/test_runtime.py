@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LABELS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import LABELS
 from edge_runtime.classifier import Classifier, Prediction
 from edge_runtime.errors import ImageReadError, UserError
 from edge_runtime.interpreters import ModelLoadError, load_model
