@@ -47,6 +47,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the decoupled weight decay (AdamW)")
     recipe.add_argument("--label-smoothing", type=float, default=None,
                         help="override the label smoothing")
+    recipe.add_argument("--crop-pad", type=int, default=None,
+                        help="override the random crop's padding in pixels (0: no crop)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/latest"),
@@ -74,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, weight_decay=args.weight_decay,
-                            label_smoothing=args.label_smoothing)
+                            label_smoothing=args.label_smoothing, crop_pad=args.crop_pad)
     cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())
     config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch, width=args.width,
                          recipe=recipe, split=args.split, val_fraction=args.val_fraction,
