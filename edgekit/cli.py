@@ -21,6 +21,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per stage command."""
+    from benchmarks.bench_cli import add_bench_arguments, run_bench_command
     from convert.cli import add_convert_arguments, run_convert
     from edge_runtime.camera import add_camera_arguments, run_camera
     from edge_runtime.classify_command import add_classify_arguments, run_classify
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "or a folder", formatter_class=_HelpFormatter)
     add_camera_arguments(camera)
     camera.set_defaults(handler=run_camera)
+
+    bench = commands.add_parser(
+        "bench", help="measure accuracy, latency, memory and size of every variant against "
+                      "the Keras model into RUN_DIR/report", formatter_class=_HelpFormatter)
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=run_bench_command)
     return parser
 
 

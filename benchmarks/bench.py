@@ -1,0 +1,276 @@
+"""``edgekit bench RUN_DIR``: accuracy, latency, throughput, cold start, memory and size of every
+variant in the manifest and of the Keras model, measured in one run on this machine.
+
+Accuracy runs in this process on the run's test split. Speed and memory are measured in one
+child process per subject (a file through one runtime at one thread count, or the Keras model
+through ``model(x)`` or ``model.predict``), started one after another so cold starts do not
+overlap, then timed in interleaved rounds (order reversed every other round) so machine drift
+falls on every subject alike; speedups are ratios against Keras within each round.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge_runtime.errors import UserError
+
+from .workers import Worker, WorkerError
+
+KERAS_MODES = ("keras-call", "keras-predict")
+BACKENDS_BY_FORMAT = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime",)}
+_MODULES = {"ai-edge-litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime",
+            "onnxruntime": "onnxruntime"}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How long and how hard to measure."""
+
+    rounds: int = 7
+    latency_seconds: float = 0.3
+    max_runs: int = 2000
+    throughput_batch: int = 256
+    throughput_seconds: float = 0.3
+    threads: tuple = field(default_factory=lambda: tuple(sorted({1, os.cpu_count() or 1})))
+    test_limit: Optional[int] = None
+    data: Optional[str] = None
+
+
+@dataclass
+class Subject:
+    """One row of the report: what runs, how, and what was measured."""
+
+    variant: str
+    runtime: str
+    threads: int
+    path: Path
+    format: str
+    precision: str
+    error: Optional[str] = None
+    worker: Optional[Worker] = None
+    measured: dict = field(default_factory=dict)
+    round_medians: list = field(default_factory=list)
+    samples: list = field(default_factory=list)
+    throughputs: list = field(default_factory=list)
+
+
+def installed_backends() -> set[str]:
+    """Runtimes importable here (checked without importing them)."""
+    from importlib.util import find_spec
+
+    return {name for name, module in _MODULES.items() if find_spec(module) is not None}
+
+
+def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple) -> list[Subject]:
+    """Keras in both modes, then every manifest entry through every installed runtime of its
+    format, each at every thread count; entries that cannot run become error rows."""
+    subjects = []
+    backends = installed_backends()
+    for count in threads:
+        for mode in KERAS_MODES:
+            subjects.append(Subject("keras", mode, count, run_dir / "model.keras", "keras",
+                                    "float32"))
+        for entry in (manifest or {}).get("variants", []):
+            path = run_dir / "artifacts" / entry.get("file", "?")
+            runtimes = [b for b in BACKENDS_BY_FORMAT.get(entry.get("format"), ())
+                        if b in backends] or ["-"]
+            for runtime in runtimes:
+                subject = Subject(entry["name"], runtime, count, path, entry.get("format", "?"),
+                                  entry.get("precision", "?"))
+                if "error" in entry:
+                    subject.error = f"conversion failed: {entry['error']}"
+                elif not path.is_file():
+                    subject.error = f"{path.name} is missing from artifacts/"
+                elif runtime == "-":
+                    subject.error = f"no runtime for {entry.get('format')} installed"
+                subjects.append(subject)
+    return subjects
+
+
+def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettings,
+                   progress) -> dict:
+    """Test-set predictions of Keras and of each (file, runtime); fills accuracy fields."""
+    import keras
+
+    from edge_runtime.classifier import Classifier
+    from edge_runtime.preprocess import scale_pixels
+    from train.run import run_splits
+
+    stored = json.loads((run_dir / "config.json").read_text())["settings"]
+    test = run_splits(stored, settings.data)[1].test
+    x, y = test.x[:settings.test_limit], test.y[:settings.test_limit]
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    reference = np.asarray(model.predict(scale_pixels(x), batch_size=500, verbose=0))
+    predictions = {("keras", mode): reference.argmax(1) for mode in KERAS_MODES}
+    progress.update(1)
+    for subject in subjects:
+        key = (subject.variant, subject.runtime)
+        if subject.error or key in predictions:
+            continue
+        try:
+            classifier = Classifier(subject.path, backend=subject.runtime)
+            probabilities = np.concatenate([classifier.probabilities(x[i:i + 500])
+                                            for i in range(0, len(x), 500)])
+            predictions[key] = probabilities.argmax(1)
+        except UserError as exc:
+            predictions[key] = str(exc)
+        progress.update(1)
+    keras_accuracy = float(np.mean(reference.argmax(1) == y))
+    classes = int(y.max()) + 1 if len(y) else 0
+    for subject in subjects:
+        predicted = predictions.get((subject.variant, subject.runtime))
+        if isinstance(predicted, str):
+            subject.error = predicted
+        if subject.error or predicted is None:
+            continue
+        accuracy = float(np.mean(predicted == y))
+        subject.measured.update(
+            accuracy=accuracy, delta_points=100 * (accuracy - keras_accuracy),
+            agreement=float(np.mean(predicted == reference.argmax(1))),
+            per_class=[float(np.mean(predicted[y == c] == c)) if np.any(y == c) else None
+                       for c in range(classes)])
+    return {"test_images": int(len(y)), "keras_accuracy": keras_accuracy}
+
+
+def _start_workers(subjects: list[Subject], progress) -> None:
+    for subject in subjects:
+        if not subject.error:
+            try:
+                subject.worker = Worker(subject.runtime, subject.path, subject.threads)
+                subject.measured.update({k: subject.worker.hello[k] for k in
+                                         ("cold_start_ms", "import_ms", "rss_before_load_mb")})
+            except WorkerError as exc:
+                subject.error = f"failed to load: {exc}"
+        progress.update(1)
+
+
+def _timed_rounds(subjects: list[Subject], settings: BenchSettings, progress) -> None:
+    live = [s for s in subjects if s.worker]
+    for round_index in range(settings.rounds):
+        for subject in live if round_index % 2 == 0 else list(reversed(live)):
+            if subject.worker is None:
+                continue  # died in an earlier round
+            try:
+                times = subject.worker.ask({"cmd": "latency", "seconds": settings.latency_seconds,
+                                            "max_runs": settings.max_runs})["ms"]
+                subject.samples.extend(times)
+                subject.round_medians.append(statistics.median(times))
+                answer = subject.worker.ask({"cmd": "throughput",
+                                             "batch": settings.throughput_batch,
+                                             "seconds": settings.throughput_seconds})
+                if "images_per_s" in answer:
+                    subject.throughputs.append(answer["images_per_s"])
+                else:
+                    subject.measured["throughput_note"] = answer["skip"]
+            except WorkerError as exc:
+                subject.error = f"stopped during measurement: {exc}"
+                subject.worker.close()
+                subject.worker = None
+            progress.update(1)
+
+
+def _stop_workers(subjects: list[Subject]) -> None:
+    for subject in subjects:
+        if subject.worker:
+            try:
+                subject.measured["peak_rss_mb"] = subject.worker.ask({"cmd": "exit"},
+                                                                     timeout=60)["peak_rss_mb"]
+            except WorkerError as exc:
+                subject.error = f"failed at exit: {exc}"
+            subject.worker.close()
+            subject.worker = None
+
+
+def _latency_figures(subject: Subject) -> dict:
+    samples = np.asarray(subject.samples)
+    return {"latency_median_ms": float(np.median(samples)),
+            "latency_p90_ms": float(np.percentile(samples, 90)),
+            "latency_p99_ms": float(np.percentile(samples, 99)),
+            "latency_mean_ms": float(samples.mean()), "latency_std_ms": float(samples.std()),
+            "latency_samples": int(len(samples)),
+            "latency_round_min_ms": min(subject.round_medians),
+            "latency_round_max_ms": max(subject.round_medians)}
+
+
+def _speedups(subjects: list[Subject]) -> None:
+    """Per-round ratios against Keras at the same thread count: median, min and max."""
+    for subject in subjects:
+        if not subject.round_medians or subject.variant == "keras":
+            continue
+        for mode in KERAS_MODES:
+            reference = next((s for s in subjects if s.runtime == mode and
+                              s.threads == subject.threads and s.round_medians), None)
+            if reference is None or len(reference.round_medians) != len(subject.round_medians):
+                continue
+            ratios = [r / v for r, v in zip(reference.round_medians, subject.round_medians)]
+            name = "speedup_vs_" + mode.replace("-", "_")
+            subject.measured[name] = statistics.median(ratios)
+            subject.measured[name + "_min"] = min(ratios)
+            subject.measured[name + "_max"] = max(ratios)
+
+
+def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
+    """One flat record per subject, errors included."""
+    records = []
+    sizes: dict[Path, tuple[int, int]] = {}
+    for subject in subjects:
+        if subject.path.is_file() and subject.path not in sizes:
+            data = subject.path.read_bytes()
+            sizes[subject.path] = (len(data), len(gzip.compress(data, compresslevel=9)))
+        size, gzip_size = sizes.get(subject.path, (None, None))
+        record = {"variant": subject.variant, "format": subject.format,
+                  "precision": subject.precision, "runtime": subject.runtime,
+                  "threads": subject.threads, "file": subject.path.name, "bytes": size,
+                  "gzip_bytes": gzip_size, "error": subject.error}
+        if not subject.error:
+            record.update(subject.measured)
+            if subject.samples:
+                record.update(_latency_figures(subject))
+            if subject.throughputs:
+                record["throughput_batch"] = settings.throughput_batch
+                record["throughput_images_per_s"] = statistics.median(subject.throughputs)
+        records.append(record)
+    return records
+
+
+def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
+    """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
+    from tqdm import tqdm
+
+    from .environment import environment
+    from .report import write_report
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file() or not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: not a finished run directory (no model.keras or "
+                        "config.json); train it first")
+    manifest_path = run_dir / "artifacts" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    subjects = plan_subjects(run_dir, manifest, settings.threads)
+    if manifest is None:
+        subjects.append(Subject("(artifacts)", "-", 0, manifest_path, "-", "-",
+                                error="no artifacts/manifest.json: run edgekit convert first"))
+    runnable = [s for s in subjects if not s.error]
+    accuracy_steps = 1 + len({(s.variant, s.runtime) for s in runnable if s.variant != "keras"})
+    steps = accuracy_steps + len(subjects) + settings.rounds * len(runnable)
+    with tqdm(total=steps, desc="bench", unit="step", leave=False) as progress:
+        summary = _accuracy_pass(run_dir, subjects, settings, progress)
+        _start_workers(subjects, progress)
+        try:
+            _timed_rounds(subjects, settings, progress)
+        finally:
+            _stop_workers(subjects)
+    _speedups(subjects)
+    report = {"run_dir": str(run_dir), "environment": environment(command),
+              "settings": {**asdict(settings), "threads": list(settings.threads)},
+              "labels": (run_dir / "labels.txt").read_text().split(),
+              **summary, "rows": rows(subjects, settings)}
+    write_report(run_dir / "report", report)
+    return report, any(row["error"] for row in report["rows"])

@@ -1,0 +1,52 @@
+"""Flags of ``edgekit bench``; parsing imports nothing heavy."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the benchmark flags."""
+    parser.add_argument("run_dir", type=Path, help="a trained (and converted) run directory")
+    parser.add_argument("--data", default=None,
+                        help="where the run's data is now, if it moved (default: as trained)")
+    parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
+                        help="comma-separated interpreter/TensorFlow thread counts")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
+    parser.add_argument("--latency-seconds", type=float, default=0.3,
+                        help="time per subject per round spent on batch-1 inferences")
+    parser.add_argument("--batch", type=int, default=256, help="batch size of the throughput test")
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="evaluate accuracy on the first N test images only")
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """Benchmark, print where the report went; 1 if any subject failed."""
+    from edge_runtime.errors import UserError
+
+    from .bench import BenchSettings, run_bench
+
+    try:
+        threads = tuple(sorted({int(t) for t in args.threads.split(",")}))
+    except ValueError:
+        raise UserError(f"--threads must be comma-separated integers, got {args.threads!r}") \
+            from None
+    for flag, value in (("--rounds", args.rounds), ("--batch", args.batch),
+                        ("--threads", min(threads)), ("--test-limit", args.test_limit or 1)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
+                             throughput_batch=args.batch, threads=threads,
+                             test_limit=args.test_limit, data=args.data)
+    command = " ".join(["edgekit", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else \
+        f"edgekit bench {args.run_dir}"
+    report, failed = run_bench(args.run_dir, settings, command)
+    errors = [r for r in report["rows"] if r["error"]]
+    print(f"{len(report['rows']) - len(errors)} measurements, {len(errors)} failed -> "
+          f"{args.run_dir / 'report' / 'REPORT.md'}")
+    for row in errors:
+        print(f"  failed: {row['variant']} ({row['runtime']}, {row['threads']} threads): "
+              f"{row['error']}")
+    return 1 if failed else 0

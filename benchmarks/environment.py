@@ -1,0 +1,41 @@
+"""What a benchmark figure depends on besides the code: the machine and the libraries."""
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+
+PACKAGES = ("numpy", "pillow", "tensorflow", "keras", "ai-edge-litert", "tflite-runtime",
+            "onnxruntime")
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo, else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(command: str) -> dict:
+    """CPU, cores, memory, OS, Python, library versions, the command line and the time."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError):
+        memory_gib = None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "memory_gib": round(memory_gib, 1) if memory_gib else None,
+            "os": platform.platform(), "python": platform.python_version(),
+            "versions": versions, "command": command,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -1,0 +1,65 @@
+"""The parent's side of benchmarks.bench_worker: start a subject's process, send it commands,
+read its answers, with timeouts so a hung child cannot hang the benchmark."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class WorkerError(Exception):
+    """A subject's process failed to start, answered with an error, or stopped answering."""
+
+
+class Worker:
+    """One subject's process: ``kind`` is a runtime backend name or keras-call/keras-predict."""
+
+    def __init__(self, kind: str, target: Path, threads: int, start_timeout: float = 300):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bench_worker", kind, str(target), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env, cwd=REPO)
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.hello = self._answer(start_timeout)
+        if "error" in self.hello:
+            self.close()
+            raise WorkerError(self.hello["error"])
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _answer(self, timeout: float) -> dict:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise WorkerError(f"no answer within {timeout:g} s") from None
+        if line is None:
+            raise WorkerError(f"the process ended (exit status {self.process.wait()})")
+        return json.loads(line)
+
+    def ask(self, command: dict, timeout: float = 300) -> dict:
+        """Send one command and wait for its answer."""
+        try:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerError("the process ended") from None
+        return self._answer(timeout)
+
+    def close(self) -> None:
+        """Stop the process (after ``exit`` it is already stopping)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
