@@ -16,7 +16,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated interpreter/TensorFlow thread counts")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--latency-seconds", type=float, default=0.3,
-                        help="time per subject per round spent on batch-1 inferences")
+                        help="time per subject per round spent on batch-1 inferences (and "
+                             "again on the throughput batch)")
     parser.add_argument("--batch", type=int, default=256, help="batch size of the throughput test")
     parser.add_argument("--test-limit", type=int, default=None,
                         help="evaluate accuracy on the first N test images only")
@@ -38,7 +39,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
-                             throughput_batch=args.batch, threads=threads,
+                             throughput_seconds=args.latency_seconds, throughput_batch=args.batch, threads=threads,
                              test_limit=args.test_limit, data=args.data)
     command = " ".join(["edgekit", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else \
         f"edgekit bench {args.run_dir}"

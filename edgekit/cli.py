@@ -25,7 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     from convert.cli import add_convert_arguments, run_convert
     from edge_runtime.camera import add_camera_arguments, run_camera
     from edge_runtime.classify_command import add_classify_arguments, run_classify
-    from train.cli import add_evaluate_arguments, add_train_arguments, run_evaluate, run_train
+    from train.cli import (
+        add_evaluate_arguments,
+        add_train_arguments,
+        run_evaluate,
+        run_train,
+    )
+
+    from .pipeline import add_pipeline_arguments, run_pipeline
 
     parser = argparse.ArgumentParser(
         prog="edgekit", formatter_class=_HelpFormatter,
@@ -69,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "the Keras model into RUN_DIR/report", formatter_class=_HelpFormatter)
     add_bench_arguments(bench)
     bench.set_defaults(handler=run_bench_command)
+
+    pipeline = commands.add_parser(
+        "pipeline", help="train, convert and bench in one resumable command",
+        formatter_class=_HelpFormatter)
+    add_pipeline_arguments(pipeline)
+    pipeline.set_defaults(handler=run_pipeline)
     return parser
 
 

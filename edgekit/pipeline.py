@@ -1,0 +1,124 @@
+"""``edgekit pipeline --data ... --out RUN_DIR``: train, convert and bench in one command.
+
+Each stage runs through the same command as when typed alone, so defaults and errors are the
+same. A stage whose outputs are already there and current is skipped, which makes the pipeline
+resumable: an interrupted training continues from its last epoch (RUN_DIR.partial), a
+conversion redoes only missing or failed variants, and the benchmark reruns when the artifacts
+changed. ``--redo STAGE`` forces a stage and the ones after it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+STAGES = ("train", "convert", "bench")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the pipeline's flags (a subset of each stage's, passed through)."""
+    parser.add_argument("--data", default="cifar10",
+                        help="as for edgekit train: 'cifar10', an image-folder tree or the "
+                             "CIFAR-10 python archive")
+    parser.add_argument("--out", type=Path, required=True, help="the run directory")
+    parser.add_argument("--redo", default=None,
+                        help=f"comma-separated stages to redo even if done ({', '.join(STAGES)}); "
+                             "later stages are redone too")
+    train = parser.add_argument_group("train (see edgekit train --help)")
+    for flag in ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
+                 "--val-fraction", "--seed"):
+        train.add_argument(flag, default=None, help="passed to edgekit train")
+    convert = parser.add_argument_group("convert (see edgekit convert --help)")
+    for flag in ("--variants", "--calibration-size", "--qat-epochs"):
+        convert.add_argument(flag, default=None, help="passed to edgekit convert")
+    bench = parser.add_argument_group("bench (see edgekit bench --help)")
+    for flag in ("--threads", "--rounds", "--test-limit"):
+        bench.add_argument(flag, default=None, help="passed to edgekit bench")
+
+
+def _passed(args: argparse.Namespace, flags: tuple[str, ...]) -> list[str]:
+    argv = []
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stage_done(stage: str, run_dir: Path, variants: list[str] | None) -> bool:
+    """Whether a stage's outputs exist and are current."""
+    manifest_path = run_dir / "artifacts" / "manifest.json"
+    benchmark = run_dir / "report" / "benchmark.json"
+    if stage == "train":
+        return (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+    if stage == "convert":
+        if not manifest_path.is_file():
+            return False
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["source_model"]["sha256"] != _sha256(run_dir / "model.keras"):
+            return False
+        finished = {v["name"] for v in manifest["variants"] if "error" not in v}
+        if variants is None:  # all variants wanted: none may have failed
+            return len(finished) == len(manifest["variants"])
+        return set(variants) <= finished
+    return benchmark.is_file() and manifest_path.is_file() and \
+        benchmark.stat().st_mtime >= manifest_path.stat().st_mtime
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
+    from edge_runtime.errors import UserError
+
+    from .cli import main
+
+    redo = set(args.redo.split(",")) if args.redo else set()
+    unknown = redo - set(STAGES)
+    if unknown:
+        raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
+                        f"{', '.join(STAGES)}")
+    first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
+    run_dir = args.out
+    variants = args.variants.split(",") if args.variants else None
+    commands = {
+        "train": ["train", "--data", args.data, "--out", str(run_dir),
+                  *_passed(args, ("--arch", "--recipe", "--split", "--epochs", "--batch-size",
+                                  "--width", "--val-fraction", "--seed"))],
+        "convert": ["convert", str(run_dir), *_passed(args, ("--variants", "--calibration-size",
+                                                              "--qat-epochs"))],
+        "bench": ["bench", str(run_dir), *_passed(args, ("--threads", "--rounds",
+                                                          "--test-limit"))],
+    }
+    started = time.perf_counter()
+    status = 0
+    for index, stage in enumerate(STAGES):
+        forced = index >= first_redo
+        if not forced and stage_done(stage, run_dir, variants):
+            print(f"[{index + 1}/3] {stage}: already done, skipped (--redo {stage} to repeat)")
+            continue
+        argv = commands[stage]
+        if stage == "train":
+            partial = run_dir.with_name(run_dir.name + ".partial")
+            if forced and run_dir.exists():
+                argv = argv + ["--overwrite"]
+            elif partial.exists():
+                argv = argv + ["--resume"]
+        print(f"[{index + 1}/3] {stage}: edgekit {' '.join(argv)}", flush=True)
+        stage_started = time.perf_counter()
+        code = main(argv)
+        print(f"[{index + 1}/3] {stage}: {'done' if code == 0 else f'exit {code}'} in "
+              f"{time.perf_counter() - stage_started:.0f} s", flush=True)
+        if code != 0:
+            status = status or code
+            if stage == "train":
+                return code  # nothing to convert
+    minutes = (time.perf_counter() - started) / 60
+    print(f"pipeline finished in {minutes:.1f} min: {run_dir}/ (model.keras, metrics and "
+          f"pictures), {run_dir}/artifacts/ (variants, manifest.json), {run_dir}/report/ "
+          "(REPORT.md, benchmark.json/.csv, plots)")
+    return status

@@ -1,0 +1,119 @@
+"""``edgekit bench`` and ``edgekit pipeline`` on the tiny converted run: every report file, one
+row per variant and setting with sane values, error rows for broken input, and a resumable
+pipeline end to end."""
+import csv
+import json
+import shutil
+
+import pytest
+
+from edgekit.cli import main
+
+pytestmark = pytest.mark.slow
+
+QUICK = ["--rounds", "2", "--latency-seconds", "0.05", "--batch", "8", "--threads", "1"]
+REPORT_FILES = {"benchmark.json", "benchmark.csv", "REPORT.md", "latency.png",
+                "accuracy_vs_size.png", "accuracy_vs_latency.png"}
+
+
+def copy_run(converted_run, tmp_path, keep=None):
+    run, _, manifest = converted_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report"))
+    if keep is not None:
+        manifest = {**manifest, "variants": [v for v in manifest["variants"] if v["name"] in keep]}
+        (copy / "artifacts" / "manifest.json").write_text(json.dumps(manifest))
+    return copy, manifest
+
+
+def read_report(run):
+    report = json.loads((run / "report" / "benchmark.json").read_text())
+    with open(run / "report" / "benchmark.csv") as handle:
+        return report, list(csv.DictReader(handle))
+
+
+def test_bench_measures_every_variant_against_keras(converted_run, tmp_path):
+    run, manifest = copy_run(converted_run, tmp_path)
+    assert main(["bench", str(run), *QUICK]) == 0
+    assert REPORT_FILES <= {p.name for p in (run / "report").iterdir()}
+    report, csv_rows = read_report(run)
+    rows = report["rows"]
+    expected = [("keras", "keras-call"), ("keras", "keras-predict")] + [
+        (v["name"], "onnxruntime" if v["format"] == "onnx" else "ai-edge-litert")
+        for v in manifest["variants"]]
+    assert [(r["variant"], r["runtime"]) for r in rows] == expected
+    assert len(csv_rows) == len(rows)
+    for row in rows:
+        assert row["error"] is None, row
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["agreement"] <= 1.0
+        assert row["threads"] == 1
+        path = run / ("model.keras" if row["variant"] == "keras" else f"artifacts/{row['file']}")
+        assert row["bytes"] == path.stat().st_size and 0 < row["gzip_bytes"]
+        for key in ("latency_median_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
+                    "cold_start_ms", "throughput_images_per_s"):
+            assert row[key] > 0, key
+        assert row["latency_median_ms"] <= row["latency_p90_ms"] <= row["latency_p99_ms"]
+        assert row["rss_before_load_mb"] < row["peak_rss_mb"] < 4000
+        assert len(row["per_class"]) == 3
+        if row["variant"] != "keras":
+            assert row["speedup_vs_keras_call"] > 0 and row["speedup_vs_keras_predict"] > 0
+    keras = rows[0]
+    assert keras["accuracy"] == pytest.approx(report["keras_accuracy"])
+    assert report["environment"]["cores"] >= 1 and "numpy" in report["environment"]["versions"]
+    markdown = (run / "report" / "REPORT.md").read_text()
+    for variant in manifest["variants"]:
+        assert f"| {variant['name']} |" in markdown
+    assert "![latency](latency.png)" in markdown
+
+
+def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
+    run, manifest = copy_run(converted_run, tmp_path, keep={"float32", "int8", "onnx-float32"})
+    (run / "artifacts" / "model_float32.tflite").unlink()
+    (run / "artifacts" / "model_int8.tflite").write_bytes(b"garbage")
+    assert main(["bench", str(run), *QUICK]) == 1
+    rows = {r["variant"]: r for r in read_report(run)[0]["rows"]}
+    assert "missing" in rows["float32"]["error"]
+    assert "sha256" in rows["int8"]["error"]
+    assert rows["onnx-float32"]["error"] is None and rows["onnx-float32"]["latency_median_ms"] > 0
+    out = capsys.readouterr().out
+    assert "failed: float32" in out and "failed: int8" in out
+
+
+def test_a_run_without_artifacts_still_measures_keras(converted_run, tmp_path):
+    run, _ = copy_run(converted_run, tmp_path)
+    shutil.rmtree(run / "artifacts")
+    assert main(["bench", str(run), *QUICK]) == 1
+    rows = read_report(run)[0]["rows"]
+    assert [r["runtime"] for r in rows if r["error"] is None] == ["keras-call", "keras-predict"]
+    assert "run edgekit convert" in rows[-1]["error"]
+
+
+def test_bench_user_errors(tmp_path, capsys):
+    assert main(["bench", str(tmp_path / "nope")]) == 2
+    assert "not a finished run directory" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path), "--threads", "two"]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["pipeline", "--data", str(tiny_tree), "--out", str(run), "--epochs", "2",
+            "--batch-size", "8", "--val-fraction", "0.25", "--variants", "float32,int8",
+            "--calibration-size", "20", "--threads", "1", "--rounds", "1"]
+    assert main(argv) == 0
+    assert (run / "model.keras").is_file()
+    assert REPORT_FILES <= {p.name for p in (run / "report").iterdir()}
+    rows = json.loads((run / "report" / "benchmark.json").read_text())["rows"]
+    assert {r["variant"] for r in rows} == {"keras", "float32", "int8"}
+    capsys.readouterr()
+
+    assert main(argv) == 0  # everything current: nothing redone
+    out = capsys.readouterr().out
+    assert out.count("already done, skipped") == 3
+
+    report_time = (run / "report" / "benchmark.json").stat().st_mtime
+    assert main(argv + ["--redo", "bench"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("already done, skipped") == 2
+    assert (run / "report" / "benchmark.json").stat().st_mtime > report_time
+    assert main(argv + ["--redo", "deploy"]) == 2
