@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import statistics
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -21,7 +22,7 @@ import numpy as np
 
 from edge_runtime.errors import UserError
 
-from .workers import Worker, WorkerError
+from .workers import Worker, WorkerError, predict_elsewhere
 
 KERAS_MODES = ("keras-call", "keras-predict")
 BACKENDS_BY_FORMAT = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime",)}
@@ -41,6 +42,9 @@ class BenchSettings:
     threads: tuple = field(default_factory=lambda: tuple(sorted({1, os.cpu_count() or 1})))
     test_limit: Optional[int] = None
     data: Optional[str] = None
+    # (backend, python) pairs: runtimes measured in another Python environment, such as
+    # tflite-runtime, which needs numpy < 2 and so cannot live beside TensorFlow 2.21.
+    runtime_pythons: tuple = ()
 
 
 @dataclass
@@ -68,11 +72,11 @@ def installed_backends() -> set[str]:
     return {name for name, module in _MODULES.items() if find_spec(module) is not None}
 
 
-def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple) -> list[Subject]:
-    """Keras in both modes, then every manifest entry through every installed runtime of its
+def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
+                  backends: set[str]) -> list[Subject]:
+    """Keras in both modes, then every manifest entry through every available runtime of its
     format, each at every thread count; entries that cannot run become error rows."""
     subjects = []
-    backends = installed_backends()
     for count in threads:
         for mode in KERAS_MODES:
             subjects.append(Subject("keras", mode, count, run_dir / "model.keras", "keras",
@@ -114,12 +118,17 @@ def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettin
         key = (subject.variant, subject.runtime)
         if subject.error or key in predictions:
             continue
+        elsewhere = dict(settings.runtime_pythons).get(subject.runtime)
         try:
-            classifier = Classifier(subject.path, backend=subject.runtime)
-            probabilities = np.concatenate([classifier.probabilities(x[i:i + 500])
-                                            for i in range(0, len(x), 500)])
-            predictions[key] = probabilities.argmax(1)
-        except UserError as exc:
+            if elsewhere:
+                predictions[key] = np.asarray(predict_elsewhere(elsewhere, subject.runtime,
+                                                                subject.path, x))
+            else:
+                classifier = Classifier(subject.path, backend=subject.runtime)
+                probabilities = np.concatenate([classifier.probabilities(x[i:i + 500])
+                                                for i in range(0, len(x), 500)])
+                predictions[key] = probabilities.argmax(1)
+        except (UserError, WorkerError) as exc:
             predictions[key] = str(exc)
         progress.update(1)
     keras_accuracy = float(np.mean(reference.argmax(1) == y))
@@ -139,11 +148,13 @@ def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettin
     return {"test_images": int(len(y)), "keras_accuracy": keras_accuracy}
 
 
-def _start_workers(subjects: list[Subject], progress) -> None:
+def _start_workers(subjects: list[Subject], settings: BenchSettings, progress) -> None:
+    pythons = dict(settings.runtime_pythons)
     for subject in subjects:
         if not subject.error:
             try:
-                subject.worker = Worker(subject.runtime, subject.path, subject.threads)
+                subject.worker = Worker(subject.runtime, subject.path, subject.threads,
+                                        pythons.get(subject.runtime, sys.executable))
                 subject.measured.update({k: subject.worker.hello[k] for k in
                                          ("cold_start_ms", "import_ms", "rss_before_load_mb")})
             except WorkerError as exc:
@@ -191,6 +202,8 @@ def _stop_workers(subjects: list[Subject]) -> None:
 def _latency_figures(subject: Subject) -> dict:
     samples = np.asarray(subject.samples)
     return {"latency_median_ms": float(np.median(samples)),
+            "latency_p25_ms": float(np.percentile(samples, 25)),
+            "latency_p75_ms": float(np.percentile(samples, 75)),
             "latency_p90_ms": float(np.percentile(samples, 90)),
             "latency_p99_ms": float(np.percentile(samples, 99)),
             "latency_mean_ms": float(samples.mean()), "latency_std_ms": float(samples.std()),
@@ -253,7 +266,8 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
                         "config.json); train it first")
     manifest_path = run_dir / "artifacts" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    subjects = plan_subjects(run_dir, manifest, settings.threads)
+    backends = installed_backends() | {backend for backend, _ in settings.runtime_pythons}
+    subjects = plan_subjects(run_dir, manifest, settings.threads, backends)
     if manifest is None:
         subjects.append(Subject("(artifacts)", "-", 0, manifest_path, "-", "-",
                                 error="no artifacts/manifest.json: run edgekit convert first"))
@@ -262,14 +276,15 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     steps = accuracy_steps + len(subjects) + settings.rounds * len(runnable)
     with tqdm(total=steps, desc="bench", unit="step", leave=False) as progress:
         summary = _accuracy_pass(run_dir, subjects, settings, progress)
-        _start_workers(subjects, progress)
+        _start_workers(subjects, settings, progress)
         try:
             _timed_rounds(subjects, settings, progress)
         finally:
             _stop_workers(subjects)
     _speedups(subjects)
     report = {"run_dir": str(run_dir), "environment": environment(command),
-              "settings": {**asdict(settings), "threads": list(settings.threads)},
+              "settings": {**asdict(settings), "threads": list(settings.threads),
+                           "runtime_pythons": dict(settings.runtime_pythons)},
               "labels": (run_dir / "labels.txt").read_text().split(),
               **summary, "rows": rows(subjects, settings)}
     write_report(run_dir / "report", report)

@@ -21,6 +21,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="batch size of the throughput test")
     parser.add_argument("--test-limit", type=int, default=None,
                         help="evaluate accuracy on the first N test images only")
+    parser.add_argument("--tflite-runtime-python", default=None,
+                        help="also run .tflite files through tflite-runtime in this Python (an "
+                             "environment with numpy<2, tflite-runtime and pillow, like a Pi's)")
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
@@ -40,7 +43,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
                              throughput_seconds=args.latency_seconds, throughput_batch=args.batch, threads=threads,
-                             test_limit=args.test_limit, data=args.data)
+                             test_limit=args.test_limit, data=args.data,
+                             runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
+                             if args.tflite_runtime_python else ())
     command = " ".join(["edgekit", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else \
         f"edgekit bench {args.run_dir}"
     report, failed = run_bench(args.run_dir, settings, command)

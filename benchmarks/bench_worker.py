@@ -8,6 +8,9 @@ sends commands, one JSON line each, and reads one JSON line back:
     {"cmd": "throughput", "batch": 256, "seconds": 0.5}   -> {"images_per_s": x} or {"skip": why}
     {"cmd": "exit"}                                       -> {"peak_rss_mb": x}
 
+It also answers ``predict BACKEND MODEL PIXELS.npy`` once, for accuracy through a runtime
+installed only in another Python environment (tflite-runtime needs numpy < 2).
+
 so several subjects can be timed in interleaved rounds while each keeps its own memory
 footprint: the peak resident memory reported is that of a process that only loaded and ran
 this one subject.
@@ -139,8 +142,28 @@ def _throughput(subject, batch: int, seconds: float) -> dict:
     return {"images_per_s": images / (time.perf_counter() - started)}
 
 
+def predict_file(backend: str, model: str, pixels_file: str) -> int:
+    """``predict BACKEND MODEL PIXELS.npy``: print the top-1 class of every image as a JSON
+    list (accuracy for a runtime that lives in another Python environment)."""
+    from edge_runtime.classifier import Classifier
+    from edge_runtime.errors import UserError
+
+    try:
+        classifier = Classifier(model, backend=backend)
+        pixels = np.load(pixels_file)
+        top = np.concatenate([classifier.probabilities(pixels[i:i + 500]).argmax(1)
+                              for i in range(0, len(pixels), 500)])
+    except UserError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    print(json.dumps({"top1": top.tolist()}))
+    return 0
+
+
 def main() -> int:
     """Serve one subject: ``python -m benchmarks.bench_worker KIND TARGET THREADS``."""
+    if sys.argv[1] == "predict":
+        return predict_file(*sys.argv[2:5])
     kind, target, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     reply = sys.stdout

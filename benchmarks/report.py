@@ -12,7 +12,8 @@ from .report_plots import PLOTS, draw_all
 
 CSV_COLUMNS = [
     "variant", "format", "precision", "runtime", "threads", "file", "bytes", "gzip_bytes",
-    "accuracy", "delta_points", "agreement", "latency_median_ms", "latency_p90_ms",
+    "accuracy", "delta_points", "agreement", "latency_median_ms", "latency_p25_ms",
+    "latency_p75_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_samples",
     "latency_round_min_ms", "latency_round_max_ms", "speedup_vs_keras_call",
     "speedup_vs_keras_call_min", "speedup_vs_keras_call_max", "speedup_vs_keras_predict",
@@ -69,13 +70,15 @@ def _speed_table(rows: list[dict], threads: int) -> list[str]:
             continue
         lines.append([
             row["variant"], row["runtime"], _number(row["latency_median_ms"], 4),
+            f"[{row['latency_p25_ms']:.4f}, {row['latency_p75_ms']:.4f}]",
             f"[{row['latency_round_min_ms']:.4f}, {row['latency_round_max_ms']:.4f}]",
             _number(row["latency_p90_ms"], 4), _number(row["latency_p99_ms"], 4),
             f"{row['latency_mean_ms']:.4f} ± {row['latency_std_ms']:.4f}",
             _speedup(row, "keras_call"), _speedup(row, "keras_predict"),
             _number(row.get("throughput_images_per_s"), 0),
             _number(row.get("cold_start_ms"), 1), _number(row.get("peak_rss_mb"), 1)])
-    return _table(["variant", "runtime", "median ms", "round medians [min, max]", "p90 ms",
+    return _table(["variant", "runtime", "median ms", "spread [p25, p75]",
+                   "round medians [min, max]", "p90 ms",
                    "p99 ms", "mean ± std ms", "speedup vs model(x)", "speedup vs predict",
                    "images/s at batch " + str(next((r.get("throughput_batch") for r in rows
                                                     if r.get("throughput_batch")), "-")),
@@ -113,8 +116,10 @@ def to_markdown(report: dict) -> str:
            f"Test accuracy on {report['test_images']:,} test images; Keras: "
            f"{100 * report['keras_accuracy']:.2f}%. Latency: batch 1 after warm-up, "
            f"{settings['rounds']} interleaved rounds of about {settings['latency_seconds']} s "
-           "per subject, each subject in its own process; speedups are ratios against Keras "
-           "at the same thread count within each round (median [min, max] over rounds).", ""]
+           "per subject, each subject in its own process. The spread of a latency is the "
+           "interquartile range of all its timed calls; the medians of the single rounds are "
+           "shown too. Speedups are ratios against Keras at the same thread count within each "
+           "round (median [min, max] over rounds).", ""]
     out += _headline(report) + ["", "## Accuracy and size", ""]
     seen, lines = set(), []
     for row in rows:

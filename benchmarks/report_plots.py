@@ -27,7 +27,7 @@ def _label(row: dict) -> str:
 
 def latency_plot(rows: list[dict], target: Path) -> None:
     """Batch-1 median latency per subject, one panel per thread count; the whisker spans the
-    per-round medians (min to max), the dot marks p99."""
+    interquartile range of all timed calls, the dot marks p99."""
     timed = [r for r in rows if not r["error"] and "latency_median_ms" in r]
     threads = sorted({r["threads"] for r in timed})
     panels = max(len(threads), 1)
@@ -39,8 +39,8 @@ def latency_plot(rows: list[dict], target: Path) -> None:
                        key=lambda r: -r["latency_median_ms"])  # fastest at the top
         positions = range(len(group))
         medians = [r["latency_median_ms"] for r in group]
-        low = [m - r["latency_round_min_ms"] for m, r in zip(medians, group)]
-        high = [r["latency_round_max_ms"] - m for m, r in zip(medians, group)]
+        low = [m - r["latency_p25_ms"] for m, r in zip(medians, group)]
+        high = [r["latency_p75_ms"] - m for m, r in zip(medians, group)]
         colours = ["tab:gray" if r["variant"] == "keras" else "tab:blue" for r in group]
         axis.barh(positions, medians, xerr=[low, high], color=colours, capsize=3)
         axis.plot([r["latency_p99_ms"] for r in group], positions, "k.", label="p99")

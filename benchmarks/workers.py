@@ -7,10 +7,37 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def worker_environment() -> dict:
+    """The environment of a worker: this repository importable (also from another Python
+    that has only the runtime installed) and TensorFlow's start-up chatter off."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray) -> list:
+    """Top-1 classes of ``pixels`` through a runtime installed in another Python."""
+    with tempfile.TemporaryDirectory() as folder:
+        pixels_file = Path(folder) / "pixels.npy"
+        np.save(pixels_file, pixels)
+        result = subprocess.run([python, "-m", "benchmarks.bench_worker", "predict", backend,
+                                 str(model), str(pixels_file)], capture_output=True, text=True,
+                                env=worker_environment(), cwd=REPO, timeout=1800)
+    lines = result.stdout.strip().splitlines()
+    if not lines:
+        raise WorkerError(f"{python} failed: {result.stderr.strip().splitlines()[-1:]}")
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        raise WorkerError(answer["error"])
+    return answer["top1"]
 
 
 class WorkerError(Exception):
@@ -20,13 +47,12 @@ class WorkerError(Exception):
 class Worker:
     """One subject's process: ``kind`` is a runtime backend name or keras-call/keras-predict."""
 
-    def __init__(self, kind: str, target: Path, threads: int, start_timeout: float = 300):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    def __init__(self, kind: str, target: Path, threads: int, python: str = sys.executable,
+                 start_timeout: float = 300):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.bench_worker", kind, str(target), str(threads)],
+            [python, "-m", "benchmarks.bench_worker", kind, str(target), str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=env, cwd=REPO)
+            text=True, env=worker_environment(), cwd=REPO)
         self._lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.hello = self._answer(start_timeout)

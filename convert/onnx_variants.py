@@ -46,8 +46,12 @@ def int8_qdq(float_model: bytes, calibration: np.ndarray) -> bytes:
     """Static int8 quantization: pre-processing, then QDQ with signed int8 activations and
     weights (S8S8), per-channel weights, as ONNX Runtime recommends for CPUs."""
     import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as work:

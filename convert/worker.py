@@ -10,7 +10,6 @@ import os
 import time
 from pathlib import Path
 
-
 # Integer variants quantize a BN-folded, equivalent graph (see fold.py): measured on the
 # reference CNN, post-training int8 lost 0.14 points folded against 0.50 as trained.
 FOLDED_VARIANTS = {"int8", "int8-mediapipe", "onnx-int8", "dynamic-int8", "qat-int8"}
@@ -76,10 +75,9 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
     augmentation, then convert; records the settings and history in ``facts``."""
     import json
 
+    from edge_runtime.preprocess import scale_pixels
     from train.augment import EpochData, one_hot
     from train.run import run_splits
-
-    from edge_runtime.preprocess import scale_pixels
 
     from .qat import quantization_aware_int8
 

@@ -62,3 +62,21 @@ def converted_run(tmp_path_factory):
     code = main(["convert", str(run), "--qat-epochs", "1", "--calibration-size", "30"])
     manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
     return run, code, manifest
+
+
+@pytest.fixture(scope="session")
+def pi_python(tmp_path_factory) -> str:
+    """A Python shaped like Raspberry Pi OS's: $EDGEKIT_PI_PYTHON, or a fresh venv with only
+    numpy<2, tflite-runtime 2.14 and pillow (no TensorFlow)."""
+    import subprocess
+    import sys
+
+    given = os.environ.get("EDGEKIT_PI_PYTHON")
+    if given:
+        return given
+    venv = tmp_path_factory.mktemp("pi") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "numpy<2", "pillow", "tflite-runtime==2.14.0"], check=True, timeout=600)
+    return python

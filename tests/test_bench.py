@@ -79,6 +79,16 @@ def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
     assert "failed: float32" in out and "failed: int8" in out
 
 
+def test_tflite_runtime_in_another_python(converted_run, tmp_path, pi_python):
+    run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
+    assert main(["bench", str(run), *QUICK, "--tflite-runtime-python", pi_python]) == 0
+    rows = {r["runtime"]: r for r in read_report(run)[0]["rows"] if r["variant"] == "int8"}
+    assert set(rows) == {"ai-edge-litert", "tflite-runtime"}
+    litert, old = rows["ai-edge-litert"], rows["tflite-runtime"]
+    assert old["error"] is None and old["latency_median_ms"] > 0 and old["peak_rss_mb"] > 0
+    assert old["accuracy"] == litert["accuracy"] and old["agreement"] == litert["agreement"]
+
+
 def test_a_run_without_artifacts_still_measures_keras(converted_run, tmp_path):
     run, _ = copy_run(converted_run, tmp_path)
     shutil.rmtree(run / "artifacts")

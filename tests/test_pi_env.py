@@ -24,20 +24,6 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def pi_python(tmp_path_factory) -> str:
-    """$EDGEKIT_PI_PYTHON, or a fresh venv with exactly what a Pi image would carry."""
-    given = os.environ.get("EDGEKIT_PI_PYTHON")
-    if given:
-        return given
-    venv = tmp_path_factory.mktemp("pi") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "numpy<2", "pillow", "tflite-runtime==2.14.0"], check=True, timeout=600)
-    return python
-
-
-@pytest.fixture(scope="module")
 def real_model(tmp_path_factory):
     """An int8 model trained for a few epochs on 2 real CIFAR-10 classes, and 20 test photos
     per class it has never seen."""

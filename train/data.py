@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 from edge_runtime.errors import UserError
 from edge_runtime.preprocess import to_rgb_square
-from PIL import Image
 
 from .image_folder import read_image_tree
 from .splits import SplitSpec, stratified_split

@@ -14,10 +14,10 @@ import numpy as np
 from edge_runtime.errors import UserError
 from edge_runtime.preprocess import scale_pixels
 
+from . import plots
 from .atomic import write_json, write_text
 from .data import DataSplits, Labeled
 from .metrics import classification_metrics, format_report
-from . import plots
 
 EVAL_BATCH = 500  # images per predict() batch: large enough to amortise per-call overhead
 

@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Optional
 
 from edge_runtime.errors import UserError
-from edge_runtime.preprocess import NORM_MEAN, NORM_STD, PREPROCESS_VERSION, scale_pixels
+from edge_runtime.preprocess import (
+    NORM_MEAN,
+    NORM_STD,
+    PREPROCESS_VERSION,
+    scale_pixels,
+)
 
 from .atomic import write_json, write_text
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .splits import parse_split
-
 
 
 def staging_dir(out: Path) -> Path:
