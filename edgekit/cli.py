@@ -41,47 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = commands.add_parser(
-        "train", help="train a CNN on CIFAR-10 or image folders into a run directory",
-        formatter_class=_HelpFormatter)
-    add_train_arguments(train)
-    train.set_defaults(handler=run_train)
-
-    evaluate = commands.add_parser(
-        "evaluate", help="recompute metrics.json and the pictures of a finished run",
-        formatter_class=_HelpFormatter)
-    add_evaluate_arguments(evaluate)
-    evaluate.set_defaults(handler=run_evaluate)
-
-    convert = commands.add_parser(
-        "convert", help="turn RUN_DIR/model.keras into verified TFLite and ONNX variants",
-        formatter_class=_HelpFormatter)
-    add_convert_arguments(convert)
-    convert.set_defaults(handler=run_convert)
-
-    classify = commands.add_parser(
-        "classify", help="classify image files, folders or globs with a .tflite/.onnx model "
-                         "(no TensorFlow needed)", formatter_class=_HelpFormatter)
-    add_classify_arguments(classify)
-    classify.set_defaults(handler=run_classify)
-
-    camera = commands.add_parser(
-        "camera", help="classify live frames from the Pi camera, a USB camera, a video file "
-                       "or a folder", formatter_class=_HelpFormatter)
-    add_camera_arguments(camera)
-    camera.set_defaults(handler=run_camera)
-
-    bench = commands.add_parser(
-        "bench", help="measure accuracy, latency, memory and size of every variant against "
-                      "the Keras model into RUN_DIR/report", formatter_class=_HelpFormatter)
-    add_bench_arguments(bench)
-    bench.set_defaults(handler=run_bench_command)
-
-    pipeline = commands.add_parser(
-        "pipeline", help="train, convert and bench in one resumable command",
-        formatter_class=_HelpFormatter)
-    add_pipeline_arguments(pipeline)
-    pipeline.set_defaults(handler=run_pipeline)
+    subcommands = [
+        ("train", "train a CNN on CIFAR-10 or image folders into a run directory",
+         add_train_arguments, run_train),
+        ("evaluate", "recompute metrics.json and the pictures of a finished run",
+         add_evaluate_arguments, run_evaluate),
+        ("convert", "turn RUN_DIR/model.keras into verified TFLite and ONNX variants",
+         add_convert_arguments, run_convert),
+        ("classify", "classify image files, folders or globs with a .tflite/.onnx model "
+                     "(no TensorFlow needed)", add_classify_arguments, run_classify),
+        ("camera", "classify live frames from the Pi camera, a USB camera, a video file or a "
+                   "folder", add_camera_arguments, run_camera),
+        ("bench", "measure accuracy, latency, memory and size of every variant against the "
+                  "Keras model into RUN_DIR/report", add_bench_arguments, run_bench_command),
+        ("pipeline", "train, convert and bench in one resumable command",
+         add_pipeline_arguments, run_pipeline),
+    ]
+    for name, help_text, add_arguments, handler in subcommands:
+        subparser = commands.add_parser(name, help=help_text, formatter_class=_HelpFormatter)
+        add_arguments(subparser)
+        subparser.set_defaults(handler=handler)
     return parser
 
 
