@@ -49,3 +49,32 @@ def test_cli_knows_every_architecture():
 def test_bad_model_requests(arch, width, message):
     with pytest.raises(UserError, match=message):
         build_model(arch, (32, 32, 3), 10, width)
+
+
+def test_mac_counts_match_hand_computed_values():
+    from train.macs import count_macs
+
+    # seed_cnn: conv1 32*32*(3*3*3)*32 + conv2 16*16*(3*3*32)*64 + conv3 8*8*(3*3*64)*128
+    #           + dense (4*4*128)*128 + softmax 128*10
+    seed = 32 * 32 * 27 * 32 + 16 * 16 * 288 * 64 + 8 * 8 * 576 * 128 + 2048 * 128 + 128 * 10
+    assert count_macs(build_model("seed_cnn", (32, 32, 3), 10, 1.0)) == seed == 10_585_344
+    # resnet8: stem 32*32*27*16; stack1 2 x 32*32*144*16; stack2 16*16*144*32 + 16*16*288*32
+    #          + shortcut 16*16*16*32; stack3 8*8*288*64 + 8*8*576*64 + shortcut 8*8*32*64;
+    #          softmax 64*10 -- MLPerf Tiny quotes "about 12.5M MACs"
+    resnet = (32 * 32 * 27 * 16 + 2 * 32 * 32 * 144 * 16 + 16 * 16 * 144 * 32
+              + 16 * 16 * 288 * 32 + 16 * 16 * 16 * 32 + 8 * 8 * 288 * 64 + 8 * 8 * 576 * 64
+              + 8 * 8 * 32 * 64 + 64 * 10)
+    assert count_macs(build_model("resnet8", (32, 32, 3), 10, 1.0)) == resnet == 12_501_632
+
+
+def test_ds_cnn_is_depthwise_separable_and_scales_with_width():
+    from keras import layers
+
+    from train.macs import count_macs
+
+    model = build_model("ds_cnn", (32, 32, 3), 10, 1.0)
+    assert sum(isinstance(layer, layers.DepthwiseConv2D) for layer in model.layers) == 5
+    # depthwise 3x3 at 32x32 over 32 channels: 32*32*9*32 MACs, not 32*32*9*32*64
+    assert count_macs(model) == 16_525_824 and model.count_params() == 139_722
+    half = build_model("ds_cnn", (32, 32, 3), 10, 0.5)
+    assert count_macs(half) < count_macs(model) / 3

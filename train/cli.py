@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .recipes import RECIPES
 
-ARCH_NAMES = ("seed_cnn", "resnet8")  # keep in step with models.ARCHITECTURES (tested)
+ARCH_NAMES = ("seed_cnn", "resnet8", "ds_cnn")  # keep in step with models.ARCHITECTURES (tested)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

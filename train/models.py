@@ -68,9 +68,38 @@ def resnet8(input_shape: tuple, num_classes: int, width: float = 1.0) -> keras.M
     return keras.Model(inputs, outputs, name="resnet8")
 
 
+def ds_cnn(input_shape: tuple, num_classes: int, width: float = 1.0) -> keras.Model:
+    """A depthwise-separable CNN designed for small devices (MobileNet-style blocks sized for
+    32 x 32 images): a 3x3 stem of 32 filters, then five blocks of depthwise 3x3 + BatchNorm
+    + ReLU and pointwise 1x1 + BatchNorm + ReLU with 64, 128 (stride 2), 128, 256 (stride 2)
+    and 256 filters, global average pooling and a softmax. Depthwise and 1x1 convolutions are
+    the operations int8 kernels on Arm run fastest per MAC.
+    """
+    def bn_relu(x, name):
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.Activation("relu", name=f"{name}_relu")(x)
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(_channels(32, width), 3, padding="same", use_bias=False,
+                      name="stem_conv")(inputs)
+    x = bn_relu(x, "stem")
+    for block, (filters, stride) in enumerate(((64, 1), (128, 2), (128, 1), (256, 2), (256, 1)),
+                                              start=1):
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                                   name=f"block{block}_depthwise")(x)
+        x = bn_relu(x, f"block{block}_depthwise")
+        x = layers.Conv2D(_channels(filters, width), 1, use_bias=False,
+                          name=f"block{block}_pointwise")(x)
+        x = bn_relu(x, f"block{block}_pointwise")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="ds_cnn")
+
+
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "seed_cnn": seed_cnn,
     "resnet8": resnet8,
+    "ds_cnn": ds_cnn,
 }
 
 
