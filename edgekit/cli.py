@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     from .pipeline import add_pipeline_arguments, run_pipeline
+    from .study import add_study_arguments, run_study
 
     parser = argparse.ArgumentParser(
         prog="edgekit", formatter_class=_HelpFormatter,
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "Keras model into RUN_DIR/report", add_bench_arguments, run_bench_command),
         ("pipeline", "train, convert and bench in one resumable command",
          add_pipeline_arguments, run_pipeline),
+        ("study", "train, convert and bench a grid of architectures and widths; Pareto plots",
+         add_study_arguments, run_study),
     ]
     for name, help_text, add_arguments, handler in subcommands:
         subparser = commands.add_parser(name, help=help_text, formatter_class=_HelpFormatter)

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 
 STAGES = ("train", "convert", "bench")
+TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
+               "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
+               "--crop-pad")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +30,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated stages to redo even if done ({', '.join(STAGES)}); "
                              "later stages are redone too")
     train = parser.add_argument_group("train (see edgekit train --help)")
-    for flag in ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
-                 "--val-fraction", "--seed"):
+    for flag in TRAIN_FLAGS:
         train.add_argument(flag, default=None, help="passed to edgekit train")
     convert = parser.add_argument_group("convert (see edgekit convert --help)")
     for flag in ("--variants", "--calibration-size", "--qat-epochs"):
@@ -87,8 +89,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     variants = args.variants.split(",") if args.variants else None
     commands = {
         "train": ["train", "--data", args.data, "--out", str(run_dir),
-                  *_passed(args, ("--arch", "--recipe", "--split", "--epochs", "--batch-size",
-                                  "--width", "--val-fraction", "--seed"))],
+                  *_passed(args, TRAIN_FLAGS)],
         "convert": ["convert", str(run_dir), *_passed(args, ("--variants", "--calibration-size",
                                                               "--qat-epochs"))],
         "bench": ["bench", str(run_dir), *_passed(args, ("--threads", "--rounds",

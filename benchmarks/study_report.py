@@ -1,0 +1,146 @@
+"""Gathers a study's cells (each an ``edgekit pipeline`` run directory with report/) into
+study.json, study.csv and STUDY.md with Pareto plots against the published reference points."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only
+import matplotlib.pyplot as plt
+
+from train.atomic import atomic_path, write_json, write_text
+
+# Published points the study is measured against (README cites both).
+REFERENCE_NOTEBOOK = {"name": "reference notebook CNN (float)", "accuracy": 0.7502}
+MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
+                       "bytes": 96_000, "macs": 12_500_000, "float_accuracy": 0.862}
+
+COLUMNS = ["cell", "arch", "width", "params", "macs", "variant", "runtime", "threads", "bytes",
+           "gzip_bytes", "accuracy", "delta_points", "latency_median_ms", "latency_p25_ms",
+           "latency_p75_ms", "error"]
+PLOTS = {"macs": ("study_accuracy_vs_macs.png", "MACs per image (log scale)"),
+         "bytes": ("study_accuracy_vs_size.png", "int8 file size, bytes (log scale)"),
+         "latency_median_ms": ("study_accuracy_vs_latency.png",
+                               "int8 batch-1 median latency, ms (log scale)")}
+
+
+def model_cost(model_path: Path) -> tuple[int, int]:
+    """(parameters, MACs) of a saved Keras model."""
+    import keras
+
+    from train.macs import count_macs
+
+    model = keras.saving.load_model(model_path, compile=False)
+    return model.count_params(), count_macs(model)
+
+
+def cell_rows(arch: str, width: float, cell: Path) -> list[dict]:
+    """One row per variant of a cell at its largest thread count (first runtime of each)."""
+    base = {"cell": cell.name, "arch": arch, "width": width}
+    report_path = cell / "report" / "benchmark.json"
+    if not report_path.is_file():
+        return [{**base, "error": "no report: see logs/" + cell.name + ".log"}]
+    params, macs = model_cost(cell / "model.keras")
+    report = json.loads(report_path.read_text())
+    most = max((r["threads"] for r in report["rows"] if r["threads"]), default=1)
+    rows, seen = [], set()
+    for row in report["rows"]:
+        if row["threads"] not in (most, 0) or row["variant"] in seen or \
+                row["runtime"] == "keras-predict":
+            continue
+        seen.add(row["variant"])
+        rows.append({**base, "params": params, "macs": macs,
+                     **{key: row.get(key) for key in COLUMNS if key in row}})
+    return rows
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both cost (lower) and accuracy (higher),
+    ordered by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -1.0
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _pareto_plot(rows: list[dict], key: str, target: Path) -> list[dict]:
+    file_name, label = PLOTS[key]
+    points = [r for r in rows if r.get(key)]
+    figure, axis = plt.subplots(figsize=(7.5, 5))
+    for row in points:
+        axis.scatter(row[key], 100 * row["accuracy"], color="tab:blue")
+        axis.annotate(row["cell"], (row[key], 100 * row["accuracy"]), fontsize=8,
+                      textcoords="offset points", xytext=(4, 3))
+    front = [points[i] for i in pareto_front([(r[key], r["accuracy"]) for r in points])]
+    if front:
+        axis.plot([r[key] for r in front], [100 * r["accuracy"] for r in front], "-",
+                  color="tab:orange", label="Pareto front (int8)")
+    axis.axhline(100 * REFERENCE_NOTEBOOK["accuracy"], color="gray", linestyle=":",
+                 label=f"{REFERENCE_NOTEBOOK['name']}: 75.02%")
+    if key in MLPERF_TINY_RESNET8:
+        axis.scatter(MLPERF_TINY_RESNET8[key], 100 * MLPERF_TINY_RESNET8["accuracy"],
+                     marker="*", s=160, color="tab:red", label=MLPERF_TINY_RESNET8["name"])
+    else:
+        axis.axhline(100 * MLPERF_TINY_RESNET8["accuracy"], color="tab:red", linestyle="--",
+                     label=f"{MLPERF_TINY_RESNET8['name']}: 86.1%")
+    axis.set_xscale("log")
+    axis.set_xlabel(label)
+    axis.set_ylabel("int8 test accuracy, %")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    with atomic_path(target / file_name) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return front
+
+
+def write_study(study_dir: Path, cells: list[tuple[str, float, Path]]) -> list[dict]:
+    """study.json, study.csv, STUDY.md and the plots; returns the rows."""
+    rows = [row for arch, width, cell in cells for row in cell_rows(arch, width, cell)]
+    int8 = [r for r in rows if r.get("variant") == "int8" and not r.get("error")
+            and r.get("accuracy") is not None]
+    fronts = {key: _pareto_plot(int8, key, study_dir) for key in PLOTS}
+    write_json(study_dir / "study.json", {"rows": rows, "references": [
+        REFERENCE_NOTEBOOK, MLPERF_TINY_RESNET8],
+        "pareto_int8": {key: [r["cell"] for r in front] for key, front in fronts.items()}})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(study_dir / "study.csv", buffer.getvalue())
+    write_text(study_dir / "STUDY.md", _markdown(rows, fronts))
+    return rows
+
+
+def _markdown(rows: list[dict], fronts: dict) -> str:
+    lines = ["# Model size / accuracy study", "",
+             "Each cell was trained, converted and benchmarked by `edgekit pipeline`; latencies "
+             "come from each cell's own benchmark run (batch 1, all cores), so compare them "
+             "across cells with the machine's noise in mind. Reference points: the reference "
+             "notebook's CNN, 75.02% (float); MLPerf Tiny's ResNet-8, 86.2% float / 86.1% int8, "
+             "96 KB int8, about 12.5M MACs.", "",
+             "| cell | params | MACs | variant | bytes | test accuracy | vs Keras (points) | "
+             "median ms |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row.get("error"):
+            lines.append(f"| {row['cell']} | | | {row.get('variant', '')} | | failed: "
+                         f"{row['error']} | | |")
+            continue
+        lines.append(f"| {row['cell']} | {row['params']:,} | {row['macs']:,} | "
+                     f"{row['variant']} | {row['bytes']:,} | {100 * row['accuracy']:.2f}% | "
+                     f"{row['delta_points']:+.2f} | {row['latency_median_ms']:.4f} |")
+    lines += ["", "## Pareto fronts (int8 files)", ""]
+    for key, front in fronts.items():
+        lines.append(f"- against {PLOTS[key][1].split(' (')[0]}: "
+                     + (", ".join(f"{r['cell']} ({100 * r['accuracy']:.2f}%)" for r in front)
+                        or "no int8 results"))
+    lines += ["", "## Pictures", ""]
+    lines += [f"![{name}]({file})" for name, (file, _) in PLOTS.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,150 @@
+"""``edgekit study --data ... --out STUDY_DIR``: how much accuracy each byte, millisecond and
+MAC buys. Trains, converts and benchmarks a grid of architectures and width multipliers (each
+cell is one ``edgekit pipeline`` run directory under STUDY_DIR/cells/), then gathers every
+cell's report into study.csv, study.json and STUDY.md with Pareto plots.
+
+The grid comes from flags or a TOML file (flags win):
+
+    archs = ["seed_cnn", "resnet8", "ds_cnn"]
+    widths = [0.25, 0.5, 1.0, 2.0]
+    variants = "float32,int8,qat-int8"      # optional: default every variant
+    [train]                                 # optional: passed to edgekit train
+    epochs = 60
+
+A finished cell is not redone (the pipeline skips finished stages), so an interrupted study
+resumes where it stopped; ``--jobs N`` runs N cells at once in separate processes.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
+DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
+TRAIN_KEYS = ("recipe", "epochs", "batch-size", "split", "val-fraction", "seed", "lr",
+              "weight-decay", "label-smoothing", "crop-pad")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The cells of a study and the flags every cell shares."""
+
+    archs: tuple
+    widths: tuple
+    variants: str | None = None
+    train: dict = field(default_factory=dict)
+
+    def cells(self) -> list[tuple[str, float]]:
+        """(arch, width) for every cell, in a stable order."""
+        return [(arch, width) for arch in self.archs for width in self.widths]
+
+
+def cell_name(arch: str, width: float) -> str:
+    """Folder name of a cell: ``resnet8-w0.5``."""
+    return f"{arch}-w{width:g}"
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the study's flags."""
+    parser.add_argument("--data", default="cifar10", help="as for edgekit train")
+    parser.add_argument("--out", type=Path, required=True, help="the study directory")
+    parser.add_argument("--grid", type=Path, default=None, help="a TOML grid file (see above)")
+    parser.add_argument("--archs", default=None,
+                        help=f"comma-separated architectures (default: {','.join(DEFAULT_ARCHS)})")
+    parser.add_argument("--widths", default=None,
+                        help="comma-separated width multipliers (default: "
+                             f"{','.join(f'{w:g}' for w in DEFAULT_WIDTHS)})")
+    parser.add_argument("--variants", default=None, help="passed to edgekit convert")
+    for flag in ("--epochs", "--batch-size", "--val-fraction"):
+        parser.add_argument(flag, default=None, help="passed to edgekit train")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
+    parser.add_argument("--bench-rounds", default="3", help="edgekit bench --rounds per cell")
+    parser.add_argument("--threads", default=None, help="edgekit bench --threads per cell")
+
+
+def read_grid(args: argparse.Namespace) -> Grid:
+    """The grid from --grid (if any) with the flags on top."""
+    from edge_runtime.errors import UserError
+
+    settings: dict = {}
+    if args.grid:
+        try:
+            settings = tomllib.loads(args.grid.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UserError(f"{args.grid}: unreadable grid file ({exc})") from None
+    try:
+        archs = tuple(args.archs.split(",")) if args.archs else \
+            tuple(settings.get("archs", DEFAULT_ARCHS))
+        widths = tuple(float(w) for w in args.widths.split(",")) if args.widths else \
+            tuple(float(w) for w in settings.get("widths", DEFAULT_WIDTHS))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --widths or widths in the grid file ({exc})") from None
+    train = {k: str(v) for k, v in settings.get("train", {}).items()}
+    unknown = set(train) - set(TRAIN_KEYS)
+    if unknown:
+        raise UserError(f"unknown [train] keys in the grid file: {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(TRAIN_KEYS)})")
+    for key in ("epochs", "batch_size", "val_fraction"):
+        if getattr(args, key):
+            train[key.replace("_", "-")] = getattr(args, key)
+    return Grid(archs, widths, args.variants or settings.get("variants"), train)
+
+
+def _cell_command(args: argparse.Namespace, grid: Grid, arch: str, width: float) -> list[str]:
+    command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--data", args.data,
+               "--out", str(args.out / "cells" / cell_name(arch, width)), "--arch", arch,
+               "--width", f"{width:g}", "--rounds", args.bench_rounds]
+    for key, value in grid.train.items():
+        command += [f"--{key}", value]
+    if grid.variants:
+        command += ["--variants", grid.variants]
+    if args.threads:
+        command += ["--threads", args.threads]
+    return command
+
+
+def run_study(args: argparse.Namespace) -> int:
+    """Run (or resume) every cell, then write the study's tables and plots."""
+    from benchmarks.study_report import write_study
+    from edge_runtime.errors import UserError
+    from train.models import ARCHITECTURES
+
+    grid = read_grid(args)
+    unknown = [a for a in grid.archs if a not in ARCHITECTURES]
+    if unknown or any(w <= 0 for w in grid.widths) or args.jobs < 1:
+        raise UserError(f"bad grid: unknown archs {unknown}, widths {grid.widths}, "
+                        f"jobs {args.jobs}" if unknown else
+                        "widths must be positive and --jobs at least 1")
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    cells = grid.cells()
+    print(f"study: {len(cells)} cells ({', '.join(cell_name(*c) for c in cells)}), "
+          f"{args.jobs} at a time -> {args.out}", flush=True)
+
+    def run_cell(cell: tuple[str, float]) -> tuple[str, int, float]:
+        name = cell_name(*cell)
+        started = time.perf_counter()
+        with open(logs / f"{name}.log", "a") as log:
+            code = subprocess.run(_cell_command(args, grid, *cell), stdout=log,
+                                  stderr=subprocess.STDOUT).returncode
+        return name, code, time.perf_counter() - started
+
+    failed = []
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for done, (name, code, seconds) in enumerate(pool.map(run_cell, cells), start=1):
+            print(f"[{done}/{len(cells)}] {name}: {'done' if code == 0 else f'exit {code}'} in "
+                  f"{seconds:.0f} s (log: {logs / (name + '.log')})", flush=True)
+            if code != 0:
+                failed.append(name)
+    rows = write_study(args.out, [(arch, width, args.out / "cells" / cell_name(arch, width))
+                                  for arch, width in cells])
+    print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
+          + (f"; failed cells: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
