@@ -42,7 +42,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
-                             throughput_seconds=args.latency_seconds, throughput_batch=args.batch, threads=threads,
+                             throughput_seconds=args.latency_seconds,
+                             throughput_batch=args.batch, threads=threads,
                              test_limit=args.test_limit, data=args.data,
                              runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
                              if args.tflite_runtime_python else ())

@@ -4,8 +4,8 @@ tflite-runtime, and ONNX Runtime.
 Each wrapper offers two ways in. ``predict`` takes scaled float32 images (N, H, W, 3), for
 verification and benchmarks. ``predict_pixels`` takes uint8 pixels and a 256-entry table
 (``set_normalization``) that maps a pixel value straight to the model's input value,
-normalization and quantization included, so the hot path is one lookup. Both quantize and dequantize with
-the parameters stored in the model itself (never assumed).
+normalization and quantization included, so the hot path is one lookup. Both quantize and
+dequantize with the parameters stored in the model itself (never assumed).
 """
 from __future__ import annotations
 

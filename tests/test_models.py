@@ -78,3 +78,14 @@ def test_ds_cnn_is_depthwise_separable_and_scales_with_width():
     assert count_macs(model) == 16_525_824 and model.count_params() == 139_722
     half = build_model("ds_cnn", (32, 32, 3), 10, 0.5)
     assert count_macs(half) < count_macs(model) / 3
+
+
+def test_distribution_plan_per_backend_and_devices():
+    from train.distribute import DATA_PARALLEL, MIRRORED, SINGLE, distribution_plan
+
+    assert distribution_plan("tensorflow", ["cpu:0"]) == SINGLE
+    assert distribution_plan("tensorflow", ["cpu:0", "gpu:0"]) == SINGLE
+    assert distribution_plan("tensorflow", ["gpu:0", "gpu:1"]) == MIRRORED
+    assert distribution_plan("jax", ["gpu:0", "gpu:1", "gpu:2"]) == DATA_PARALLEL
+    assert distribution_plan("jax", ["cpu:0"]) == SINGLE
+    assert distribution_plan("torch", ["gpu:0", "gpu:1"]) == SINGLE  # no Keras API for torch

@@ -38,6 +38,7 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
     assert config["settings"]["recipe"]["epochs"] == 3
     assert len(config["data_fingerprint"]) == 16 and config["versions"]["keras"]
     assert config["parameters"] == 357_706 - 129 * 7  # 3 classes instead of 10
+    assert config["distribution"] == "single-device"  # CI: one CPU, no strategy
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["num_test_images"] == 12
     assert set(metrics["per_class"]) == {"class0", "class1", "class2"}

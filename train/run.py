@@ -24,6 +24,7 @@ from edge_runtime.preprocess import (
 from .atomic import write_json, write_text
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
+from .distribute import distribution_plan, distribution_scope
 from .data import DataSplits, load_source, make_splits
 from .splits import parse_split
 
@@ -109,42 +110,47 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
                             config.seed, recipe.crop_pad, recipe.flip)
     history = read_history(partial / "history.csv") if resume else []
     keras.utils.set_random_seed(config.seed)
-    input_shape = (config.image_size, config.image_size, 3)
-    model = build_model(config.arch, input_shape, num_classes, config.width)
-    model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()), loss=make_loss(recipe),
-                  metrics=["accuracy"])
-    if resume and (partial / CHECKPOINT).is_file():
-        restore_state(model, partial / CHECKPOINT)
-        print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs} with its stored "
-              "settings (other flags are ignored)", file=sys.stderr)
-    else:
-        history = []
-        partial.mkdir(parents=True, exist_ok=True)
-        _write_run_header(partial, config, splits, model)
+    plan = distribution_plan(keras.backend.backend(), compute_devices())
+    with distribution_scope(plan):
+        input_shape = (config.image_size, config.image_size, 3)
+        model = build_model(config.arch, input_shape, num_classes, config.width)
+        model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()),
+                      loss=make_loss(recipe), metrics=["accuracy"])
+        if resume and (partial / CHECKPOINT).is_file():
+            restore_state(model, partial / CHECKPOINT)
+            print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs} with its "
+                  "stored settings (other flags are ignored)", file=sys.stderr)
+        else:
+            history = []
+            partial.mkdir(parents=True, exist_ok=True)
+            _write_run_header(partial, config, splits, model, plan)
 
-    print(f"training {config.arch} (width {config.width}, {model.count_params():,} parameters) "
-          f"with recipe {recipe.name} on {', '.join(compute_devices())} "
-          f"[{keras.backend.backend()}]", flush=True)
-    validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
-    callbacks = [EpochProgress(recipe.epochs, epochs_data.steps()),
-                 EpochCheckpoint(partial, history)]
-    if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
-    if len(history) < recipe.epochs:
-        model.fit(epochs_data.batches(len(history)), steps_per_epoch=epochs_data.steps(),
-                  shuffle=False,  # the generator shuffles, seeded per epoch
-                  epochs=recipe.epochs, initial_epoch=len(history), validation_data=validation,
-                  validation_batch_size=EVAL_BATCH, callbacks=callbacks, verbose=0)
+        print(f"training {config.arch} (width {config.width}, {model.count_params():,} "
+              f"parameters) with recipe {recipe.name} on {', '.join(compute_devices())} "
+              f"[{keras.backend.backend()}, {plan}]", flush=True)
+        validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
+        callbacks = [EpochProgress(recipe.epochs, epochs_data.steps()),
+                     EpochCheckpoint(partial, history)]
+        if config.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
+        if len(history) < recipe.epochs:
+            model.fit(epochs_data.batches(len(history)), steps_per_epoch=epochs_data.steps(),
+                      shuffle=False,  # the generator shuffles, seeded per epoch
+                      epochs=recipe.epochs, initial_epoch=len(history),
+                      validation_data=validation, validation_batch_size=EVAL_BATCH,
+                      callbacks=callbacks, verbose=0)
 
     return _finish(model, config, splits, history, partial)
 
 
-def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, model) -> None:
+def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, model,
+                      distribution: str) -> None:
     """config.json (everything needed to repeat the run) and labels.txt, before training."""
     write_json(partial / "config.json", {
         "settings": config.to_dict(),
         "versions": library_versions(),
         "devices": compute_devices(),
+        "distribution": distribution,
         "data_fingerprint": splits.fingerprint,
         "class_names": splits.class_names,
         "split_sizes": {"train": len(splits.train), "val": len(splits.val),
