@@ -21,7 +21,7 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     study = tmp_path / "study"
     argv = ["study", "--data", str(tiny_tree), "--out", str(study), "--grid", str(grid),
             "--threads", "1", "--bench-rounds", "1"]
-    assert main(argv) == 0
+    assert main(argv + ["--jobs", "2"]) == 0  # both cells at once, in separate processes
     assert STUDY_FILES <= {p.name for p in study.iterdir()}
     rows = json.loads((study / "study.json").read_text())["rows"]
     assert {(r["cell"], r["variant"]) for r in rows} == {
