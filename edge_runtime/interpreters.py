@@ -57,6 +57,11 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * scale
 
 
+def _first_line(error: Exception) -> str:
+    """Interpreters' messages run over several lines; an error we report is one line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _check_rgb_input(path: Path, shape) -> int:
     """The square side of an (N, S, S, 3) input; anything else cannot be fed images."""
     dims = [int(d) for d in shape]
@@ -75,7 +80,8 @@ class TFLiteModel:
             self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"{path}: not a loadable TFLite model ({exc})") from None
+            raise ModelLoadError(f"{path}: not a loadable TFLite model "
+                                 f"({_first_line(exc)})") from None
         self._read_details()
         self.image_size = _check_rgb_input(path, self.input["shape"])
         dtype = np.dtype(self.input["dtype"])
@@ -187,7 +193,8 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise ModelLoadError(f"{path}: not a loadable ONNX model ({exc})") from None
+            raise ModelLoadError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") \
+                from None
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         if model_input.type != "tensor(float)":
