@@ -62,7 +62,7 @@ def _scatter(rows: list[dict], x_key: str, x_label: str, title: str, target: Pat
         # the float32 files) apart.
         axis.annotate(_label(row) if x_key != "bytes" else row["variant"],
                       (row[x_key], 100 * row["accuracy"]), fontsize=8,
-                      textcoords="offset points", xytext=(5, 3 - 10 * (index % 3)))
+                      textcoords="offset points", xytext=(5, 3 - 9 * (index % 5)))
     axis.set_xscale("log")
     axis.set_xlabel(x_label)
     axis.set_ylabel("test accuracy, %")
