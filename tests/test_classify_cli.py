@@ -100,7 +100,8 @@ BLOCK_TENSORFLOW = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras",
+                                  "tensorflow_model_optimization"):
             raise ImportError(f"{name} is blocked in this test")
 sys.meta_path.insert(0, Block())
 """

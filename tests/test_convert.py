@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import LABELS
 from convert.variants import VARIANTS
 from edge_runtime.interpreters import load_model
 from edge_runtime.model_metadata import info_from_properties, read_tflite_info
@@ -18,8 +19,6 @@ from edge_runtime.preprocess import load_pixels, scale_pixels
 from edgekit.cli import main
 
 pytestmark = pytest.mark.slow
-
-from conftest import LABELS
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ CLASSES = ("airplane", "frog")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.data,
-    pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/datasets/cifar10-jpeg not beside the checkout"),
+    pytest.mark.skipif(not SHARED.is_dir(),
+                       reason="../shared/datasets/cifar10-jpeg not beside the checkout"),
 ]
 
 

@@ -24,8 +24,8 @@ from edge_runtime.preprocess import (
 from .atomic import write_json, write_text
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
-from .distribute import distribution_plan, distribution_scope
 from .data import DataSplits, load_source, make_splits
+from .distribute import distribution_plan, distribution_scope
 from .splits import parse_split
 
 
