@@ -85,8 +85,8 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
     config, splits = run_splits(settings, options.get("data"))
     classes = len(splits.class_names)
     recipe = config.recipe
-    epochs_data = EpochData(splits.train.x, splits.train.y, classes, recipe.batch_size,
-                            config.seed, recipe.crop_pad, recipe.flip)
+    epochs_data = EpochData.for_recipe(splits.train.x, splits.train.y, classes, recipe,
+                                       config.seed)
     validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, classes))
     content, history = quantization_aware_int8(model, epochs_data, options["qat_epochs"],
                                                options["qat_learning_rate"], validation,

@@ -38,3 +38,32 @@ def test_epoch_data_is_reproducible_per_epoch():
     # labels travel with their images through the shuffle
     order = np.random.default_rng([5, 2]).permutation(20)
     assert np.array_equal(from_epoch_2[0][1].argmax(1), y[order[:8]])
+
+
+def test_cutout_greys_one_square_per_image_and_leaves_the_rest():
+    from train.augment import random_cutout
+
+    x = np.zeros((64, 16, 16, 3), np.uint8)
+    out = random_cutout(x, 6, np.random.default_rng(0))
+    assert x.max() == 0  # the input is not modified
+    grey = (out == 128).all(axis=3)
+    for image, mask in zip(out, grey):
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        assert 1 <= len(rows) <= 6 and 1 <= len(cols) <= 6  # clipped at the edges
+        assert mask.sum() == len(rows) * len(cols)  # one solid rectangle
+        assert image[~mask].max() == 0  # nothing outside it changed
+    assert (grey.sum(axis=(1, 2)) == 36).mean() > 0.3  # most squares lie wholly inside
+
+
+def test_cutout_off_changes_nothing_and_on_is_reproducible():
+    from train.augment import EpochData
+
+    x = np.random.default_rng(1).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(40) % 4
+    plain = EpochData(x, y, 4, 10, seed=3, crop_pad=2, flip=True)
+    cut = EpochData(x, y, 4, 10, seed=3, crop_pad=2, flip=True, cutout=4)
+    assert not np.array_equal(plain.batch(1, 2)[0], cut.batch(1, 2)[0])
+    np.testing.assert_array_equal(cut.batch(1, 2)[0], cut.batch(1, 2)[0])
+    # where cutout left pixels alone they equal the crop-and-flip-only batch
+    kept = cut.batch(1, 2)[0] != 128 / 255
+    np.testing.assert_array_equal(cut.batch(1, 2)[0][kept], plain.batch(1, 2)[0][kept])

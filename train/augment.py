@@ -30,6 +30,21 @@ def random_crop_flip(x: np.ndarray, pad: int, flip: bool, rng: np.random.Generat
     return x
 
 
+def random_cutout(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Fill one size x size square per image, centred at a random pixel (it may hang over the
+    edge), with mid-grey 128, about the data's mean (Cutout, DeVries and Taylor 2017)."""
+    n, h, w, _ = x.shape
+    top = rng.integers(0, h, size=n) - size // 2
+    left = rng.integers(0, w, size=n) - size // 2
+    rows = np.arange(h)[None, :]
+    cols = np.arange(w)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)      # (n, h)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)    # (n, w)
+    x = x.copy()
+    x[in_rows[:, :, None] & in_cols[:, None, :]] = 128
+    return x
+
+
 class EpochData:
     """The training set as ``fit`` sees it: shuffled, augmented, scaled, one-hot batches.
 
@@ -39,10 +54,16 @@ class EpochData:
     than a PyDataset: the latter's prefetching made a resumed epoch differ (measured).
     """
 
-    def __init__(self, x, y, num_classes, batch_size, seed, crop_pad=0, flip=False):
+    def __init__(self, x, y, num_classes, batch_size, seed, crop_pad=0, flip=False, cutout=0):
         self.x, self.y = x, y
         self.num_classes, self.batch_size = num_classes, batch_size
-        self.seed, self.crop_pad, self.flip = seed, crop_pad, flip
+        self.seed, self.crop_pad, self.flip, self.cutout = seed, crop_pad, flip, cutout
+
+    @classmethod
+    def for_recipe(cls, x, y, num_classes: int, recipe, seed: int) -> "EpochData":
+        """Batches with the recipe's batch size and augmentation."""
+        return cls(x, y, num_classes, recipe.batch_size, seed, recipe.crop_pad, recipe.flip,
+                   recipe.cutout)
 
     def steps(self) -> int:
         """Batches per epoch."""
@@ -69,9 +90,11 @@ class EpochData:
 
     def _prepare(self, epoch: int, index: int, picked: np.ndarray):
         x = self.x[picked]
-        if self.crop_pad or self.flip:
+        if self.crop_pad or self.flip or self.cutout:
             rng = np.random.default_rng([self.seed, epoch, index + 1])
             x = random_crop_flip(x, self.crop_pad, self.flip, rng)
+            if self.cutout:  # drawn after crop and flip, so those stay as without cutout
+                x = random_cutout(x, self.cutout, rng)
         return scale_pixels(x), one_hot(self.y[picked], self.num_classes)
 
 

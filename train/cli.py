@@ -49,6 +49,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the label smoothing")
     recipe.add_argument("--crop-pad", type=int, default=None,
                         help="override the random crop's padding in pixels (0: no crop)")
+    recipe.add_argument("--cutout", type=int, default=None,
+                        help="override the side of the Cutout square in pixels (0: off)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/latest"),
@@ -74,9 +76,13 @@ def run_train(args: argparse.Namespace) -> int:
                         ("--image-size", args.image_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
+    for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout)):
+        if value is not None and value < 0:
+            raise UserError(f"{flag} must be 0 or more, got {value}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, weight_decay=args.weight_decay,
-                            label_smoothing=args.label_smoothing, crop_pad=args.crop_pad)
+                            label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
+                            cutout=args.cutout)
     cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())
     config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch, width=args.width,
                          recipe=recipe, split=args.split, val_fraction=args.val_fraction,

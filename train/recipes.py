@@ -25,6 +25,8 @@ class Recipe:
     label_smoothing: float
     crop_pad: int             # pixels of reflect padding before the random crop; 0 = no crop
     flip: bool                # random horizontal mirror
+    cutout: int = 0           # side of the grey square of Cutout; 0 = off (default keeps
+                              # config.json files written before this field loadable)
 
 
 RECIPES = {

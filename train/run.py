@@ -106,8 +106,8 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
-    epochs_data = EpochData(splits.train.x, splits.train.y, num_classes, recipe.batch_size,
-                            config.seed, recipe.crop_pad, recipe.flip)
+    epochs_data = EpochData.for_recipe(splits.train.x, splits.train.y, num_classes, recipe,
+                                       config.seed)
     history = read_history(partial / "history.csv") if resume else []
     keras.utils.set_random_seed(config.seed)
     plan = distribution_plan(keras.backend.backend(), compute_devices())
