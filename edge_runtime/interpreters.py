@@ -120,7 +120,7 @@ class TFLiteModel:
             self.interpreter.resize_tensor_input(self.input_index, shape)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise UserError(f"this model cannot take a batch of {batch} ({exc}); "
+            raise UserError(f"this model cannot take a batch of {batch} ({_first_line(exc)}); "
                             "classify one image at a time") from None
         self._read_details()
 

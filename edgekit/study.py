@@ -118,10 +118,13 @@ def run_study(args: argparse.Namespace) -> int:
 
     grid = read_grid(args)
     unknown = [a for a in grid.archs if a not in ARCHITECTURES]
-    if unknown or any(w <= 0 for w in grid.widths) or args.jobs < 1:
-        raise UserError(f"bad grid: unknown archs {unknown}, widths {grid.widths}, "
-                        f"jobs {args.jobs}" if unknown else
-                        "widths must be positive and --jobs at least 1")
+    if unknown:
+        raise UserError(f"bad grid: unknown archs {unknown}; choose from "
+                        f"{', '.join(ARCHITECTURES)}")
+    if any(w <= 0 for w in grid.widths):
+        raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     cells = grid.cells()
