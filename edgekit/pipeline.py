@@ -17,7 +17,7 @@ from pathlib import Path
 STAGES = ("train", "convert", "bench")
 TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
                "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
-               "--crop-pad", "--cutout")
+               "--crop-pad", "--cutout", "--optimizer")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,8 +43,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     recipe.add_argument("--batch-size", type=int, default=None, help="override the batch size")
     recipe.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
+    recipe.add_argument("--optimizer", default=None, choices=("adam", "adamw", "sgd"),
+                        help="override the optimizer (sgd: Nesterov momentum 0.9)")
     recipe.add_argument("--weight-decay", type=float, default=None,
-                        help="override the decoupled weight decay (AdamW)")
+                        help="override the decoupled weight decay (AdamW, SGD)")
     recipe.add_argument("--label-smoothing", type=float, default=None,
                         help="override the label smoothing")
     recipe.add_argument("--crop-pad", type=int, default=None,
@@ -80,7 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
         if value is not None and value < 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.lr, weight_decay=args.weight_decay,
+                            learning_rate=args.lr, optimizer=args.optimizer,
+                            weight_decay=args.weight_decay,
                             label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
                             cutout=args.cutout)
     cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())

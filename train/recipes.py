@@ -18,8 +18,8 @@ class Recipe:
     epochs: int
     batch_size: int
     learning_rate: float      # peak rate, per batch of ``batch_size``
-    optimizer: str            # "adam" | "adamw"
-    weight_decay: float       # decoupled (AdamW): the step shrinks weights by lr * weight_decay
+    optimizer: str            # "adam" | "adamw" | "sgd" (Nesterov momentum 0.9)
+    weight_decay: float       # decoupled (AdamW, SGD): each step shrinks kernels by lr * weight_decay
     schedule: str             # "constant" | "cosine" (linear warm-up, then cosine to zero)
     warmup_epochs: float
     label_smoothing: float
