@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 
@@ -31,6 +30,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from edge_runtime.errors import UserError
 
     from .bench import BenchSettings, run_bench
+    from .environment import command_line
 
     try:
         threads = tuple(sorted({int(t) for t in args.threads.split(",")}))
@@ -47,8 +47,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
                              test_limit=args.test_limit, data=args.data,
                              runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
                              if args.tflite_runtime_python else ())
-    command = " ".join(["edgekit", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else \
-        f"edgekit bench {args.run_dir}"
+    command = command_line("bench", f"edgekit bench {args.run_dir}")
     report, failed = run_bench(args.run_dir, settings, command)
     errors = [r for r in report["rows"] if r["error"]]
     print(f"{len(report['rows']) - len(errors)} measurements, {len(errors)} failed -> "

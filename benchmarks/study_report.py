@@ -13,15 +13,19 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 
 from train.atomic import atomic_path, write_json, write_text
+from train.recipes import DEFAULT_RECIPE, RECIPES, Recipe
+
+from .study_targets import check_seed_cnn_target, check_tiny_target
 
 # Published points the study is measured against (README cites both).
 REFERENCE_NOTEBOOK = {"name": "reference notebook CNN (float)", "accuracy": 0.7502}
 MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
                        "bytes": 96_000, "macs": 12_500_000, "float_accuracy": 0.862}
 
-COLUMNS = ["cell", "arch", "width", "params", "macs", "variant", "runtime", "threads", "bytes",
-           "gzip_bytes", "accuracy", "delta_points", "latency_median_ms", "latency_p25_ms",
-           "latency_p75_ms", "error"]
+COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes", "trained_on",
+           "default_recipe", "variant", "runtime", "threads", "bytes", "gzip_bytes", "accuracy",
+           "delta_points", "latency_median_ms", "latency_p25_ms", "latency_p75_ms",
+           "bench_machine", "error"]
 PLOTS = {"macs": ("study_accuracy_vs_macs.png", "MACs per image (log scale)"),
          "bytes": ("study_accuracy_vs_size.png", "int8 file size, bytes (log scale)"),
          "latency_median_ms": ("study_accuracy_vs_latency.png",
@@ -38,6 +42,18 @@ def model_cost(model_path: Path) -> tuple[int, int]:
     return model.count_params(), count_macs(model)
 
 
+def training_facts(cell: Path) -> dict:
+    """How a cell's model was trained: epochs, minutes, devices, and whether with the default
+    recipe unchanged (from its config.json and metrics.json)."""
+    config = json.loads((cell / "config.json").read_text())
+    metrics = json.loads((cell / "metrics.json").read_text())
+    recipe = Recipe(**config["settings"]["recipe"])
+    return {"epochs": metrics["epochs_trained"],
+            "train_minutes": round(metrics["train_seconds"] / 60, 1),
+            "trained_on": ", ".join(config.get("devices", [])),
+            "default_recipe": recipe == RECIPES[DEFAULT_RECIPE]}
+
+
 def cell_rows(arch: str, width: float, cell: Path) -> list[dict]:
     """One row per variant of a cell at its largest thread count (first runtime of each)."""
     base = {"cell": cell.name, "arch": arch, "width": width}
@@ -46,6 +62,9 @@ def cell_rows(arch: str, width: float, cell: Path) -> list[dict]:
         return [{**base, "error": "no report: see logs/" + cell.name + ".log"}]
     params, macs = model_cost(cell / "model.keras")
     report = json.loads(report_path.read_text())
+    env = report["environment"]
+    base.update(params=params, macs=macs, bench_machine=f"{env['cpu']}, {env['cores']} cores",
+                **training_facts(cell))
     most = max((r["threads"] for r in report["rows"] if r["threads"]), default=1)
     rows, seen = [], set()
     for row in report["rows"]:
@@ -53,8 +72,7 @@ def cell_rows(arch: str, width: float, cell: Path) -> list[dict]:
                 row["runtime"] == "keras-predict":
             continue
         seen.add(row["variant"])
-        rows.append({**base, "params": params, "macs": macs,
-                     **{key: row.get(key) for key in COLUMNS if key in row}})
+        rows.append({**base, **{key: row.get(key) for key in COLUMNS if key in row}})
     return rows
 
 
@@ -101,26 +119,35 @@ def _pareto_plot(rows: list[dict], key: str, target: Path) -> list[dict]:
     return front
 
 
-def write_study(study_dir: Path, cells: list[tuple[str, float, Path]]) -> list[dict]:
-    """study.json, study.csv, STUDY.md and the plots; returns the rows."""
+def write_study(study_dir: Path, cells: list[tuple[str, float, Path]],
+                command: str) -> list[dict]:
+    """study.json, study.csv, STUDY.md and the plots; returns the rows. ``command`` is the
+    study's command line, written into STUDY.md."""
     rows = [row for arch, width, cell in cells for row in cell_rows(arch, width, cell)]
     int8 = [r for r in rows if r.get("variant") == "int8" and not r.get("error")
             and r.get("accuracy") is not None]
     fronts = {key: _pareto_plot(int8, key, study_dir) for key in PLOTS}
-    write_json(study_dir / "study.json", {"rows": rows, "references": [
+    targets = [check_tiny_target(fronts["bytes"]), check_seed_cnn_target(int8)]
+    write_json(study_dir / "study.json", {"command": command, "rows": rows, "references": [
         REFERENCE_NOTEBOOK, MLPERF_TINY_RESNET8],
-        "pareto_int8": {key: [r["cell"] for r in front] for key, front in fronts.items()}})
+        "pareto_int8": {key: [r["cell"] for r in front] for key, front in fronts.items()},
+        "targets": [vars(t) for t in targets]})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text(study_dir / "study.csv", buffer.getvalue())
-    write_text(study_dir / "STUDY.md", _markdown(rows, fronts))
+    write_text(study_dir / "STUDY.md", _markdown(rows, fronts, targets, command))
     return rows
 
 
-def _markdown(rows: list[dict], fronts: dict) -> str:
+def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> str:
+    machines = sorted({r["bench_machine"] for r in rows if r.get("bench_machine")})
+    trained = sorted({f"{r['epochs']} epochs on {r['trained_on']}" for r in rows
+                      if r.get("epochs")})
     lines = ["# Model size / accuracy study", "",
+             f"Made by `{command}`; training: {'; '.join(trained) or 'none finished'}; "
+             f"benchmarked on {'; '.join(machines) or 'no machine'}.", "",
              "Each cell was trained, converted and benchmarked by `edgekit pipeline`; latencies "
              "come from each cell's own benchmark run (batch 1, all cores), so compare them "
              "across cells with the machine's noise in mind. Reference points: the reference "
@@ -136,6 +163,9 @@ def _markdown(rows: list[dict], fronts: dict) -> str:
         lines.append(f"| {row['cell']} | {row['params']:,} | {row['macs']:,} | "
                      f"{row['variant']} | {row['bytes']:,} | {100 * row['accuracy']:.2f}% | "
                      f"{row['delta_points']:+.2f} | {row['latency_median_ms']:.4f} |")
+    lines += ["", "## Targets", ""]
+    lines += [f"- {t.target}: **{'met' if t.met else 'not met'}** ({t.evidence})"
+              for t in targets]
     lines += ["", "## Pareto fronts (int8 files)", ""]
     for key, front in fronts.items():
         lines.append(f"- against {PLOTS[key][1].split(' (')[0]}: "

@@ -112,6 +112,7 @@ def _cell_command(args: argparse.Namespace, grid: Grid, arch: str, width: float)
 
 def run_study(args: argparse.Namespace) -> int:
     """Run (or resume) every cell, then write the study's tables and plots."""
+    from benchmarks.environment import command_line
     from benchmarks.study_report import write_study
     from edge_runtime.errors import UserError
     from train.models import ARCHITECTURES
@@ -146,8 +147,9 @@ def run_study(args: argparse.Namespace) -> int:
                   f"{seconds:.0f} s (log: {logs / (name + '.log')})", flush=True)
             if code != 0:
                 failed.append(name)
+    command = command_line("study", f"edgekit study --data {args.data} --out {args.out}")
     rows = write_study(args.out, [(arch, width, args.out / "cells" / cell_name(arch, width))
-                                  for arch, width in cells])
+                                  for arch, width in cells], command)
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from benchmarks.study_report import pareto_front
+from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edgekit.cli import main
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,16 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
         assert row["params"] > 0 and row["macs"] > 0 and row["latency_median_ms"] > 0
     with open(study / "study.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
-    assert "Pareto" in (study / "STUDY.md").read_text()
+    summary = json.loads((study / "study.json").read_text())
+    assert summary["command"].startswith("edgekit study --data")
+    # noisy solid colours are easy: a tiny int8 model passes 86.1%; no seed_cnn at width 1
+    assert [t["met"] for t in summary["targets"]] == [True, False]
+    assert rows[0]["epochs"] == 2 and rows[0]["trained_on"] == "cpu:0"
+    assert rows[0]["default_recipe"] is False  # the grid overrode epochs and batch size
+    markdown = (study / "STUDY.md").read_text()
+    assert "Pareto" in markdown and "## Targets" in markdown
+    assert "seed_cnn, width 1, default recipe: int8 >= 85%: **not met** (the study has no " \
+           "seed_cnn cell at width 1)" in markdown
     capsys.readouterr()
 
     assert main(argv) == 0  # resumed: every stage of every cell is skipped
@@ -57,3 +67,32 @@ def test_pareto_front_keeps_only_undominated_points():
     # (cost, accuracy): the second is beaten by the first (costlier and less accurate)
     points = [(10, 0.80), (20, 0.70), (30, 0.85), (5, 0.60), (30, 0.84)]
     assert pareto_front(points) == [3, 0, 2]
+
+
+def int8_row(cell, accuracy, size, minutes=10.0, on="cpu:0", default=True):
+    arch, width = cell.rsplit("-w", 1)
+    return {"cell": cell, "arch": arch, "width": float(width), "accuracy": accuracy,
+            "bytes": size, "epochs": 60, "train_minutes": minutes, "trained_on": on,
+            "default_recipe": default}
+
+
+def test_tiny_target_takes_the_best_small_model_and_its_training_time():
+    front = [int8_row("resnet8-w0.5", 0.80, 40_000), int8_row("resnet8-w1", 0.87, 98_000),
+             int8_row("ds_cnn-w1", 0.90, 160_000)]
+    check = check_tiny_target(front)
+    assert check.met and check.evidence.startswith("best: resnet8-w1: 87.00% int8, 98,000 bytes")
+    slow = [int8_row("resnet8-w1", 0.87, 98_000, minutes=75)]
+    assert not check_tiny_target(slow).met  # over an hour on a CPU
+    assert check_tiny_target([int8_row("resnet8-w1", 0.87, 98_000, minutes=75,
+                                       on="gpu:0")]).met
+    assert not check_tiny_target([int8_row("resnet8-w1", 0.86, 98_000)]).met
+    assert check_tiny_target([int8_row("ds_cnn-w1", 0.90, 160_000)]).evidence == \
+        "no int8 model of the study is that small"
+
+
+def test_seed_cnn_target_needs_width_1_and_the_default_recipe():
+    rows = [int8_row("seed_cnn-w0.5", 0.90, 90_000), int8_row("seed_cnn-w1", 0.851, 360_000)]
+    assert check_seed_cnn_target(rows).met
+    assert not check_seed_cnn_target([int8_row("seed_cnn-w1", 0.849, 360_000)]).met
+    other = check_seed_cnn_target([int8_row("seed_cnn-w1", 0.86, 360_000, default=False)])
+    assert not other.met and "not with the default recipe" in other.evidence

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .recipes import RECIPES
+from .recipes import DEFAULT_RECIPE, RECIPES
 
 ARCH_NAMES = ("seed_cnn", "resnet8", "ds_cnn")  # keep in step with models.ARCHITECTURES (tested)
 
@@ -38,7 +38,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--width", type=float, default=1.0, help="channel multiplier")
 
     recipe = parser.add_argument_group("recipe (unset flags come from --recipe)")
-    recipe.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
+    recipe.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
                         help=f"training recipe ({recipe_help})")
     recipe.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     recipe.add_argument("--batch-size", type=int, default=None, help="override the batch size")

@@ -37,6 +37,7 @@ RECIPES = {
                    weight_decay=5e-4, schedule="cosine", warmup_epochs=3.0,
                    label_smoothing=0.1, crop_pad=2, flip=True),
 }
+DEFAULT_RECIPE = "fast"  # what edgekit train uses without --recipe
 
 
 def resolve_recipe(name: str, **overrides) -> Recipe:
