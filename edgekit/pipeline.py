@@ -17,7 +17,8 @@ from pathlib import Path
 STAGES = ("train", "convert", "bench")
 TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
                "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
-               "--crop-pad", "--cutout", "--optimizer")
+               "--crop-pad", "--cutout", "--optimizer", "--teacher", "--distill-weight",
+               "--distill-temperature")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:

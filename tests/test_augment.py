@@ -67,3 +67,19 @@ def test_cutout_off_changes_nothing_and_on_is_reproducible():
     # where cutout left pixels alone they equal the crop-and-flip-only batch
     kept = cut.batch(1, 2)[0] != 128 / 255
     np.testing.assert_array_equal(cut.batch(1, 2)[0][kept], plain.batch(1, 2)[0][kept])
+
+
+def test_an_odd_last_batch_gives_up_one_image_a_different_one_each_epoch():
+    x = np.arange(17 * 2 * 2 * 3, dtype=np.uint8).reshape(17, 2, 2, 3) % 251
+    y = np.arange(17)  # the label names the image
+    data = EpochData(x, y, 17, 8, seed=1)
+    assert data.images_per_epoch() == 16 and data.steps() == 2  # 8 + 8, the 17th waits
+    left_out = set()
+    for epoch in range(6):
+        seen = np.concatenate([data.batch(epoch, i)[1].argmax(1) for i in range(2)])
+        assert len(seen) == len(set(seen)) == 16
+        left_out |= set(range(17)) - set(seen)
+    assert len(left_out) > 1
+    assert [len(b[1]) for b in [EpochData(x[:13], y[:13], 17, 8, seed=1).batch(0, i)
+                                for i in range(2)]] == [8, 4]  # 13 = 8 + 5 -> 8 + 4
+    assert EpochData(x[:12], y[:12], 17, 8, seed=1).images_per_epoch() == 12  # even: all

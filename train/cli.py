@@ -53,6 +53,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the random crop's padding in pixels (0: no crop)")
     recipe.add_argument("--cutout", type=int, default=None,
                         help="override the side of the Cutout square in pixels (0: off)")
+    recipe.add_argument("--teacher", default=None,
+                        help="a finished run directory whose model the new one learns from "
+                             "(knowledge distillation; same classes and image size)")
+    recipe.add_argument("--distill-weight", type=float, default=None,
+                        help="with --teacher: share of the loss that follows the teacher "
+                             "(default 0.9)")
+    recipe.add_argument("--distill-temperature", type=float, default=None,
+                        help="with --teacher: softening temperature (default 4)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/latest"),
@@ -81,11 +89,17 @@ def run_train(args: argparse.Namespace) -> int:
     for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout)):
         if value is not None and value < 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
+    if args.distill_weight is not None and not 0 <= args.distill_weight <= 1:
+        raise UserError(f"--distill-weight must be between 0 and 1, got {args.distill_weight}")
+    if args.distill_temperature is not None and not args.distill_temperature > 0:
+        raise UserError(f"--distill-temperature must be positive, got {args.distill_temperature}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, optimizer=args.optimizer,
                             weight_decay=args.weight_decay,
                             label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
-                            cutout=args.cutout)
+                            cutout=args.cutout, distill_weight=args.distill_weight,
+                            distill_temperature=args.distill_temperature,
+                            teacher=str(Path(args.teacher).resolve()) if args.teacher else None)
     cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())
     config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch, width=args.width,
                          recipe=recipe, split=args.split, val_fraction=args.val_fraction,

@@ -7,6 +7,7 @@ import keras
 
 from edge_runtime.errors import UserError
 
+from .distill import DistillationLoss
 from .recipes import Recipe
 
 
@@ -57,6 +58,10 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
     raise UserError(f"unknown optimizer {recipe.optimizer!r}: use adam, adamw or sgd")
 
 
-def make_loss(recipe: Recipe) -> keras.losses.Loss:
-    """Categorical cross-entropy on one-hot targets, with the recipe's label smoothing."""
+def make_loss(recipe: Recipe, num_classes: int) -> keras.losses.Loss:
+    """Categorical cross-entropy on one-hot targets, with the recipe's label smoothing; with a
+    teacher, the distillation loss on [labels | teacher probabilities] targets."""
+    if recipe.teacher:
+        return DistillationLoss(num_classes, recipe.distill_weight, recipe.distill_temperature,
+                                recipe.label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)

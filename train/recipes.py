@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
 from edge_runtime.errors import UserError
 
@@ -25,8 +26,11 @@ class Recipe:
     label_smoothing: float
     crop_pad: int             # pixels of reflect padding before the random crop; 0 = no crop
     flip: bool                # random horizontal mirror
-    cutout: int = 0           # side of the grey square of Cutout; 0 = off (default keeps
-                              # config.json files written before this field loadable)
+    # Fields with defaults were added later; the defaults keep older config.json files loadable.
+    cutout: int = 0           # side of the grey square of Cutout; 0 = off
+    teacher: Optional[str] = None     # run directory to distill from (train/distill.py)
+    distill_weight: float = 0.9       # share of the loss that follows the teacher
+    distill_temperature: float = 4.0  # softening of both distributions in that share
 
 
 RECIPES = {

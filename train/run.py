@@ -99,6 +99,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
 
     from .augment import EpochData, one_hot
     from .checkpoint import EpochCheckpoint, restore_state
+    from .distill import Distiller, load_teacher
     from .epoch_progress import EpochProgress
     from .evaluate import EVAL_BATCH
     from .models import build_model
@@ -106,16 +107,18 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
+    input_shape = (config.image_size, config.image_size, 3)
     epochs_data = EpochData.for_recipe(splits.train.x, splits.train.y, num_classes, recipe,
                                        config.seed)
     history = read_history(partial / "history.csv") if resume else []
     keras.utils.set_random_seed(config.seed)
     plan = distribution_plan(keras.backend.backend(), compute_devices())
     with distribution_scope(plan):
-        input_shape = (config.image_size, config.image_size, 3)
-        model = build_model(config.arch, input_shape, num_classes, config.width)
+        student = build_model(config.arch, input_shape, num_classes, config.width)
+        model = student if not recipe.teacher else \
+            Distiller(student, load_teacher(recipe.teacher, splits.class_names, input_shape))
         model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()),
-                      loss=make_loss(recipe), metrics=["accuracy"])
+                      loss=make_loss(recipe, num_classes), metrics=["accuracy"])
         if resume and (partial / CHECKPOINT).is_file():
             restore_state(model, partial / CHECKPOINT)
             print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs} with its "
@@ -123,9 +126,9 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         else:
             history = []
             partial.mkdir(parents=True, exist_ok=True)
-            _write_run_header(partial, config, splits, model, plan)
+            _write_run_header(partial, config, splits, student, plan)
 
-        print(f"training {config.arch} (width {config.width}, {model.count_params():,} "
+        print(f"training {config.arch} (width {config.width}, {student.count_params():,} "
               f"parameters) with recipe {recipe.name} on {', '.join(compute_devices())} "
               f"[{keras.backend.backend()}, {plan}]", flush=True)
         validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
@@ -140,7 +143,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
                       validation_data=validation, validation_batch_size=EVAL_BATCH,
                       callbacks=callbacks, verbose=0)
 
-    return _finish(model, config, splits, history, partial)
+    return _finish(student, config, splits, history, partial)
 
 
 def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, model,
