@@ -35,8 +35,11 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
         assert len(list(csv.DictReader(handle))) == len(rows)
     summary = json.loads((study / "study.json").read_text())
     assert summary["command"].startswith("edgekit study --data")
-    # noisy solid colours are easy: a tiny int8 model passes 86.1%; no seed_cnn at width 1
-    assert [t["met"] for t in summary["targets"]] == [True, False]
+    # the size target follows from the rows (best int8 file within 100,000 bytes at 86.1%);
+    # the seed_cnn one cannot be met without a seed_cnn cell at width 1
+    small_enough = any(r["variant"] == "int8" and r["bytes"] <= 100_000 and
+                       r["accuracy"] >= 0.861 for r in rows)
+    assert [t["met"] for t in summary["targets"]] == [small_enough, False]
     assert rows[0]["epochs"] == 2 and rows[0]["trained_on"] == "cpu:0"
     assert rows[0]["default_recipe"] is False  # the grid overrode epochs and batch size
     markdown = (study / "STUDY.md").read_text()
