@@ -103,9 +103,10 @@ def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettin
     """Test-set predictions of Keras and of each (file, runtime); fills accuracy fields."""
     import keras
 
-    from edge_runtime.classifier import Classifier
     from edge_runtime.preprocess import scale_pixels
     from train.run import run_splits
+
+    from .bench_worker import top1_classes
 
     stored = json.loads((run_dir / "config.json").read_text())["settings"]
     test = run_splits(stored, settings.data)[1].test
@@ -124,10 +125,7 @@ def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettin
                 predictions[key] = np.asarray(predict_elsewhere(elsewhere, subject.runtime,
                                                                 subject.path, x))
             else:
-                classifier = Classifier(subject.path, backend=subject.runtime)
-                probabilities = np.concatenate([classifier.probabilities(x[i:i + 500])
-                                                for i in range(0, len(x), 500)])
-                predictions[key] = probabilities.argmax(1)
+                predictions[key] = top1_classes(subject.path, subject.runtime, x)
         except (UserError, WorkerError) as exc:
             predictions[key] = str(exc)
         progress.update(1)

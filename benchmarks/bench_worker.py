@@ -142,17 +142,22 @@ def _throughput(subject, batch: int, seconds: float) -> dict:
     return {"images_per_s": images / (time.perf_counter() - started)}
 
 
+def top1_classes(model, backend: str, pixels: np.ndarray) -> np.ndarray:
+    """Top-1 class of every uint8 image through ``backend``, 500 images per call."""
+    from edge_runtime.classifier import Classifier
+
+    classifier = Classifier(model, backend=backend)
+    return np.concatenate([classifier.probabilities(pixels[i:i + 500]).argmax(1)
+                           for i in range(0, len(pixels), 500)])
+
+
 def predict_file(backend: str, model: str, pixels_file: str) -> int:
     """``predict BACKEND MODEL PIXELS.npy``: print the top-1 class of every image as a JSON
     list (accuracy for a runtime that lives in another Python environment)."""
-    from edge_runtime.classifier import Classifier
     from edge_runtime.errors import UserError
 
     try:
-        classifier = Classifier(model, backend=backend)
-        pixels = np.load(pixels_file)
-        top = np.concatenate([classifier.probabilities(pixels[i:i + 500]).argmax(1)
-                              for i in range(0, len(pixels), 500)])
+        top = top1_classes(model, backend, np.load(pixels_file))
     except UserError as exc:
         print(json.dumps({"error": str(exc)}))
         return 1

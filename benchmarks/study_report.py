@@ -13,7 +13,8 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 
 from train.atomic import atomic_path, write_json, write_text
-from train.recipes import DEFAULT_RECIPE, RECIPES, Recipe
+from train.config import TrainConfig
+from train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .study_targets import check_seed_cnn_target, check_tiny_target
 
@@ -47,7 +48,7 @@ def training_facts(cell: Path) -> dict:
     recipe unchanged (from its config.json and metrics.json)."""
     config = json.loads((cell / "config.json").read_text())
     metrics = json.loads((cell / "metrics.json").read_text())
-    recipe = Recipe(**config["settings"]["recipe"])
+    recipe = TrainConfig.from_dict(config["settings"]).recipe
     return {"epochs": metrics["epochs_trained"],
             "train_minutes": round(metrics["train_seconds"] / 60, 1),
             "trained_on": ", ".join(config.get("devices", [])),

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import keras
-import numpy as np
 from keras import ops
 
 from edge_runtime.errors import UserError

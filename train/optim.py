@@ -45,17 +45,16 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
         return keras.optimizers.Adam(rate)
     if recipe.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay)
-        # Decay only kernels: shrinking BatchNorm scales and biases only costs accuracy.
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        return optimizer
-    if recipe.optimizer == "sgd":
+    elif recipe.optimizer == "sgd":
         # Nesterov momentum; Keras applies weight_decay decoupled, which for SGD equals an L2
         # penalty of the same coefficient (the classic CIFAR ResNet recipe: 0.1, 0.9, 5e-4).
         optimizer = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True,
                                          weight_decay=recipe.weight_decay)
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        return optimizer
-    raise UserError(f"unknown optimizer {recipe.optimizer!r}: use adam, adamw or sgd")
+    else:
+        raise UserError(f"unknown optimizer {recipe.optimizer!r}: use adam, adamw or sgd")
+    # Decay only kernels: shrinking BatchNorm scales and biases only costs accuracy.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
 
 
 def make_loss(recipe: Recipe, num_classes: int) -> keras.losses.Loss:
