@@ -91,10 +91,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
     commands = {
         "train": ["train", "--data", args.data, "--out", str(run_dir),
                   *_passed(args, TRAIN_FLAGS)],
-        "convert": ["convert", str(run_dir), *_passed(args, ("--variants", "--calibration-size",
-                                                              "--qat-epochs"))],
-        "bench": ["bench", str(run_dir), *_passed(args, ("--threads", "--rounds",
-                                                          "--test-limit"))],
+        # convert and bench get --data too: a run trained on another machine (a GPU box) stores
+        # that machine's data path, and this pipeline's --data is where the images are here.
+        "convert": ["convert", str(run_dir), "--data", args.data,
+                    *_passed(args, ("--variants", "--calibration-size", "--qat-epochs"))],
+        "bench": ["bench", str(run_dir), "--data", args.data,
+                  *_passed(args, ("--threads", "--rounds", "--test-limit"))],
     }
     started = time.perf_counter()
     status = 0

@@ -105,6 +105,25 @@ def test_bench_user_errors(tmp_path, capsys):
     assert "--threads" in capsys.readouterr().err
 
 
+def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, capsys):
+    # A run trained on another machine stores that machine's data path; the pipeline's --data
+    # is where the images are here, and convert and bench must read them from there.
+    run, _, _ = converted_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts", "report"))
+    config = json.loads((copy / "config.json").read_text())
+    data_here = config["settings"]["data"]
+    config["settings"]["data"] = str(tmp_path / "gone" / "on-the-gpu-box")
+    (copy / "config.json").write_text(json.dumps(config))
+    argv = ["pipeline", "--data", data_here, "--out", str(copy), "--variants", "float32",
+            "--calibration-size", "20", "--threads", "1", "--rounds", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[1/3] train: already done" in out
+    rows = json.loads((copy / "report" / "benchmark.json").read_text())["rows"]
+    assert {r["variant"] for r in rows} == {"keras", "float32"}
+
+
 def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["pipeline", "--data", str(tiny_tree), "--out", str(run), "--epochs", "2",
