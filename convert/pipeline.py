@@ -18,7 +18,7 @@ from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
 from .run_dir import file_sha256, load_run
 from .samples import draw_samples
 from .variants import Variant
-from .verify import compare, predict_file
+from .verify import accuracy_warning, compare, predict_file
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -101,6 +101,8 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                 print(f"{prefix}: {entry['bytes']:,} bytes, top-1 agreement "
                       f"{check['top1_agreement']:.4f}, max |diff| {check['max_abs_diff']:.2e}, "
                       f"{entry['conversion_seconds']:.1f} s", flush=True)
+                if "warning" in entry:
+                    print(f"{prefix}: WARNING: {entry['warning']}", flush=True)
     return manifest, failed
 
 
@@ -177,5 +179,6 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
                 f"disagrees with the Keras model: max |diff| {checks['max_abs_diff']:.2e} > "
                 f"tolerance {variant.max_abs_diff:.0e}"))
     os.replace(target, final)
+    warning = accuracy_warning(checks)
     return dict(entry, bytes=final.stat().st_size, sha256=file_sha256(final), io=io,
-                checks=checks, **facts)
+                checks=checks, **facts, **({"warning": warning} if warning else {}))

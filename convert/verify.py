@@ -27,3 +27,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) ->
         "probe_accuracy": float(np.mean(candidate.argmax(1) == labels)),
         "keras_probe_accuracy": float(np.mean(reference.argmax(1) == labels)),
     }
+
+
+# A quantized variant may lose a little accuracy; this much means the quantization broke (one
+# seen: int8 at 29% of a model at 87%, through a few channels whose range swamped the rest).
+ACCURACY_DROP_WARNING = 0.05
+
+
+def accuracy_warning(checks: dict) -> str | None:
+    """A one-line warning when a variant's probe accuracy is far below the Keras model's."""
+    drop = checks["keras_probe_accuracy"] - checks["probe_accuracy"]
+    if drop <= ACCURACY_DROP_WARNING:
+        return None
+    return (f"{100 * checks['probe_accuracy']:.1f}% top-1 on the {checks['probe_images']} probe "
+            f"images against Keras' {100 * checks['keras_probe_accuracy']:.1f}%: the "
+            "quantization lost too much; compare the variants with edgekit bench")

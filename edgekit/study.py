@@ -8,11 +8,15 @@ The grid comes from flags or a TOML file (flags win):
     archs = ["seed_cnn", "resnet8", "ds_cnn"]
     widths = [0.25, 0.5, 1.0, 2.0]
     variants = "float32,int8,qat-int8"      # optional: default every variant
+    runs = ["runs/distilled"]               # optional: finished runs trained some other way
     [train]                                 # optional: passed to edgekit train
     epochs = 60
 
 A finished cell is not redone (the pipeline skips finished stages), so an interrupted study
 resumes where it stopped; ``--jobs N`` runs N cells at once in separate processes.
+``runs`` (or ``--add-run DIR``) adds finished training runs from outside the grid, say distilled
+or trained for longer on a GPU machine: they are converted and benchmarked in place and take
+their place in the tables and on the fronts under their folder's name.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class Grid:
     widths: tuple
     variants: str | None = None
     train: dict = field(default_factory=dict)
+    runs: tuple = ()  # finished run directories from outside the grid
 
     def cells(self) -> list[tuple[str, float]]:
         """(arch, width) for every cell, in a stable order."""
@@ -63,6 +68,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated width multipliers (default: "
                              f"{','.join(f'{w:g}' for w in DEFAULT_WIDTHS)})")
     parser.add_argument("--variants", default=None, help="passed to edgekit convert")
+    parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
+                        help="a finished edgekit train run to include (repeatable)")
     for flag in ("--epochs", "--batch-size", "--val-fraction"):
         parser.add_argument(flag, default=None, help="passed to edgekit train")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
@@ -95,15 +102,30 @@ def read_grid(args: argparse.Namespace) -> Grid:
     for key in ("epochs", "batch_size", "val_fraction"):
         if getattr(args, key):
             train[key.replace("_", "-")] = getattr(args, key)
-    return Grid(archs, widths, args.variants or settings.get("variants"), train)
+    runs = tuple(settings.get("runs", [])) + tuple(args.add_run)
+    return Grid(archs, widths, args.variants or settings.get("variants"), train, runs)
 
 
-def _cell_command(args: argparse.Namespace, grid: Grid, arch: str, width: float) -> list[str]:
+def added_run(run_dir: str) -> tuple[str, float, Path]:
+    """(arch, width, path) of a run given by ``runs``/``--add-run``; UserError unless it is a
+    finished training run (the study converts and benchmarks it, never trains it)."""
+    import json
+
+    from edge_runtime.errors import UserError
+
+    path = Path(run_dir)
+    if not all((path / name).is_file() for name in ("model.keras", "metrics.json",
+                                                    "config.json")):
+        raise UserError(f"--add-run {run_dir}: not a finished training run (needs model.keras, "
+                        "metrics.json and config.json)")
+    settings = json.loads((path / "config.json").read_text())["settings"]
+    return settings["arch"], float(settings["width"]), path
+
+
+def _cell_command(args: argparse.Namespace, grid: Grid, run_dir: Path,
+                  train: list[str]) -> list[str]:
     command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--data", args.data,
-               "--out", str(args.out / "cells" / cell_name(arch, width)), "--arch", arch,
-               "--width", f"{width:g}", "--rounds", args.bench_rounds]
-    for key, value in grid.train.items():
-        command += [f"--{key}", value]
+               "--out", str(run_dir), "--rounds", args.bench_rounds, *train]
     if grid.variants:
         command += ["--variants", grid.variants]
     if args.threads:
@@ -127,19 +149,28 @@ def run_study(args: argparse.Namespace) -> int:
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    shared_flags = [arg for key, value in grid.train.items() for arg in (f"--{key}", value)]
+    # (arch, width, run directory, flags for its train stage) of every cell
+    cells = [(arch, width, args.out / "cells" / cell_name(arch, width),
+              ["--arch", arch, "--width", f"{width:g}", *shared_flags])
+             for arch, width in grid.cells()]
+    cells += [(*added_run(run), []) for run in grid.runs]
+    names = [cell[2].name for cell in cells]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    cells = grid.cells()
-    print(f"study: {len(cells)} cells ({', '.join(cell_name(*c) for c in cells)}), "
+    print(f"study: {len(cells)} cells ({', '.join(names)}), "
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
-    def run_cell(cell: tuple[str, float]) -> tuple[str, int, float]:
-        name = cell_name(*cell)
+    def run_cell(cell: tuple) -> tuple[str, int, float]:
+        run_dir, train = cell[2], cell[3]
         started = time.perf_counter()
-        with open(logs / f"{name}.log", "a") as log:
-            code = subprocess.run(_cell_command(args, grid, *cell), stdout=log,
+        with open(logs / f"{run_dir.name}.log", "a") as log:
+            code = subprocess.run(_cell_command(args, grid, run_dir, train), stdout=log,
                                   stderr=subprocess.STDOUT).returncode
-        return name, code, time.perf_counter() - started
+        return run_dir.name, code, time.perf_counter() - started
 
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -149,8 +180,7 @@ def run_study(args: argparse.Namespace) -> int:
             if code != 0:
                 failed.append(name)
     command = command_line("study", f"edgekit study --data {args.data} --out {args.out}")
-    rows = write_study(args.out, [(arch, width, args.out / "cells" / cell_name(arch, width))
-                                  for arch, width in cells], command)
+    rows = write_study(args.out, [cell[:3] for cell in cells], command)
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

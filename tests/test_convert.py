@@ -200,3 +200,13 @@ def test_failing_variant_is_reported_and_others_finish(converted, tmp_path, monk
     assert "error" not in entry(manifest, "float32")
     assert not (copy / "artifacts" / "model_float16.tflite").exists()
     assert "failed: float16" in capsys.readouterr().out
+
+
+def test_a_collapsed_quantization_is_flagged():
+    from convert.verify import accuracy_warning
+
+    checks = {"probe_images": 500, "probe_accuracy": 0.292, "keras_probe_accuracy": 0.866}
+    assert accuracy_warning(checks) == (
+        "29.2% top-1 on the 500 probe images against Keras' 86.6%: the quantization lost too "
+        "much; compare the variants with edgekit bench")
+    assert accuracy_warning({**checks, "probe_accuracy": 0.85}) is None  # 1.6 points: normal

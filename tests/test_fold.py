@@ -28,12 +28,38 @@ def test_seed_cnn_folds_every_batchnorm_exactly():
     np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(model(x)), atol=2e-6)
 
 
-def test_negative_scale_blocks_are_left_alone():
+def test_negative_scales_fold_with_a_sign_and_stay_before_the_pooling():
     model = build_model("seed_cnn", (32, 32, 3), 10, 1.0)
     randomise_batchnorm(model, 0, negative_scale=True)
     folded, count = fold_batchnorm(model)
-    assert count == 0
+    assert count == 3 and "BatchNormalization" not in [type(l).__name__ for l in folded.layers]
+    signs = [np.asarray(l.scale) for l in folded.layers if type(l).__name__ == "Rescaling"]
+    # every block keeps its Rescaling (a negated channel cannot pass the max-pooling), and the
+    # per-channel factors left are exactly +-1, which int8 represents without error
+    assert len(signs) == 3 and all(set(np.unique(s)) <= {-1.0, 1.0} for s in signs)
+    assert signs[0][0] == -1.0
     x = np.random.default_rng(2).random((4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(model(x)), atol=2e-6)
+
+
+def test_dead_units_become_constants_instead_of_huge_scales():
+    # A unit whose ReLU never fires has BN moving variance ~0, so gamma / sqrt(eps) makes its
+    # scale ~30x the others'; folded, its channel is zeroed and BN's beta is its constant output.
+    model = build_model("seed_cnn", (32, 32, 3), 10, 1.0)
+    randomise_batchnorm(model, 0)
+    conv = model.get_layer("conv3")
+    kernel, bias = conv.get_weights()
+    kernel[..., 5], bias[5] = 0.0, -1.0  # ReLU(-1) = 0 on every input
+    conv.set_weights([kernel, bias])
+    bn = model.get_layer("bn3")
+    gamma, beta, mean, variance = bn.get_weights()
+    mean[5], variance[5] = 0.0, 1e-40
+    bn.set_weights([gamma, beta, mean, variance])
+    folded, count = fold_batchnorm(model)
+    assert count == 3
+    folded_kernel, folded_bias = folded.get_layer("conv3").get_weights()
+    assert not folded_kernel[..., 5].any() and folded_bias[5] == 0.0
+    x = np.random.default_rng(3).random((8, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(model(x)), atol=2e-6)
 
 

@@ -54,6 +54,44 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
         assert log.count("already done, skipped") == 3
 
 
+def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, capsys):
+    # A finished run from outside the grid (say distilled on a GPU machine) joins the study.
+    import shutil
+
+    run, _, _ = converted_run
+    added = tmp_path / "distilled"
+    shutil.copytree(run, added, ignore=shutil.ignore_patterns("artifacts", "report"))
+    data = json.loads((run / "config.json").read_text())["settings"]["data"]
+    study = tmp_path / "study"
+    argv = ["study", "--data", data, "--out", str(study), "--archs", "ds_cnn", "--widths",
+            "0.25", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.25",
+            "--variants", "float32,int8", "--threads", "1", "--bench-rounds", "1"]
+    assert main(argv + ["--add-run", str(added)]) == 0
+    rows = json.loads((study / "study.json").read_text())["rows"]
+    assert {(r["cell"], r["variant"]) for r in rows} == {
+        (cell, variant) for cell in ("ds_cnn-w0.25", "distilled")
+        for variant in ("keras", "float32", "int8")}
+    distilled = [r for r in rows if r["cell"] == "distilled"]
+    assert {(r["arch"], r["width"]) for r in distilled} == {("seed_cnn", 1.0)}
+    assert all(r["error"] is None and r["epochs"] == 3 for r in distilled)
+    assert (added / "artifacts" / "manifest.json").is_file()  # converted in place
+    assert (added / "report" / "benchmark.json").is_file()
+    assert "| distilled |" in (study / "STUDY.md").read_text()
+    capsys.readouterr()
+
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    fresh = tmp_path / "fresh-study"
+    assert main(["study", "--out", str(fresh), "--add-run", str(unfinished)]) == 2
+    assert "not a finished training run" in capsys.readouterr().err
+    assert not fresh.exists()  # refused before anything was written
+    clash = tmp_path / "ds_cnn-w0.25"
+    shutil.copytree(added, clash)
+    assert main(["study", "--out", str(fresh), "--archs", "ds_cnn", "--widths", "0.25",
+                 "--add-run", str(clash)]) == 2
+    assert "two cells named ds_cnn-w0.25" in capsys.readouterr().err
+
+
 def test_bad_grid_files(tmp_path, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text("[train]\nepochz = 3\n")
