@@ -210,3 +210,23 @@ def test_a_collapsed_quantization_is_flagged():
         "29.2% top-1 on the 500 probe images against Keras' 86.6%: the quantization lost too "
         "much; compare the variants with edgekit bench")
     assert accuracy_warning({**checks, "probe_accuracy": 0.85}) is None  # 1.6 points: normal
+
+
+def test_size_breakdown_accounts_for_every_byte(converted, capsys):
+    from benchmarks.tflite_size import main as size_main
+    from benchmarks.tflite_size import size_breakdown
+
+    import keras
+
+    run, _, manifest = converted
+    params = keras.saving.load_model(run / "model.keras", compile=False).count_params()
+    float32 = size_breakdown(run / "artifacts" / entry(manifest, "float32")["file"])
+    int8 = size_breakdown(run / "artifacts" / entry(manifest, "int8")["file"])
+    for parts in (float32, int8):
+        assert parts["weights"] + parts["quantization"] + parts["names"] + parts["rest"] \
+            == parts["file"]
+        assert parts["names"] > 0 and parts["rest"] > 0
+    assert float32["quantization"] == 0 and float32["weights"] >= 4 * params * 0.9
+    assert 0 < int8["quantization"] < int8["weights"] < float32["weights"] / 3
+    assert size_main([str(run / "artifacts" / "missing.tflite")]) == 2
+    assert "no such file" in capsys.readouterr().err

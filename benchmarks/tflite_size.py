@@ -1,0 +1,61 @@
+"""Where the bytes of a .tflite file go: weights, quantization parameters, tensor names and the
+rest (operators, metadata such as the labels, flatbuffer structure).
+
+    python -m benchmarks.tflite_size FILE.tflite [FILE.tflite ...]
+
+Per-channel int8 stores a float32 scale and an int64 zero point for every output channel of
+every weight and bias tensor, so a model with many narrow layers (a depthwise-separable CNN)
+pays noticeably more than its parameter count in file size.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Per quantized channel: one float32 scale and one int64 zero point (TFLite schema).
+BYTES_PER_QUANTIZED_CHANNEL = 4 + 8
+
+
+def size_breakdown(path: Path) -> dict:
+    """Bytes of ``path`` by what they hold: ``weights`` (constant tensors' data),
+    ``quantization`` (scales and zero points), ``names`` (tensor names) and ``rest``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    # Not allocated: only constant tensors (weights, biases) have data to read then.
+    interpreter = Interpreter(model_path=str(path))
+    weights = quantization = names = 0
+    for tensor in interpreter.get_tensor_details():
+        names += len(tensor["name"].encode())
+        quantization += BYTES_PER_QUANTIZED_CHANNEL * len(
+            tensor["quantization_parameters"]["scales"])
+        try:
+            weights += interpreter.get_tensor(tensor["index"]).nbytes
+        except ValueError:  # an activation: no data until the interpreter is allocated
+            pass
+    total = path.stat().st_size
+    return {"file": total, "weights": weights, "quantization": quantization, "names": names,
+            "rest": total - weights - quantization - names}
+
+
+def main(argv=None) -> int:
+    """Print one line per file: its bytes and the share of each part."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", type=Path, nargs="+", help=".tflite files")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        print(f"tflite_size: error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    for path in args.files:
+        parts = size_breakdown(path)
+        shares = ", ".join(f"{key} {parts[key]:,} ({100 * parts[key] / parts['file']:.0f}%)"
+                           for key in ("weights", "quantization", "names", "rest"))
+        print(f"{path}: {parts['file']:,} bytes = {shares}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
