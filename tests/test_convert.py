@@ -213,10 +213,10 @@ def test_a_collapsed_quantization_is_flagged():
 
 
 def test_size_breakdown_accounts_for_every_byte(converted, capsys):
+    import keras
+
     from benchmarks.tflite_size import main as size_main
     from benchmarks.tflite_size import size_breakdown
-
-    import keras
 
     run, _, manifest = converted
     params = keras.saving.load_model(run / "model.keras", compile=False).count_params()
