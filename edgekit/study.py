@@ -102,7 +102,10 @@ def read_grid(args: argparse.Namespace) -> Grid:
     for key in ("epochs", "batch_size", "val_fraction"):
         if getattr(args, key):
             train[key.replace("_", "-")] = getattr(args, key)
-    runs = tuple(settings.get("runs", [])) + tuple(args.add_run)
+    runs = settings.get("runs", [])
+    if not (isinstance(runs, list) and all(isinstance(run, str) for run in runs)):
+        raise UserError(f"bad runs in the grid file: a list of run directories, got {runs!r}")
+    runs = tuple(runs) + tuple(args.add_run)
     return Grid(archs, widths, args.variants or settings.get("variants"), train, runs)
 
 

@@ -100,6 +100,9 @@ def test_bad_grid_files(tmp_path, capsys):
     grid.write_text("archs = [")
     assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
     assert "unreadable grid file" in capsys.readouterr().err
+    grid.write_text('runs = "runs/one"\n')
+    assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
+    assert "bad runs in the grid file" in capsys.readouterr().err
     assert main(["study", "--out", str(tmp_path / "s"), "--archs", "vgg"]) == 2
     assert "unknown archs ['vgg']" in capsys.readouterr().err
 
