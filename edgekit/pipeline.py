@@ -23,9 +23,10 @@ TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--w
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the pipeline's flags (a subset of each stage's, passed through)."""
-    parser.add_argument("--data", default="cifar10",
-                        help="as for edgekit train: 'cifar10', an image-folder tree or the "
-                             "CIFAR-10 python archive")
+    parser.add_argument("--data", default=None,
+                        help="as for edgekit train: 'cifar10' (the default), an image-folder "
+                             "tree or the CIFAR-10 python archive; convert and bench read it "
+                             "too, and without it the data the run was trained on")
     parser.add_argument("--out", type=Path, required=True, help="the run directory")
     parser.add_argument("--redo", default=None,
                         help=f"comma-separated stages to redo even if done ({', '.join(STAGES)}); "
@@ -87,15 +88,17 @@ def run_pipeline(args: argparse.Namespace) -> int:
                         f"{', '.join(STAGES)}")
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
+    # convert and bench get --data only when given: a run trained on another machine (a GPU
+    # box) stores that machine's data path, which --data replaces; without it they read the
+    # data the run was trained on, as on their own.
+    data = ["--data", args.data] if args.data else []
     variants = args.variants.split(",") if args.variants else None
     commands = {
-        "train": ["train", "--data", args.data, "--out", str(run_dir),
+        "train": ["train", "--data", args.data or "cifar10", "--out", str(run_dir),
                   *_passed(args, TRAIN_FLAGS)],
-        # convert and bench get --data too: a run trained on another machine (a GPU box) stores
-        # that machine's data path, and this pipeline's --data is where the images are here.
-        "convert": ["convert", str(run_dir), "--data", args.data,
+        "convert": ["convert", str(run_dir), *data,
                     *_passed(args, ("--variants", "--calibration-size", "--qat-epochs"))],
-        "bench": ["bench", str(run_dir), "--data", args.data,
+        "bench": ["bench", str(run_dir), *data,
                   *_passed(args, ("--threads", "--rounds", "--test-limit"))],
     }
     started = time.perf_counter()

@@ -59,7 +59,9 @@ def cell_name(arch: str, width: float) -> str:
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the study's flags."""
-    parser.add_argument("--data", default="cifar10", help="as for edgekit train")
+    parser.add_argument("--data", default=None,
+                        help="as for edgekit pipeline: the grid's data ('cifar10' by default), "
+                             "and the data added runs are converted and benchmarked on")
     parser.add_argument("--out", type=Path, required=True, help="the study directory")
     parser.add_argument("--grid", type=Path, default=None, help="a TOML grid file (see above)")
     parser.add_argument("--archs", default=None,
@@ -127,8 +129,10 @@ def added_run(run_dir: str) -> tuple[str, float, Path]:
 
 def _cell_command(args: argparse.Namespace, grid: Grid, run_dir: Path,
                   train: list[str]) -> list[str]:
-    command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--data", args.data,
-               "--out", str(run_dir), "--rounds", args.bench_rounds, *train]
+    command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--out", str(run_dir),
+               "--rounds", args.bench_rounds, *train]
+    if args.data:
+        command += ["--data", args.data]
     if grid.variants:
         command += ["--variants", grid.variants]
     if args.threads:
@@ -182,7 +186,8 @@ def run_study(args: argparse.Namespace) -> int:
                   f"{seconds:.0f} s (log: {logs / (name + '.log')})", flush=True)
             if code != 0:
                 failed.append(name)
-    command = command_line("study", f"edgekit study --data {args.data} --out {args.out}")
+    data = f" --data {args.data}" if args.data else ""
+    command = command_line("study", f"edgekit study{data} --out {args.out}")
     rows = write_study(args.out, [cell[:3] for cell in cells], command)
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(failed)}" if failed else ""))

@@ -106,20 +106,24 @@ def test_bench_user_errors(tmp_path, capsys):
 
 
 def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, capsys):
-    # A run trained on another machine stores that machine's data path; the pipeline's --data
-    # is where the images are here, and convert and bench must read them from there.
+    # Without --data, convert and bench read the data the run was trained on; a run trained
+    # on another machine stores that machine's data path, which --data replaces.
     run, _, _ = converted_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts", "report"))
+    quick = ["--variants", "float32", "--calibration-size", "20", "--threads", "1",
+             "--rounds", "1"]
+    assert main(["pipeline", "--out", str(copy), *quick]) == 0
+    out = capsys.readouterr().out
+    assert "[1/3] train: already done" in out and "--data" not in out
     config = json.loads((copy / "config.json").read_text())
     data_here = config["settings"]["data"]
     config["settings"]["data"] = str(tmp_path / "gone" / "on-the-gpu-box")
     (copy / "config.json").write_text(json.dumps(config))
-    argv = ["pipeline", "--data", data_here, "--out", str(copy), "--variants", "float32",
-            "--calibration-size", "20", "--threads", "1", "--rounds", "1"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "[1/3] train: already done" in out
+    assert main(["pipeline", "--out", str(copy), "--redo", "convert", *quick]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["pipeline", "--data", data_here, "--out", str(copy), "--redo", "convert",
+                 *quick]) == 0
     rows = json.loads((copy / "report" / "benchmark.json").read_text())["rows"]
     assert {r["variant"] for r in rows} == {"keras", "float32"}
 
