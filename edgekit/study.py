@@ -27,8 +27,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import tomllib
+
+from .pipeline import stage_done
 
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
@@ -50,6 +53,15 @@ class Grid:
     def cells(self) -> list[tuple[str, float]]:
         """(arch, width) for every cell, in a stable order."""
         return [(arch, width) for arch in self.archs for width in self.widths]
+
+
+class Cell(NamedTuple):
+    """One row group of the study: a grid cell, or a finished run added from outside."""
+
+    arch: str
+    width: float
+    run_dir: Path
+    train_flags: list  # for the cell's train stage; empty for an added run (never trained)
 
 
 def cell_name(arch: str, width: float) -> str:
@@ -111,26 +123,24 @@ def read_grid(args: argparse.Namespace) -> Grid:
     return Grid(archs, widths, args.variants or settings.get("variants"), train, runs)
 
 
-def added_run(run_dir: str) -> tuple[str, float, Path]:
-    """(arch, width, path) of a run given by ``runs``/``--add-run``; UserError unless it is a
-    finished training run (the study converts and benchmarks it, never trains it)."""
+def added_run(run_dir: str) -> Cell:
+    """The cell of a run given by ``runs``/``--add-run``; UserError unless its training is done
+    as the pipeline judges it, so that the study converts and benchmarks it, never trains it."""
     import json
 
     from edge_runtime.errors import UserError
 
     path = Path(run_dir)
-    if not all((path / name).is_file() for name in ("model.keras", "metrics.json",
-                                                    "config.json")):
+    if not stage_done("train", path, None) or not (path / "config.json").is_file():
         raise UserError(f"--add-run {run_dir}: not a finished training run (needs model.keras, "
                         "metrics.json and config.json)")
     settings = json.loads((path / "config.json").read_text())["settings"]
-    return settings["arch"], float(settings["width"]), path
+    return Cell(settings["arch"], float(settings["width"]), path, [])
 
 
-def _cell_command(args: argparse.Namespace, grid: Grid, run_dir: Path,
-                  train: list[str]) -> list[str]:
-    command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--out", str(run_dir),
-               "--rounds", args.bench_rounds, *train]
+def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]:
+    command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--out", str(cell.run_dir),
+               "--rounds", args.bench_rounds, *cell.train_flags]
     if args.data:
         command += ["--data", args.data]
     if grid.variants:
@@ -157,12 +167,11 @@ def run_study(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     shared_flags = [arg for key, value in grid.train.items() for arg in (f"--{key}", value)]
-    # (arch, width, run directory, flags for its train stage) of every cell
-    cells = [(arch, width, args.out / "cells" / cell_name(arch, width),
-              ["--arch", arch, "--width", f"{width:g}", *shared_flags])
+    cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width),
+                  ["--arch", arch, "--width", f"{width:g}", *shared_flags])
              for arch, width in grid.cells()]
-    cells += [(*added_run(run), []) for run in grid.runs]
-    names = [cell[2].name for cell in cells]
+    cells += [added_run(run) for run in grid.runs]
+    names = [cell.run_dir.name for cell in cells]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
@@ -171,13 +180,12 @@ def run_study(args: argparse.Namespace) -> int:
     print(f"study: {len(cells)} cells ({', '.join(names)}), "
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
-    def run_cell(cell: tuple) -> tuple[str, int, float]:
-        run_dir, train = cell[2], cell[3]
+    def run_cell(cell: Cell) -> tuple[str, int, float]:
         started = time.perf_counter()
-        with open(logs / f"{run_dir.name}.log", "a") as log:
-            code = subprocess.run(_cell_command(args, grid, run_dir, train), stdout=log,
+        with open(logs / f"{cell.run_dir.name}.log", "a") as log:
+            code = subprocess.run(_cell_command(args, grid, cell), stdout=log,
                                   stderr=subprocess.STDOUT).returncode
-        return run_dir.name, code, time.perf_counter() - started
+        return cell.run_dir.name, code, time.perf_counter() - started
 
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -188,7 +196,8 @@ def run_study(args: argparse.Namespace) -> int:
                 failed.append(name)
     data = f" --data {args.data}" if args.data else ""
     command = command_line("study", f"edgekit study{data} --out {args.out}")
-    rows = write_study(args.out, [cell[:3] for cell in cells], command)
+    rows = write_study(args.out, [(cell.arch, cell.width, cell.run_dir) for cell in cells],
+                       command)
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
