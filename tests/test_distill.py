@@ -3,6 +3,7 @@ teacher run (then resumed), with the errors a wrong teacher gives."""
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -80,6 +81,11 @@ def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsy
     argv = ["train", *common, "--out", str(resumed), "--arch", "resnet8", "--width", "0.5",
             "--teacher", str(teacher), "--distill-temperature", "2"]
     assert main(argv) == 130
+    # the checkpoint holds the student alone: the frozen teacher is reloaded from its run
+    with np.load(tmp_path / "resumed.partial" / "checkpoint.npz") as saved:
+        saved_model = sorted(k for k in saved.files if k.startswith("model_"))
+    student_model = keras.saving.load_model(student / "model.keras")
+    assert len(saved_model) == len(student_model.variables)
     monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", original)
     assert main(["train", "--out", str(resumed), "--resume"]) == 0
     np.testing.assert_allclose(

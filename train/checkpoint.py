@@ -25,9 +25,17 @@ HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lear
                   "seconds"]
 
 
+def _model_state(model: keras.Model) -> list:
+    """The model variables a checkpoint holds: all of them, except that a distillation run's
+    frozen teacher is left out (it is reloaded from its own run directory, and would otherwise
+    make every checkpoint as large as the teacher)."""
+    return getattr(model, "resumable_variables", model.variables)
+
+
 def save_state(model: keras.Model, target: Path) -> None:
     """Write the model's and its optimizer's variables to ``target`` (.npz) atomically."""
-    arrays = {f"model_{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
+    arrays = {f"model_{i:04d}": keras.ops.convert_to_numpy(v)
+              for i, v in enumerate(_model_state(model))}
     arrays.update({f"optimizer_{i:04d}": keras.ops.convert_to_numpy(v)
                    for i, v in enumerate(model.optimizer.variables)})
     with atomic_path(target) as tmp:
@@ -39,7 +47,7 @@ def restore_state(model: keras.Model, source: Path) -> None:
     """Load ``source`` into a freshly built and compiled ``model`` of the same run."""
     model.optimizer.build(model.trainable_variables)
     with np.load(source) as saved:
-        for prefix, variables in (("model", model.variables),
+        for prefix, variables in (("model", _model_state(model)),
                                   ("optimizer", model.optimizer.variables)):
             names = sorted(k for k in saved.files if k.startswith(prefix + "_"))
             if len(names) != len(variables):

@@ -82,6 +82,12 @@ class Distiller(keras.Model):
         teacher.trainable = False
         self.student, self.teacher = student, teacher
 
+    @property
+    def resumable_variables(self) -> list:
+        """What a checkpoint of this run must hold: the student's variables, not the frozen
+        teacher's (train/checkpoint.py)."""
+        return self.student.variables
+
     def call(self, x, training=False):
         return self.student(x, training=training)
 
