@@ -12,6 +12,21 @@ def test_crop_flip_keeps_shape_and_pixel_values():
     assert set(np.unique(out[0])) <= set(np.unique(x[0]))
 
 
+def test_crop_is_a_window_of_the_reflect_padded_image_or_its_mirror():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 6, 5, 3), dtype=np.uint8)
+    out = random_crop_flip(x, pad=2, flip=True, rng=np.random.default_rng(7))
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    offsets = set()
+    for image, source in zip(out, padded):
+        found = [(dy, dx, mirrored) for dy in range(5) for dx in range(5) for mirrored in (0, 1)
+                 if np.array_equal(image[:, ::-1] if mirrored else image,
+                                   source[dy:dy + 6, dx:dx + 5])]
+        assert found, "a crop that is no window of its padded image"
+        offsets.update(found)
+    assert len(offsets) > 10  # offsets and mirroring vary from image to image
+
+
 def test_flip_only_mirrors():
     x = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
     out = random_crop_flip(x, pad=0, flip=True, rng=np.random.default_rng(3))

@@ -162,7 +162,7 @@ def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 41))
 
 
-def test_throughput_benchmark_writes_both_pipelines(tiny_tree, cache_dir, tmp_path):
+def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_path):
     from benchmarks import train_throughput
 
     out = tmp_path / "throughput.json"
@@ -171,4 +171,5 @@ def test_throughput_benchmark_writes_both_pipelines(tiny_tree, cache_dir, tmp_pa
     result = json.loads(out.read_text())
     assert result["images_per_epoch"] == 33  # 36 training images less 1 per class for validation
     assert all(v > 0 for v in result["images_per_second"].values())
-    assert set(result["seconds"]) == {"plain_fit", "edgekit_epoch"}
+    assert set(result["seconds"]) == {"plain_fit", "edgekit_unprefetched", "edgekit_epoch"}
+    assert result["prefetched_over_unprefetched_time"] > 0

@@ -104,6 +104,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     from .evaluate import EVAL_BATCH
     from .models import build_model
     from .optim import make_loss, make_optimizer
+    from .prefetch import prefetched
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
@@ -137,11 +138,12 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
         if len(history) < recipe.epochs:
-            model.fit(epochs_data.batches(len(history)), steps_per_epoch=epochs_data.steps(),
-                      shuffle=False,  # the generator shuffles, seeded per epoch
-                      epochs=recipe.epochs, initial_epoch=len(history),
-                      validation_data=validation, validation_batch_size=EVAL_BATCH,
-                      callbacks=callbacks, verbose=0)
+            with prefetched(epochs_data.batches(len(history))) as batches:
+                model.fit(batches, steps_per_epoch=epochs_data.steps(),
+                          shuffle=False,  # the generator shuffles, seeded per epoch
+                          epochs=recipe.epochs, initial_epoch=len(history),
+                          validation_data=validation, validation_batch_size=EVAL_BATCH,
+                          callbacks=callbacks, verbose=0)
 
     return _finish(student, config, splits, history, partial)
 
