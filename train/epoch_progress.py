@@ -6,6 +6,7 @@ logs off a terminal; this one is a tqdm bar on a terminal and a single line per 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import keras
@@ -15,11 +16,17 @@ from tqdm import tqdm
 class EpochProgress(keras.callbacks.Callback):
     """tqdm bar over the batches of one epoch, then a line with the validation figures."""
 
+    # Keras then runs the batch hook in worker threads (waiting for them before on_epoch_end):
+    # reading a step's loss waits for the device to finish that step, and in the training loop
+    # itself that wait would keep the next step from being dispatched while this one runs.
+    async_safe = True
+
     def __init__(self, epochs: int, steps: int):
         super().__init__()
         self.epochs, self.steps = epochs, steps
         self.bar = None
         self.started = 0.0
+        self._bar_lock = threading.Lock()  # batch hooks may run concurrently (async_safe)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -29,9 +36,11 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        self.bar.set_postfix(loss=f"{logs.get('loss', 0):.4f}",
-                             acc=f"{logs.get('accuracy', 0):.4f}", refresh=False)
-        self.bar.update(1)
+        with self._bar_lock:
+            if not self.bar.disable:
+                self.bar.set_postfix(loss=f"{logs.get('loss', 0):.4f}",
+                                     acc=f"{logs.get('accuracy', 0):.4f}", refresh=False)
+            self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
