@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from train.augment import EpochData
-from train.prefetch import prefetched
+from train.prefetch import prefetch_depth, prefetched
 
 
 def _prefetch_threads() -> list:
@@ -37,7 +37,15 @@ def test_a_finite_source_ends_and_an_error_in_it_reaches_the_consumer():
         assert next(items) == 1
         with pytest.raises(OSError, match="disk gone"):
             next(items)
-    with pytest.raises(ValueError, match="depth must be at least 1"):
-        with prefetched(iter(()), depth=0):
+    with pytest.raises(ValueError, match="depth must be 0 or more"):
+        with prefetched(iter(()), depth=-1):
             pass
     assert not _prefetch_threads()
+
+
+def test_no_thread_on_a_cpu():
+    assert prefetch_depth(["cpu:0"]) == 0
+    assert prefetch_depth(["gpu:0"]) == prefetch_depth(["cpu:0", "gpu:0"]) > 0
+    source = iter(range(3))
+    with prefetched(source, depth=0) as items:
+        assert items is source and not _prefetch_threads()

@@ -104,7 +104,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     from .evaluate import EVAL_BATCH
     from .models import build_model
     from .optim import make_loss, make_optimizer
-    from .prefetch import prefetched
+    from .prefetch import prefetch_depth, prefetched
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
@@ -138,7 +138,8 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
         if len(history) < recipe.epochs:
-            with prefetched(epochs_data.batches(len(history))) as batches:
+            with prefetched(epochs_data.batches(len(history)),
+                            prefetch_depth(compute_devices())) as batches:
                 model.fit(batches, steps_per_epoch=epochs_data.steps(),
                           shuffle=False,  # the generator shuffles, seeded per epoch
                           epochs=recipe.epochs, initial_epoch=len(history),
