@@ -116,6 +116,10 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     (["--data", "{tree}", "--split", "60/30"], "bad --split"),
     (["--data", "{tree}", "--arch", "vgg"], "unknown --arch"),
     (["--data", "{tree}", "--epochs", "0"], "--epochs must be at least 1"),
+    (["--data", "{tree}", "--lr", "-1"], "--lr must be positive"),
+    (["--data", "{tree}", "--lr", "nan"], "--lr must be positive"),
+    (["--data", "{tree}", "--weight-decay", "-0.1"], "--weight-decay must be 0 or more"),
+    (["--data", "{tree}", "--label-smoothing", "1"], "--label-smoothing must be at least 0"),
 ])
 def test_bad_input_gives_one_line_and_writes_nothing(tiny_tree, cache_dir, tmp_path, capsys,
                                                      args, message):
