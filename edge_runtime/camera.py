@@ -170,6 +170,8 @@ def run_camera(args: argparse.Namespace) -> int:
                         ("--width", args.width), ("--height", args.height)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
+    if not args.stall_timeout > 0:
+        raise UserError(f"--stall-timeout must be positive, got {args.stall_timeout}")
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend)
     source = open_source(args.source, args.width, args.height, args.stall_timeout)
     print(f"edgekit camera: {source.name} -> {classifier.path.name} on {classifier.backend}",

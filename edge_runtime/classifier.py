@@ -61,6 +61,8 @@ class Classifier:
     def __init__(self, model_path: Union[str, os.PathLike], threads: Optional[int] = None,
                  backend: str = "auto"):
         self.path = Path(model_path)
+        if threads is not None and threads < 1:
+            raise UserError(f"threads must be at least 1, got {threads}")
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:

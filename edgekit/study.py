@@ -87,7 +87,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     for flag in ("--epochs", "--batch-size", "--val-fraction"):
         parser.add_argument(flag, default=None, help="passed to edgekit train")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
-    parser.add_argument("--bench-rounds", default="3", help="edgekit bench --rounds per cell")
+    parser.add_argument("--bench-rounds", type=int, default=3,
+                        help="edgekit bench --rounds per cell")
     parser.add_argument("--threads", default=None, help="edgekit bench --threads per cell")
 
 
@@ -140,7 +141,7 @@ def added_run(run_dir: str) -> Cell:
 
 def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]:
     command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--out", str(cell.run_dir),
-               "--rounds", args.bench_rounds, *cell.train_flags]
+               "--rounds", str(args.bench_rounds), *cell.train_flags]
     if args.data:
         command += ["--data", args.data]
     if grid.variants:
@@ -155,6 +156,7 @@ def run_study(args: argparse.Namespace) -> int:
     from benchmarks.environment import command_line
     from benchmarks.study_report import write_study
     from edge_runtime.errors import UserError
+    from train.data import data_path
     from train.models import ARCHITECTURES
 
     grid = read_grid(args)
@@ -164,8 +166,11 @@ def run_study(args: argparse.Namespace) -> int:
                         f"{', '.join(ARCHITECTURES)}")
     if any(w <= 0 for w in grid.widths):
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    for flag, value in (("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.data:
+        data_path(args.data)  # a missing folder is one error here, not one per cell
     shared_flags = [arg for key, value in grid.train.items() for arg in (f"--{key}", value)]
     cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width),
                   ["--arch", arch, "--width", f"{width:g}", *shared_flags])

@@ -158,6 +158,7 @@ def test_bad_sources_and_flags(converted_run, tmp_path, capsys):
     for argv, message in [
         (["--source", str(tmp_path / "missing.mp4")], "no such video file or folder"),
         (["--source", "synthetic", "--max-frames", "0"], "--max-frames must be at least 1"),
+        (["--source", "synthetic", "--stall-timeout", "0"], "--stall-timeout must be positive"),
     ]:
         assert main(["camera", model, "--headless", *argv]) == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -90,6 +90,8 @@ def test_user_errors_are_one_line(converted_run, tmp_path, capsys):
         (["classify", str(tmp_path / "nope.tflite"), image], "no such model file"),
         (["classify", str(model_file(converted_run)), image, "--backend", "onnxruntime"],
          "runs .onnx files"),
+        (["classify", str(model_file(converted_run)), image, "--threads", "0"],
+         "threads must be at least 1, got 0"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -105,6 +105,12 @@ def test_bad_grid_files(tmp_path, capsys):
     assert "bad runs in the grid file" in capsys.readouterr().err
     assert main(["study", "--out", str(tmp_path / "s"), "--archs", "vgg"]) == 2
     assert "unknown archs ['vgg']" in capsys.readouterr().err
+    # flags the cells would each fail on are refused once, before any cell starts
+    assert main(["study", "--out", str(tmp_path / "s"), "--bench-rounds", "0"]) == 2
+    assert "--bench-rounds must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["study", "--out", str(tmp_path / "s"), "--data", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
 
 
 def test_pareto_front_keeps_only_undominated_points():

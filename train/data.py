@@ -140,14 +140,23 @@ def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawD
     return RawData(names, Labeled(x, y), None)
 
 
+def data_path(data: str) -> Optional[Path]:
+    """The path ``--data`` names, or None for ``cifar10`` (the Keras download); UserError when
+    the path does not exist."""
+    if data == "cifar10":
+        return None
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise UserError(f"data path {path} does not exist")
+    return path
+
+
 def load_source(data: str, size: int, cache_dir: Optional[Path]) -> RawData:
     """Load ``--data``: ``cifar10`` (Keras download) or a path of a supported layout."""
-    if data == "cifar10":
+    path = data_path(data)
+    if path is None:
         raw = load_keras_cifar10()
     else:
-        path = Path(data).expanduser()
-        if not path.exists():
-            raise UserError(f"data path {path} does not exist")
         if is_cifar_python(path):
             if path.is_dir() and (path / CIFAR_BATCH_DIR).is_dir():
                 path = path / CIFAR_BATCH_DIR
