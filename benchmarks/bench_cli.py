@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from pathlib import Path
 
 
@@ -38,9 +39,14 @@ def run_bench_command(args: argparse.Namespace) -> int:
         raise UserError(f"--threads must be comma-separated integers, got {args.threads!r}") \
             from None
     for flag, value in (("--rounds", args.rounds), ("--batch", args.batch),
-                        ("--threads", min(threads)), ("--test-limit", args.test_limit or 1)):
-        if value < 1:
+                        ("--threads", min(threads)), ("--test-limit", args.test_limit)):
+        if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
+    if not args.latency_seconds > 0:
+        raise UserError(f"--latency-seconds must be positive, got {args.latency_seconds}")
+    if args.tflite_runtime_python and not shutil.which(args.tflite_runtime_python):
+        raise UserError(f"--tflite-runtime-python {args.tflite_runtime_python}: no such "
+                        "Python executable")
     settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
                              throughput_seconds=args.latency_seconds,
                              throughput_batch=args.batch, threads=threads,

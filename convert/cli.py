@@ -39,6 +39,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
     if args.qat_epochs < 1:
         raise UserError(f"--qat-epochs must be at least 1, got {args.qat_epochs}")
+    if not args.qat_learning_rate > 0:
+        raise UserError(f"--qat-learning-rate must be positive, got {args.qat_learning_rate}")
     manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
                                    args.probe_size, args.seed, args.data, args.qat_epochs,
                                    args.qat_learning_rate, not args.no_fold_batchnorm)

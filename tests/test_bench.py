@@ -103,6 +103,14 @@ def test_bench_user_errors(tmp_path, capsys):
     assert "not a finished run directory" in capsys.readouterr().err
     assert main(["bench", str(tmp_path), "--threads", "two"]) == 2
     assert "--threads" in capsys.readouterr().err
+    for flags, message in ((["--test-limit", "0"], "--test-limit must be at least 1, got 0"),
+                           (["--latency-seconds", "-1"], "--latency-seconds must be positive"),
+                           (["--tflite-runtime-python", str(tmp_path / "python9")],
+                            "no such Python executable")):
+        assert main(["bench", str(tmp_path), *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "report").exists()
 
 
 def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, capsys):

@@ -159,6 +159,10 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
 
     assert main(["convert", str(copy), "--variants", "int4"]) == 2
     assert "unknown --variants int4" in capsys.readouterr().err
+    before = (copy / "artifacts" / "manifest.json").read_text()
+    assert main(["convert", str(copy), "--variants", "qat-int8", "--qat-learning-rate", "-1"]) == 2
+    assert "--qat-learning-rate must be positive" in capsys.readouterr().err
+    assert (copy / "artifacts" / "manifest.json").read_text() == before
 
 
 @pytest.mark.parametrize("damage, message", [
