@@ -86,20 +86,19 @@ def run_train(args: argparse.Namespace) -> int:
                         ("--image-size", args.image_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
-    for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout)):
-        if value is not None and value < 0:
+    # Written as "not ... >=" and "not ... >" so that a NaN is refused too.
+    for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout),
+                        ("--weight-decay", args.weight_decay)):
+        if value is not None and not value >= 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
-    if args.lr is not None and not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
-    if args.weight_decay is not None and not args.weight_decay >= 0:
-        raise UserError(f"--weight-decay must be 0 or more, got {args.weight_decay}")
+    for flag, value in (("--lr", args.lr), ("--distill-temperature", args.distill_temperature)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} must be positive, got {value}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         raise UserError(f"--label-smoothing must be at least 0 and below 1, "
                         f"got {args.label_smoothing}")
     if args.distill_weight is not None and not 0 <= args.distill_weight <= 1:
         raise UserError(f"--distill-weight must be between 0 and 1, got {args.distill_weight}")
-    if args.distill_temperature is not None and not args.distill_temperature > 0:
-        raise UserError(f"--distill-temperature must be positive, got {args.distill_temperature}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, optimizer=args.optimizer,
                             weight_decay=args.weight_decay,

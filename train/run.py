@@ -113,7 +113,8 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
                                        config.seed)
     history = read_history(partial / "history.csv") if resume else []
     keras.utils.set_random_seed(config.seed)
-    plan = distribution_plan(keras.backend.backend(), compute_devices())
+    devices = compute_devices()
+    plan = distribution_plan(keras.backend.backend(), devices)
     with distribution_scope(plan):
         student = build_model(config.arch, input_shape, num_classes, config.width)
         model = student if not recipe.teacher else \
@@ -130,7 +131,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
             _write_run_header(partial, config, splits, student, plan)
 
         print(f"training {config.arch} (width {config.width}, {student.count_params():,} "
-              f"parameters) with recipe {recipe.name} on {', '.join(compute_devices())} "
+              f"parameters) with recipe {recipe.name} on {', '.join(devices)} "
               f"[{keras.backend.backend()}, {plan}]", flush=True)
         validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
         callbacks = [EpochProgress(recipe.epochs, epochs_data.steps()),
@@ -139,7 +140,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
         if len(history) < recipe.epochs:
             with prefetched(epochs_data.batches(len(history)),
-                            prefetch_depth(compute_devices())) as batches:
+                            prefetch_depth(devices)) as batches:
                 model.fit(batches, steps_per_epoch=epochs_data.steps(),
                           shuffle=False,  # the generator shuffles, seeded per epoch
                           epochs=recipe.epochs, initial_epoch=len(history),
