@@ -16,7 +16,7 @@ from train.atomic import atomic_path, write_json, write_text
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
-from .study_targets import check_seed_cnn_target, check_tiny_target
+from .study_targets import check_seed_cnn_target, check_tiny_target, point_name
 
 # Published points the study is measured against (README cites both).
 REFERENCE_NOTEBOOK = {"name": "reference notebook CNN (float)", "accuracy": 0.7502}
@@ -27,6 +27,9 @@ COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes",
            "default_recipe", "variant", "runtime", "threads", "bytes", "gzip_bytes", "accuracy",
            "delta_points", "latency_median_ms", "latency_p25_ms", "latency_p75_ms",
            "bench_machine", "error"]
+# The full-integer TFLite files with int8 input and output, and their markers in the plots: the
+# fronts compare every way of making one (int8-mediapipe is int8's twin with other ends).
+INT8_VARIANTS = {"int8": "o", "int8-per-tensor": "s", "qat-int8": "^"}
 PLOTS = {"macs": ("study_accuracy_vs_macs.png", "MACs per image (log scale)"),
          "bytes": ("study_accuracy_vs_size.png", "int8 file size, bytes (log scale)"),
          "latency_median_ms": ("study_accuracy_vs_latency.png",
@@ -93,8 +96,12 @@ def _pareto_plot(rows: list[dict], key: str, target: Path) -> list[dict]:
     file_name, label = PLOTS[key]
     points = [r for r in rows if r.get(key)]
     figure, axis = plt.subplots(figsize=(7.5, 5))
+    for variant, marker in INT8_VARIANTS.items():
+        mine = [r for r in points if r["variant"] == variant]
+        if mine:
+            axis.scatter([r[key] for r in mine], [100 * r["accuracy"] for r in mine],
+                         marker=marker, color="tab:blue", label=variant)
     for row in points:
-        axis.scatter(row[key], 100 * row["accuracy"], color="tab:blue")
         axis.annotate(row["cell"], (row[key], 100 * row["accuracy"]), fontsize=8,
                       textcoords="offset points", xytext=(4, 3))
     front = [points[i] for i in pareto_front([(r[key], r["accuracy"]) for r in points])]
@@ -125,13 +132,13 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]],
     """study.json, study.csv, STUDY.md and the plots; returns the rows. ``command`` is the
     study's command line, written into STUDY.md."""
     rows = [row for arch, width, cell in cells for row in cell_rows(arch, width, cell)]
-    int8 = [r for r in rows if r.get("variant") == "int8" and not r.get("error")
+    int8 = [r for r in rows if r.get("variant") in INT8_VARIANTS and not r.get("error")
             and r.get("accuracy") is not None]
     fronts = {key: _pareto_plot(int8, key, study_dir) for key in PLOTS}
     targets = [check_tiny_target(fronts["bytes"]), check_seed_cnn_target(int8)]
     write_json(study_dir / "study.json", {"command": command, "rows": rows, "references": [
         REFERENCE_NOTEBOOK, MLPERF_TINY_RESNET8],
-        "pareto_int8": {key: [r["cell"] for r in front] for key, front in fronts.items()},
+        "pareto_int8": {key: [point_name(r) for r in front] for key, front in fronts.items()},
         "targets": [vars(t) for t in targets]})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -170,7 +177,7 @@ def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> st
     lines += ["", "## Pareto fronts (int8 files)", ""]
     for key, front in fronts.items():
         lines.append(f"- against {PLOTS[key][1].split(' (')[0]}: "
-                     + (", ".join(f"{r['cell']} ({100 * r['accuracy']:.2f}%)" for r in front)
+                     + (", ".join(f"{point_name(r)}: {100 * r['accuracy']:.2f}%" for r in front)
                         or "no int8 results"))
     lines += ["", "## Pictures", ""]
     lines += [f"![{name}]({file})" for name, (file, _) in PLOTS.items()]

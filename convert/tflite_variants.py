@@ -49,11 +49,14 @@ def dynamic_int8(model, calibration=None) -> bytes:
 
 
 def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
-              output_type: str = "int8") -> bytes:
-    """Every tensor int8 (weights per-channel), calibrated on ``calibration``.
+              output_type: str = "int8", per_channel: bool = True) -> bytes:
+    """Every tensor int8, calibrated on ``calibration``; weights get a scale per output channel,
+    or one per tensor with ``per_channel=False``.
 
     int8 input and output is the fast path for XNNPACK; uint8 input with float32 output is what
-    MediaPipe's ImageClassifier accepts (see PITFALLS.md).
+    MediaPipe's ImageClassifier accepts (see PITFALLS.md). Per-channel scales cost 12 bytes per
+    channel of every weight and bias tensor (22% of a ds_cnn-w0.75 file), which per-tensor
+    scales save; BatchNorm is folded first (fold.py), which keeps per-tensor accuracy close.
     """
     import tensorflow as tf
 
@@ -64,6 +67,8 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
     types = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
     converter.inference_input_type = types[input_type]
     converter.inference_output_type = types[output_type]
+    # The converter's only switch for this (TensorFlow 2.21); the file is plain int8 TFLite.
+    converter._experimental_disable_per_channel = not per_channel
     return converter.convert()
 
 

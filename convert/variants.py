@@ -35,6 +35,9 @@ VARIANTS = {v.name: v for v in [
             "TFLite, int8 weights, activations quantized at run time"),
     Variant("int8", "tflite", "int8",
             "TFLite, full-integer int8 with int8 input and output (XNNPACK fast path)"),
+    Variant("int8-per-tensor", "tflite", "int8",
+            "TFLite, full-integer int8 with one scale per weight tensor instead of per channel "
+            "(a smaller file), int8 input and output"),
     Variant("int8-mediapipe", "tflite", "int8",
             "TFLite, full-integer int8 with uint8 pixel input (scaling inside) and float32 "
             "output, for MediaPipe's ImageClassifier", norm_mean=0.0, norm_std=1.0),

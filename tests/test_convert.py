@@ -76,7 +76,7 @@ def test_artifacts_agree_with_keras_when_reloaded(converted):
 def test_int8_files_are_integer_and_small(converted):
     run, _, manifest = converted
     float_bytes = entry(manifest, "float32")["bytes"]
-    for name in ("int8", "qat-int8", "int8-mediapipe"):
+    for name in ("int8", "int8-per-tensor", "qat-int8", "int8-mediapipe"):
         variant = entry(manifest, name)
         assert variant["bytes"] <= 0.30 * float_bytes, name
         tensors = load_model(run / "artifacts" / variant["file"]).interpreter.get_tensor_details()
@@ -90,6 +90,25 @@ def test_int8_files_are_integer_and_small(converted):
     mediapipe = entry(manifest, "int8-mediapipe")["io"]
     assert mediapipe["input"]["dtype"] == "uint8" and mediapipe["output"]["dtype"] == "float32"
     assert mediapipe["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
+
+
+def test_per_tensor_int8_keeps_one_scale_per_tensor_and_is_smaller(converted):
+    run, _, manifest = converted
+
+    def scales_per_tensor(name):
+        from ai_edge_litert.interpreter import Interpreter
+
+        # Not allocated: the file's own quantization (an allocated XNNPACK interpreter reports
+        # per-channel scales for fully-connected weights that the file stores per tensor).
+        path = run / "artifacts" / entry(manifest, name)["file"]
+        tensors = Interpreter(model_path=str(path)).get_tensor_details()
+        return [len(t["quantization_parameters"]["scales"]) for t in tensors]
+
+    per_channel, per_tensor = scales_per_tensor("int8"), scales_per_tensor("int8-per-tensor")
+    assert max(per_channel) > 1 and max(per_tensor) == 1
+    # each scale dropped saves its float32 scale and int64 zero point (12 bytes)
+    saved = entry(manifest, "int8")["bytes"] - entry(manifest, "int8-per-tensor")["bytes"]
+    assert saved >= 0.9 * 12 * (sum(per_channel) - sum(per_tensor))
 
 
 def test_metadata_round_trips(converted):

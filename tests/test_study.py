@@ -119,11 +119,11 @@ def test_pareto_front_keeps_only_undominated_points():
     assert pareto_front(points) == [3, 0, 2]
 
 
-def int8_row(cell, accuracy, size, minutes=10.0, on="cpu:0", default=True):
+def int8_row(cell, accuracy, size, minutes=10.0, on="cpu:0", default=True, variant="int8"):
     arch, width = cell.rsplit("-w", 1)
     return {"cell": cell, "arch": arch, "width": float(width), "accuracy": accuracy,
             "bytes": size, "epochs": 60, "train_minutes": minutes, "trained_on": on,
-            "default_recipe": default}
+            "default_recipe": default, "variant": variant}
 
 
 def test_tiny_target_takes_the_best_small_model_and_its_training_time():
@@ -138,6 +138,11 @@ def test_tiny_target_takes_the_best_small_model_and_its_training_time():
     assert not check_tiny_target([int8_row("resnet8-w1", 0.86, 98_000)]).met
     assert check_tiny_target([int8_row("ds_cnn-w1", 0.90, 160_000)]).evidence == \
         "no int8 model of the study is that small"
+    # a per-tensor file of a model whose per-channel file is too large counts, named as such
+    per_tensor = check_tiny_target([int8_row("ds_cnn-w1", 0.87, 95_000,
+                                             variant="int8-per-tensor")])
+    assert per_tensor.met
+    assert per_tensor.evidence.startswith("best: ds_cnn-w1 (int8-per-tensor): 87.00% int8")
 
 
 def test_seed_cnn_target_needs_width_1_and_the_default_recipe():
@@ -146,3 +151,7 @@ def test_seed_cnn_target_needs_width_1_and_the_default_recipe():
     assert not check_seed_cnn_target([int8_row("seed_cnn-w1", 0.849, 360_000)]).met
     other = check_seed_cnn_target([int8_row("seed_cnn-w1", 0.86, 360_000, default=False)])
     assert not other.met and "not with the default recipe" in other.evidence
+    # judged by the cell's best int8 file, whichever comes first
+    files = [int8_row("seed_cnn-w1", 0.849, 360_000),
+             int8_row("seed_cnn-w1", 0.852, 300_000, variant="int8-per-tensor")]
+    assert check_seed_cnn_target(files).met
