@@ -101,9 +101,13 @@ def _pareto_plot(rows: list[dict], key: str, target: Path) -> list[dict]:
         if mine:
             axis.scatter([r[key] for r in mine], [100 * r["accuracy"] for r in mine],
                          marker=marker, color="tab:blue", label=variant)
-    for row in points:
-        axis.annotate(row["cell"], (row[key], 100 * row["accuracy"]), fontsize=8,
-                      textcoords="offset points", xytext=(4, 3))
+    # One label per cell, at its first file in INT8_VARIANTS' order: its other files sit close.
+    labelled = set()
+    for row in sorted(points, key=lambda r: list(INT8_VARIANTS).index(r["variant"])):
+        if row["cell"] not in labelled:
+            labelled.add(row["cell"])
+            axis.annotate(row["cell"], (row[key], 100 * row["accuracy"]), fontsize=8,
+                          textcoords="offset points", xytext=(4, 3))
     front = [points[i] for i in pareto_front([(r[key], r["accuracy"]) for r in points])]
     if front:
         axis.plot([r[key] for r in front], [100 * r["accuracy"] for r in front], "-",
