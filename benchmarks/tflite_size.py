@@ -5,7 +5,8 @@ rest (operators, metadata such as the labels, flatbuffer structure).
 
 Per-channel int8 stores a float32 scale and an int64 zero point for every output channel of
 every weight and bias tensor, so a model with many narrow layers (a depthwise-separable CNN)
-pays noticeably more than its parameter count in file size.
+pays noticeably more than its parameter count in file size (the ``int8-per-tensor`` variant
+stores one per tensor instead).
 """
 from __future__ import annotations
 
