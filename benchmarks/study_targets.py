@@ -1,5 +1,5 @@
-"""The study's two targets, checked against its full-integer int8 rows so that STUDY.md says plainly whether
-each is met and by how much:
+"""The study's two targets, checked against its full-integer int8 rows so that STUDY.md says
+plainly whether each is met and by how much:
 
 - an int8 model on the size Pareto front at MLPerf Tiny's accuracy (86.1%) within 100 KB,
   trained on a CPU in under an hour or on a GPU;

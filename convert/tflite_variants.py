@@ -56,7 +56,7 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
     int8 input and output is the fast path for XNNPACK; uint8 input with float32 output is what
     MediaPipe's ImageClassifier accepts (see PITFALLS.md). Per-channel scales cost 12 bytes per
     channel of every weight and bias tensor (22% of a ds_cnn-w0.75 file), which per-tensor
-    scales save; BatchNorm is folded first (fold.py), which keeps per-tensor accuracy close.
+    scales save.
     """
     import tensorflow as tf
 
@@ -67,7 +67,8 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
     types = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
     converter.inference_input_type = types[input_type]
     converter.inference_output_type = types[output_type]
-    # The converter's only switch for this (TensorFlow 2.21); the file is plain int8 TFLite.
+    # A private converter attribute (TensorFlow 2.21 has no public one for this); the file it
+    # makes is plain int8 TFLite that every interpreter runs.
     converter._experimental_disable_per_channel = not per_channel
     return converter.convert()
 
