@@ -96,15 +96,13 @@ def _pareto_plot(rows: list[dict], key: str, target: Path) -> list[dict]:
     file_name, label = PLOTS[key]
     points = [r for r in rows if r.get(key)]
     figure, axis = plt.subplots(figsize=(7.5, 5))
+    labelled = set()  # one label per cell, at its first file in this order: the rest sit close
     for variant, marker in INT8_VARIANTS.items():
         mine = [r for r in points if r["variant"] == variant]
         if mine:
             axis.scatter([r[key] for r in mine], [100 * r["accuracy"] for r in mine],
                          marker=marker, color="tab:blue", label=variant)
-    # One label per cell, at its first file in INT8_VARIANTS' order: its other files sit close.
-    labelled = set()
-    for row in sorted(points, key=lambda r: list(INT8_VARIANTS).index(r["variant"])):
-        if row["cell"] not in labelled:
+        for row in (r for r in mine if r["cell"] not in labelled):
             labelled.add(row["cell"])
             axis.annotate(row["cell"], (row[key], 100 * row["accuracy"]), fontsize=8,
                           textcoords="offset points", xytext=(4, 3))
