@@ -36,6 +36,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--arch", default="seed_cnn", help=f"architecture: {', '.join(ARCH_NAMES)}")
     model.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    model.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                       help="start from the weights of a finished run's model (same --arch, "
+                            "--width, classes and image size): a second training cycle, or "
+                            "fine-tuning on new images of the same classes")
 
     recipe = parser.add_argument_group("recipe (unset flags come from --recipe)")
     recipe.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
@@ -110,7 +114,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch, width=args.width,
                          recipe=recipe, split=args.split, val_fraction=args.val_fraction,
                          seed=args.seed, image_size=args.image_size, cache_dir=cache_dir,
-                         tensorboard=args.tensorboard)
+                         tensorboard=args.tensorboard,
+                         init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     if args.arch not in ARCH_NAMES:
         raise UserError(f"unknown --arch {args.arch!r}: choose one of {', '.join(ARCH_NAMES)}")
     metrics = train_run(config, resume=args.resume, overwrite=args.overwrite)

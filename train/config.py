@@ -24,6 +24,7 @@ class TrainConfig:
     image_size: int
     cache_dir: Optional[str]
     tensorboard: bool
+    init_from: Optional[str] = None  # a finished run whose weights training starts from
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,33 +9,10 @@ instead, which TensorFlow runs in threads of its own, crashed the process at exi
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import keras
 from keras import ops
 
-from edge_runtime.errors import UserError
-
 _EPSILON = 1e-7  # keeps log() of a saturated softmax finite
-
-
-def load_teacher(run_dir: str, class_names: list[str], input_shape: tuple) -> keras.Model:
-    """The model of a finished run, checked to fit the student's classes and input."""
-    folder = Path(run_dir)
-    model_file, config_file = folder / "model.keras", folder / "config.json"
-    if not model_file.is_file() or not config_file.is_file():
-        raise UserError(f"--teacher {run_dir}: not a finished run directory (needs model.keras "
-                        "and config.json)")
-    teacher_classes = json.loads(config_file.read_text()).get("class_names")
-    if teacher_classes != class_names:
-        raise UserError(f"--teacher {run_dir}: its classes ({', '.join(teacher_classes or [])}) "
-                        f"differ from this data's ({', '.join(class_names)})")
-    teacher = keras.saving.load_model(model_file, compile=False)
-    if tuple(teacher.input_shape[1:]) != tuple(input_shape):
-        raise UserError(f"--teacher {run_dir}: it takes images of shape "
-                        f"{tuple(teacher.input_shape[1:])}, this run {tuple(input_shape)}")
-    return teacher
 
 
 def _tempered_log(probabilities, temperature: float):

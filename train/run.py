@@ -99,9 +99,10 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
 
     from .augment import EpochData, one_hot
     from .checkpoint import EpochCheckpoint, restore_state
-    from .distill import Distiller, load_teacher
+    from .distill import Distiller
     from .epoch_progress import EpochProgress
     from .evaluate import EVAL_BATCH
+    from .finished_run import load_run_model, start_from
     from .models import build_model
     from .optim import make_loss, make_optimizer
     from .prefetch import prefetch_depth, prefetched
@@ -118,7 +119,8 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     with distribution_scope(plan):
         student = build_model(config.arch, input_shape, num_classes, config.width)
         model = student if not recipe.teacher else \
-            Distiller(student, load_teacher(recipe.teacher, splits.class_names, input_shape))
+            Distiller(student, load_run_model(recipe.teacher, "--teacher", splits.class_names,
+                                              input_shape))
         model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()),
                       loss=make_loss(recipe, num_classes), metrics=["accuracy"])
         if resume and (partial / CHECKPOINT).is_file():
@@ -126,6 +128,8 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
             print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs} with its "
                   "stored settings (other flags are ignored)", file=sys.stderr)
         else:
+            if config.init_from:
+                start_from(student, config.init_from, splits.class_names)
             history = []
             partial.mkdir(parents=True, exist_ok=True)
             _write_run_header(partial, config, splits, student, plan)
