@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 
+from edge_runtime.errors import UserError
 from train.atomic import atomic_path, write_json, write_text
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
@@ -47,15 +48,27 @@ def model_cost(model_path: Path) -> tuple[int, int]:
 
 
 def training_facts(cell: Path) -> dict:
-    """How a cell's model was trained: epochs, minutes, devices, and whether with the default
-    recipe unchanged (from its config.json and metrics.json)."""
-    config = json.loads((cell / "config.json").read_text())
-    metrics = json.loads((cell / "metrics.json").read_text())
-    recipe = TrainConfig.from_dict(config["settings"]).recipe
-    return {"epochs": metrics["epochs_trained"],
-            "train_minutes": round(metrics["train_seconds"] / 60, 1),
-            "trained_on": ", ".join(config.get("devices", [])),
-            "default_recipe": recipe == RECIPES[DEFAULT_RECIPE]}
+    """How a cell's model was trained: epochs, minutes and devices summed over the chain of runs
+    it started from (``--init-from``), and whether from scratch with the default recipe."""
+    epochs, seconds, devices, default_recipe = 0, 0.0, [], True
+    run, visited = cell, set()
+    while run is not None and run.resolve() not in visited:
+        visited.add(run.resolve())
+        if not (run / "metrics.json").is_file():
+            raise UserError(f"{cell.name} started from {run} (--init-from), which is no longer "
+                            "a finished run: its training can't be totalled")
+        config = json.loads((run / "config.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+        epochs += metrics["epochs_trained"]
+        seconds += metrics["train_seconds"]
+        devices = config.get("devices", []) + [d for d in devices
+                                               if d not in config.get("devices", [])]
+        start = config["settings"].get("init_from")
+        default_recipe = default_recipe and not start and (
+            TrainConfig.from_dict(config["settings"]).recipe == RECIPES[DEFAULT_RECIPE])
+        run = Path(start) if start else None
+    return {"epochs": epochs, "train_minutes": round(seconds / 60, 1),
+            "trained_on": ", ".join(devices), "default_recipe": default_recipe}
 
 
 def cell_rows(arch: str, width: float, cell: Path) -> list[dict]:

@@ -36,7 +36,9 @@ def point_name(row: dict) -> str:
 
 
 def _describe(row: dict) -> str:
-    where = "a GPU" if _trained_on_gpu(row) else "CPU"
+    # A run started from another (--init-from) may have trained on both.
+    on_cpu = "cpu" in (row.get("trained_on") or "").lower()
+    where = ("a GPU and CPU" if on_cpu else "a GPU") if _trained_on_gpu(row) else "CPU"
     return (f"{point_name(row)}: {100 * row['accuracy']:.2f}% int8, {row['bytes']:,} bytes, "
             f"{row['epochs']} epochs in {row['train_minutes']:.1f} min on {where}")
 

@@ -1,13 +1,17 @@
 """``edgekit study``: a 2-cell sweep on tiny data writes its tables and Pareto plots, resumes
 without redoing finished cells, and reads its grid from TOML."""
 import csv
+import dataclasses
 import json
+import shutil
 
 import pytest
 
-from benchmarks.study_report import pareto_front
+from benchmarks.study_report import pareto_front, training_facts
 from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
+from edge_runtime.errors import UserError
 from edgekit.cli import main
+from train.recipes import DEFAULT_RECIPE, RECIPES
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +60,6 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
 
 def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, capsys):
     # A finished run from outside the grid (say distilled on a GPU machine) joins the study.
-    import shutil
-
     run, _, _ = converted_run
     added = tmp_path / "distilled"
     shutil.copytree(run, added, ignore=shutil.ignore_patterns("artifacts", "report"))
@@ -155,3 +157,33 @@ def test_seed_cnn_target_needs_width_1_and_the_default_recipe():
     files = [int8_row("seed_cnn-w1", 0.849, 360_000),
              int8_row("seed_cnn-w1", 0.852, 300_000, variant="int8-per-tensor")]
     assert check_seed_cnn_target(files).met
+
+
+def write_finished_run(folder, epochs, seconds, devices, init_from=None, recipe=None):
+    """The two files of a finished run that the study reads its training facts from."""
+    folder.mkdir()
+    settings = {"data": "d", "out": str(folder), "arch": "ds_cnn", "width": 0.75,
+                "recipe": recipe or dataclasses.asdict(RECIPES[DEFAULT_RECIPE]),
+                "split": "standard", "val_fraction": 0.1, "seed": 0, "image_size": 32,
+                "cache_dir": None, "tensorboard": False, "init_from": init_from}
+    (folder / "config.json").write_text(json.dumps({"settings": settings, "devices": devices}))
+    (folder / "metrics.json").write_text(json.dumps({"epochs_trained": epochs,
+                                                     "train_seconds": seconds}))
+    return folder
+
+
+def test_training_facts_total_the_runs_a_cell_started_from(tmp_path, capsys):
+    first = write_finished_run(tmp_path / "first", 60, 180.0, ["gpu:0"])
+    assert training_facts(first) == {"epochs": 60, "train_minutes": 3.0, "trained_on": "gpu:0",
+                                     "default_recipe": True}
+    second = write_finished_run(tmp_path / "second", 30, 4560.0, ["cpu:0"],
+                                init_from=str(first))
+    # 90 epochs in all, first on the GPU; a run started from another is not the default recipe
+    assert training_facts(second) == {"epochs": 90, "train_minutes": 79.0,
+                                      "trained_on": "gpu:0, cpu:0", "default_recipe": False}
+    row = {**int8_row("ds_cnn-w0.75", 0.86, 95_000), **training_facts(second)}
+    assert "90 epochs in 79.0 min on a GPU and CPU" in check_tiny_target([row]).evidence
+
+    shutil.rmtree(first)
+    with pytest.raises(UserError, match="second started from .*first .*no longer a finished run"):
+        training_facts(second)
