@@ -18,7 +18,7 @@ STAGES = ("train", "convert", "bench")
 TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
                "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
                "--crop-pad", "--cutout", "--optimizer", "--teacher", "--distill-weight",
-               "--distill-temperature")
+               "--distill-temperature", "--init-from")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
 """--init-from: a run starts from a finished run's weights, or says in one line why it can't."""
+import argparse
 import json
 
 import keras
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from edgekit.cli import main
+from edgekit.pipeline import TRAIN_FLAGS, _passed, add_pipeline_arguments
 from train.finished_run import start_from
 from train.models import build_model
 
@@ -49,3 +51,10 @@ def test_a_run_starts_from_a_finished_runs_weights(tiny_tree, cache_dir, tmp_pat
         error = capsys.readouterr().err.strip()
         assert message in error and "\n" not in error
         assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.partial").exists()
+
+
+def test_the_pipeline_passes_init_from_to_its_train_stage():
+    parser = argparse.ArgumentParser()
+    add_pipeline_arguments(parser)
+    args = parser.parse_args(["--out", "runs/next", "--init-from", "runs/first"])
+    assert _passed(args, TRAIN_FLAGS) == ["--init-from", "runs/first"]
