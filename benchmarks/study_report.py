@@ -61,8 +61,8 @@ def training_facts(cell: Path) -> dict:
         metrics = json.loads((run / "metrics.json").read_text())
         epochs += metrics["epochs_trained"]
         seconds += metrics["train_seconds"]
-        devices = config.get("devices", []) + [d for d in devices
-                                               if d not in config.get("devices", [])]
+        earlier = config.get("devices", [])  # this run came before the ones already read
+        devices = earlier + [d for d in devices if d not in earlier]
         start = config["settings"].get("init_from")
         default_recipe = default_recipe and not start and (
             TrainConfig.from_dict(config["settings"]).recipe == RECIPES[DEFAULT_RECIPE])

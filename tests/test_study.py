@@ -1,7 +1,6 @@
 """``edgekit study``: a 2-cell sweep on tiny data writes its tables and Pareto plots, resumes
 without redoing finished cells, and reads its grid from TOML."""
 import csv
-import dataclasses
 import json
 import shutil
 
@@ -11,6 +10,7 @@ from benchmarks.study_report import pareto_front, training_facts
 from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edge_runtime.errors import UserError
 from edgekit.cli import main
+from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
 pytestmark = pytest.mark.slow
@@ -159,13 +159,13 @@ def test_seed_cnn_target_needs_width_1_and_the_default_recipe():
     assert check_seed_cnn_target(files).met
 
 
-def write_finished_run(folder, epochs, seconds, devices, init_from=None, recipe=None):
+def write_finished_run(folder, epochs, seconds, devices, init_from=None):
     """The two files of a finished run that the study reads its training facts from."""
     folder.mkdir()
-    settings = {"data": "d", "out": str(folder), "arch": "ds_cnn", "width": 0.75,
-                "recipe": recipe or dataclasses.asdict(RECIPES[DEFAULT_RECIPE]),
-                "split": "standard", "val_fraction": 0.1, "seed": 0, "image_size": 32,
-                "cache_dir": None, "tensorboard": False, "init_from": init_from}
+    settings = TrainConfig(data="d", out=str(folder), arch="ds_cnn", width=0.75,
+                           recipe=RECIPES[DEFAULT_RECIPE], split="standard", val_fraction=0.1,
+                           seed=0, image_size=32, cache_dir=None, tensorboard=False,
+                           init_from=init_from).to_dict()
     (folder / "config.json").write_text(json.dumps({"settings": settings, "devices": devices}))
     (folder / "metrics.json").write_text(json.dumps({"epochs_trained": epochs,
                                                      "train_seconds": seconds}))
