@@ -30,7 +30,8 @@ COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes",
            "bench_machine", "error"]
 # The full-integer TFLite files with int8 input and output, and their markers in the plots: the
 # fronts compare every way of making one (int8-mediapipe is int8's twin with other ends).
-INT8_VARIANTS = {"int8": "o", "int8-per-tensor": "s", "qat-int8": "^"}
+INT8_VARIANTS = {"int8": "o", "int8-per-tensor": "s", "qat-int8": "^",
+                 "qat-int8-per-tensor": "v"}
 PLOTS = {"macs": ("study_accuracy_vs_macs.png", "MACs per image (log scale)"),
          "bytes": ("study_accuracy_vs_size.png", "int8 file size, bytes (log scale)"),
          "latency_median_ms": ("study_accuracy_vs_latency.png",

@@ -52,8 +52,9 @@ def rebuild_in_tf_keras(model):
     return rebuilt
 
 
-def _annotate(model):
-    """Mark every layer for quantization. Layers tfmot has no pattern for, BatchNormalization
+def _annotate(model, per_channel: bool):
+    """Mark every layer for quantization, convolution weights with a scale per output channel
+    or (``per_channel=False``) one per tensor, as the converter will store them. Layers tfmot has no pattern for, BatchNormalization
     that follows no convolution (the reference CNN's BN after ReLU) and the per-channel shifts
     that BN folding leaves, get a config that fake-quantizes their output only, as the int8
     converter will compute them."""
@@ -89,16 +90,20 @@ def _annotate(model):
 
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
+    scheme = quantize.default_8bit.Default8BitQuantizeScheme(disable_per_axis=not per_channel)
     with quantize.quantize_scope({"OutputOnly": OutputOnly}):
-        return quantize.quantize_apply(annotated)
+        return quantize.quantize_apply(annotated, scheme)
 
 
 def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: float,
                             validation: tuple, calibration: np.ndarray, seed: int = 0,
-                            label_smoothing: float = 0.0) -> tuple[bytes, dict]:
+                            label_smoothing: float = 0.0,
+                            per_channel: bool = True) -> tuple[bytes, dict]:
     """Fine-tune a fake-quantized copy for ``epochs`` with the training loss (same label
     smoothing) and a cosine-decaying rate from ``learning_rate``, then convert it to int8
-    TFLite (int8 input and output). Returns the flatbuffer and the fine-tuning history."""
+    TFLite (int8 input and output), weight scales per output channel or, with
+    ``per_channel=False``, one per tensor (the smaller file). Returns the flatbuffer and the
+    fine-tuning history."""
     import tensorflow as tf
     import tf_keras
 
@@ -106,7 +111,7 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
     # of the same model differed by 0.5 points of test accuracy (measured).
     tf_keras.utils.set_random_seed(seed)
 
-    quantized = _annotate(rebuild_in_tf_keras(model))
+    quantized = _annotate(rebuild_in_tf_keras(model), per_channel)
     schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate,
                                                          epochs * epochs_data.steps())
     quantized.compile(optimizer=tf_keras.optimizers.Adam(schedule),

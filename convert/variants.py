@@ -44,6 +44,9 @@ VARIANTS = {v.name: v for v in [
     Variant("qat-int8", "tflite", "qat-int8",
             "TFLite, full-integer int8 after quantization-aware fine-tuning (tfmot on a "
             "tf_keras rebuild), int8 input and output"),
+    Variant("qat-int8-per-tensor", "tflite", "qat-int8",
+            "TFLite, full-integer int8 after quantization-aware fine-tuning with one scale per "
+            "weight tensor (a smaller file), int8 input and output"),
     Variant("onnx-float32", "onnx", "float32", "ONNX (tf2onnx, opset 17), float32", 1e-4),
     Variant("onnx-int8", "onnx", "int8",
             "ONNX, static int8 QDQ, per-channel weights (ONNX Runtime quantizer)"),

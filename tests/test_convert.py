@@ -69,14 +69,15 @@ def test_artifacts_agree_with_keras_when_reloaded(converted):
         assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.9, variant["name"]
         # float variants within their gate; post-training int8 close; QAT was fine-tuned, so
         # its weights (and probabilities) moved further from the Keras model's
-        bound = VARIANTS[variant["name"]].max_abs_diff or (0.3 if variant["name"] == "qat-int8" else 0.1)
+        bound = VARIANTS[variant["name"]].max_abs_diff or (
+            0.3 if variant["precision"] == "qat-int8" else 0.1)
         assert np.abs(got - expected).max() <= bound, variant["name"]
 
 
 def test_int8_files_are_integer_and_small(converted):
     run, _, manifest = converted
     float_bytes = entry(manifest, "float32")["bytes"]
-    for name in ("int8", "int8-per-tensor", "qat-int8", "int8-mediapipe"):
+    for name in ("int8", "int8-per-tensor", "qat-int8", "qat-int8-per-tensor", "int8-mediapipe"):
         variant = entry(manifest, name)
         assert variant["bytes"] <= 0.30 * float_bytes, name
         tensors = load_model(run / "artifacts" / variant["file"]).interpreter.get_tensor_details()
@@ -92,8 +93,10 @@ def test_int8_files_are_integer_and_small(converted):
     assert mediapipe["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
 
 
-def test_per_tensor_int8_keeps_one_scale_per_tensor_and_is_smaller(converted):
+@pytest.mark.parametrize("per_channel_name", ["int8", "qat-int8"])
+def test_per_tensor_int8_keeps_one_scale_per_tensor_and_is_smaller(converted, per_channel_name):
     run, _, manifest = converted
+    per_tensor_name = per_channel_name + "-per-tensor"
 
     def scales_per_tensor(name):
         from ai_edge_litert.interpreter import Interpreter
@@ -104,10 +107,11 @@ def test_per_tensor_int8_keeps_one_scale_per_tensor_and_is_smaller(converted):
         tensors = Interpreter(model_path=str(path)).get_tensor_details()
         return [len(t["quantization_parameters"]["scales"]) for t in tensors]
 
-    per_channel, per_tensor = scales_per_tensor("int8"), scales_per_tensor("int8-per-tensor")
+    per_channel = scales_per_tensor(per_channel_name)
+    per_tensor = scales_per_tensor(per_tensor_name)
     assert max(per_channel) > 1 and max(per_tensor) == 1
     # each scale dropped saves its float32 scale and int64 zero point (12 bytes)
-    saved = entry(manifest, "int8")["bytes"] - entry(manifest, "int8-per-tensor")["bytes"]
+    saved = entry(manifest, per_channel_name)["bytes"] - entry(manifest, per_tensor_name)["bytes"]
     assert saved >= 0.9 * 12 * (sum(per_channel) - sum(per_tensor))
 
 
