@@ -54,10 +54,10 @@ def rebuild_in_tf_keras(model):
 
 def _annotate(model, per_channel: bool):
     """Mark every layer for quantization, convolution weights with a scale per output channel
-    or (``per_channel=False``) one per tensor, as the converter will store them. Layers tfmot has no pattern for, BatchNormalization
-    that follows no convolution (the reference CNN's BN after ReLU) and the per-channel shifts
-    that BN folding leaves, get a config that fake-quantizes their output only, as the int8
-    converter will compute them."""
+    or (``per_channel=False``) one per tensor, as the converter will store them. Layers tfmot
+    has no pattern for, BatchNormalization left in the graph (none after folding, fold.py) and
+    the per-channel shifts that folding leaves, get a config that fake-quantizes their output
+    only, as the int8 converter will compute them."""
     import tensorflow_model_optimization as tfmot
     import tf_keras
 

@@ -45,7 +45,8 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
     if variant.name in FOLDED_VARIANTS and options.get("fold_batchnorm", True):
         from .fold import fold_batchnorm
 
-        model, folded = fold_batchnorm(model)
+        # QAT also folds BN into the convolution before it, which tfmot would not (fold.py)
+        model, folded = fold_batchnorm(model, into_convolutions=variant.precision == "qat-int8")
         facts["batchnorm_folded"] = folded
     builders = {
         "float32": lambda: tflite_variants.float32(model),

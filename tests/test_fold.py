@@ -1,5 +1,6 @@
 """BatchNorm folding gives the same function with fewer layers, and leaves what it must."""
 import numpy as np
+import pytest
 
 from convert.fold import fold_batchnorm
 from train.models import build_model
@@ -66,3 +67,27 @@ def test_dead_units_become_constants_instead_of_huge_scales():
 def test_resnet8_has_nothing_to_fold():
     model = build_model("resnet8", (32, 32, 3), 10, 1.0)
     assert fold_batchnorm(model)[1] == 0
+
+
+@pytest.mark.parametrize("arch, count", [("ds_cnn", 11), ("resnet8", 7)])
+def test_batchnorm_after_a_convolution_folds_into_it_exactly(arch, count):
+    # What quantization-aware training needs: tfmot would keep these BNs as a Mul and an Add.
+    model = build_model(arch, (32, 32, 3), 10, 0.5)
+    randomise_batchnorm(model, 4, negative_scale=True)
+    folded, folded_count = fold_batchnorm(model, into_convolutions=True)
+    assert folded_count == count
+    assert "BatchNormalization" not in [type(layer).__name__ for layer in folded.layers]
+    x = np.random.default_rng(5).random((8, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(model(x)), atol=2e-5)
+
+
+def test_a_dead_unit_before_the_relu_becomes_its_constant():
+    model = build_model("ds_cnn", (32, 32, 3), 10, 0.5)
+    randomise_batchnorm(model, 6)
+    bn = model.get_layer("block2_pointwise_bn")
+    gamma, beta, mean, variance = bn.get_weights()
+    variance[3] = 1e-40
+    bn.set_weights([gamma, beta, mean, variance])
+    folded, _ = fold_batchnorm(model, into_convolutions=True)
+    kernel, bias = folded.get_layer("block2_pointwise").get_weights()
+    assert not kernel[..., 3].any() and bias[3] == pytest.approx(beta[3])
