@@ -18,6 +18,15 @@ def randomise_batchnorm(model, seed, negative_scale=False):
                                rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2.0, var.shape)])
 
 
+def make_dead(bn, unit: int) -> float:
+    """Give BN's ``unit`` the statistics of a unit that never varied in training (mean 0,
+    variance ~0); returns its beta, the constant it then outputs."""
+    gamma, beta, mean, variance = bn.get_weights()
+    mean[unit], variance[unit] = 0.0, 1e-40
+    bn.set_weights([gamma, beta, mean, variance])
+    return float(beta[unit])
+
+
 def test_seed_cnn_folds_every_batchnorm_exactly():
     model = build_model("seed_cnn", (32, 32, 3), 10, 1.0)
     randomise_batchnorm(model, 0)
@@ -52,10 +61,7 @@ def test_dead_units_become_constants_instead_of_huge_scales():
     kernel, bias = conv.get_weights()
     kernel[..., 5], bias[5] = 0.0, -1.0  # ReLU(-1) = 0 on every input
     conv.set_weights([kernel, bias])
-    bn = model.get_layer("bn3")
-    gamma, beta, mean, variance = bn.get_weights()
-    mean[5], variance[5] = 0.0, 1e-40
-    bn.set_weights([gamma, beta, mean, variance])
+    make_dead(model.get_layer("bn3"), 5)
     folded, count = fold_batchnorm(model)
     assert count == 3
     folded_kernel, folded_bias = folded.get_layer("conv3").get_weights()
@@ -84,10 +90,7 @@ def test_batchnorm_after_a_convolution_folds_into_it_exactly(arch, count):
 def test_a_dead_unit_before_the_relu_becomes_its_constant():
     model = build_model("ds_cnn", (32, 32, 3), 10, 0.5)
     randomise_batchnorm(model, 6)
-    bn = model.get_layer("block2_pointwise_bn")
-    gamma, beta, mean, variance = bn.get_weights()
-    variance[3] = 1e-40
-    bn.set_weights([gamma, beta, mean, variance])
+    beta = make_dead(model.get_layer("block2_pointwise_bn"), 3)
     folded, _ = fold_batchnorm(model, into_convolutions=True)
     kernel, bias = folded.get_layer("block2_pointwise").get_weights()
-    assert not kernel[..., 3].any() and bias[3] == pytest.approx(beta[3])
+    assert not kernel[..., 3].any() and bias[3] == pytest.approx(beta)
