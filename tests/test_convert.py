@@ -259,7 +259,7 @@ def test_size_breakdown_accounts_for_every_byte(converted, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_quantization_aware_ds_cnn_folds_batchnorm_into_its_convolutions(converted, tmp_path):
+def test_quantization_aware_ds_cnn_has_the_post_training_graph(converted, tmp_path):
     # ds_cnn's BNs follow convolutions; unfolded, the QAT file kept each as a Mul and an Add
     # (measured on CIFAR-10: twice the post-training file's latency).
     run, _, _ = converted
@@ -271,12 +271,17 @@ def test_quantization_aware_ds_cnn_folds_batchnorm_into_its_convolutions(convert
                  "--qat-epochs", "1", "--calibration-size", "30"]) == 0
     manifest = json.loads((ds_run / "artifacts" / "manifest.json").read_text())
 
-    def operators(name):
+    def interpreter(name):
         from ai_edge_litert.interpreter import Interpreter
 
-        path = ds_run / "artifacts" / entry(manifest, name)["file"]
-        return sorted(op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details())
+        return Interpreter(model_path=str(ds_run / "artifacts" / entry(manifest, name)["file"]))
+
+    def operators(name):
+        return sorted(op["op_name"] for op in interpreter(name)._get_ops_details())
 
     assert operators("qat-int8-per-tensor") == operators("int8")
     assert "MUL" not in operators("int8") and "ADD" not in operators("int8")
     assert entry(manifest, "qat-int8-per-tensor")["batchnorm_folded"] == 11
+    # and the file keeps the one range per weight tensor that the fine-tuning used
+    tensors = interpreter("qat-int8-per-tensor").get_tensor_details()
+    assert max(len(t["quantization_parameters"]["scales"]) for t in tensors) == 1
