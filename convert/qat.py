@@ -111,7 +111,8 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
     # of the same model differed by 0.5 points of test accuracy (measured).
     tf_keras.utils.set_random_seed(seed)
 
-    quantized = _annotate(rebuild_in_tf_keras(model), per_channel)
+    rebuilt = rebuild_in_tf_keras(model)
+    quantized = _annotate(rebuilt, per_channel)
     schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate,
                                                          epochs * epochs_data.steps())
     quantized.compile(optimizer=tf_keras.optimizers.Adam(schedule),
@@ -120,15 +121,31 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
                       metrics=["accuracy"])
     history = quantized.fit(epochs_data.batches(0), steps_per_epoch=epochs_data.steps(),
                             epochs=epochs, validation_data=validation, verbose=2)
-    converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
+    if per_channel:
+        converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
+    else:
+        # The converter takes no per-tensor weight ranges from the fake quantization of a
+        # convolution it fuses with its bias and ReLU (every one, once BN is folded): it
+        # re-quantized them per channel, with or without _experimental_disable_per_channel
+        # (measured: 24 to 192 scales per weight tensor of ds_cnn; tfmot issue 865). So the
+        # fine-tuned weights are calibrated per tensor instead, on the grid the fine-tuning
+        # used: both scale a tensor symmetrically by its largest magnitude.
+        _copy_fine_tuned_weights(quantized, rebuilt)
+        converter = tf.lite.TFLiteConverter.from_keras_model(rebuilt)
+        converter._experimental_disable_per_channel = True  # as tflite_variants.full_int8
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([image[None]] for image in calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    # Without this the converter quantizes a convolution whose bias and ReLU it fuses (every
-    # one after BN folding) per channel again, whatever ranges the training used (measured:
-    # ds_cnn's per-tensor QAT file held 24 to 192 scales per weight tensor). The same private
-    # switch as tflite_variants.full_int8.
-    converter._experimental_disable_per_channel = not per_channel
     return converter.convert(), {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _copy_fine_tuned_weights(quantized, plain) -> None:
+    """Set every weight of ``plain`` to the value fine-tuning gave it in ``quantized``. The
+    wrappers keep each layer's variables under the layer's own names (``block1_pointwise/
+    kernel:0``) beside their range variables, and a wrapped layer's ``get_weights`` omits the
+    kernels it fake-quantizes, so the variables are matched by name."""
+    tuned = {variable.name: variable for variable in quantized.weights}
+    for variable in plain.weights:
+        variable.assign(tuned[variable.name])
