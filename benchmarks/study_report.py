@@ -17,15 +17,15 @@ from train.atomic import atomic_path, write_json, write_text
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
-from .study_targets import check_seed_cnn_target, check_tiny_target, point_name
+from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (README cites both).
 REFERENCE_NOTEBOOK = {"name": "reference notebook CNN (float)", "accuracy": 0.7502}
 MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
                        "bytes": 96_000, "macs": 12_500_000, "float_accuracy": 0.862}
 
-COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes", "trained_on",
-           "default_recipe", "variant", "runtime", "threads", "bytes", "gzip_bytes", "accuracy",
+COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes",
+           "cpu_train_minutes", "trained_on", "default_recipe", "variant", "runtime", "threads", "bytes", "gzip_bytes", "accuracy",
            "delta_points", "latency_median_ms", "latency_p25_ms", "latency_p75_ms",
            "bench_machine", "error"]
 # The full-integer TFLite files with int8 input and output, and their markers in the plots: the
@@ -49,9 +49,10 @@ def model_cost(model_path: Path) -> tuple[int, int]:
 
 
 def training_facts(cell: Path) -> dict:
-    """How a cell's model was trained: epochs, minutes and devices summed over the chain of runs
-    it started from (``--init-from``), and whether from scratch with the default recipe."""
-    epochs, seconds, devices, default_recipe = 0, 0.0, [], True
+    """How a cell's model was trained: epochs, minutes (and of them, those of runs on no GPU)
+    and devices summed over the chain of runs it started from (``--init-from``), and whether
+    from scratch with the default recipe."""
+    epochs, seconds, cpu_seconds, devices, default_recipe = 0, 0.0, 0.0, [], True
     run, visited = cell, set()
     while run is not None and run.resolve() not in visited:
         visited.add(run.resolve())
@@ -63,12 +64,15 @@ def training_facts(cell: Path) -> dict:
         epochs += metrics["epochs_trained"]
         seconds += metrics["train_seconds"]
         earlier = config.get("devices", [])  # this run came before the ones already read
+        if not on_gpu(", ".join(earlier)):
+            cpu_seconds += metrics["train_seconds"]
         devices = earlier + [d for d in devices if d not in earlier]
         start = config["settings"].get("init_from")
         default_recipe = default_recipe and not start and (
             TrainConfig.from_dict(config["settings"]).recipe == RECIPES[DEFAULT_RECIPE])
         run = Path(start) if start else None
     return {"epochs": epochs, "train_minutes": round(seconds / 60, 1),
+            "cpu_train_minutes": round(cpu_seconds / 60, 1),
             "trained_on": ", ".join(devices), "default_recipe": default_recipe}
 
 
