@@ -25,9 +25,9 @@ MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
                        "bytes": 96_000, "macs": 12_500_000, "float_accuracy": 0.862}
 
 COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes",
-           "cpu_train_minutes", "trained_on", "default_recipe", "variant", "runtime", "threads", "bytes", "gzip_bytes", "accuracy",
-           "delta_points", "latency_median_ms", "latency_p25_ms", "latency_p75_ms",
-           "bench_machine", "error"]
+           "cpu_train_minutes", "trained_on", "default_recipe", "variant", "runtime", "threads",
+           "bytes", "gzip_bytes", "accuracy", "delta_points", "latency_median_ms",
+           "latency_p25_ms", "latency_p75_ms", "bench_machine", "error"]
 # The full-integer TFLite files with int8 input and output, and their markers in the plots: the
 # fronts compare every way of making one (int8-mediapipe is int8's twin with other ends).
 INT8_VARIANTS = {"int8": "o", "int8-per-tensor": "s", "qat-int8": "^",
