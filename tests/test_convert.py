@@ -30,6 +30,21 @@ def entry(manifest, name):
     return next(v for v in manifest["variants"] if v["name"] == name)
 
 
+def file_interpreter(run, manifest, name):
+    """An interpreter on variant ``name``'s file, not allocated: it reports the file's own
+    quantization (an allocated XNNPACK interpreter reports per-channel scales for
+    fully-connected weights that the file stores per tensor)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(run / "artifacts" / entry(manifest, name)["file"]))
+
+
+def scales_per_tensor(run, manifest, name):
+    """How many quantization scales each tensor of variant ``name``'s file stores."""
+    tensors = file_interpreter(run, manifest, name).get_tensor_details()
+    return [len(t["quantization_parameters"]["scales"]) for t in tensors]
+
+
 def test_every_variant_is_produced_and_verified(converted):
     run, code, manifest = converted
     assert code == 0
@@ -98,17 +113,8 @@ def test_per_tensor_int8_keeps_one_scale_per_tensor_and_is_smaller(converted, pe
     run, _, manifest = converted
     per_tensor_name = per_channel_name + "-per-tensor"
 
-    def scales_per_tensor(name):
-        from ai_edge_litert.interpreter import Interpreter
-
-        # Not allocated: the file's own quantization (an allocated XNNPACK interpreter reports
-        # per-channel scales for fully-connected weights that the file stores per tensor).
-        path = run / "artifacts" / entry(manifest, name)["file"]
-        tensors = Interpreter(model_path=str(path)).get_tensor_details()
-        return [len(t["quantization_parameters"]["scales"]) for t in tensors]
-
-    per_channel = scales_per_tensor(per_channel_name)
-    per_tensor = scales_per_tensor(per_tensor_name)
+    per_channel = scales_per_tensor(run, manifest, per_channel_name)
+    per_tensor = scales_per_tensor(run, manifest, per_tensor_name)
     assert max(per_channel) > 1 and max(per_tensor) == 1
     # each scale dropped saves its float32 scale and int64 zero point (12 bytes)
     saved = entry(manifest, per_channel_name)["bytes"] - entry(manifest, per_tensor_name)["bytes"]
@@ -271,17 +277,12 @@ def test_quantization_aware_ds_cnn_has_the_post_training_graph(converted, tmp_pa
                  "--qat-epochs", "1", "--calibration-size", "30"]) == 0
     manifest = json.loads((ds_run / "artifacts" / "manifest.json").read_text())
 
-    def interpreter(name):
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter(model_path=str(ds_run / "artifacts" / entry(manifest, name)["file"]))
-
     def operators(name):
-        return sorted(op["op_name"] for op in interpreter(name)._get_ops_details())
+        return sorted(op["op_name"]
+                      for op in file_interpreter(ds_run, manifest, name)._get_ops_details())
 
     assert operators("qat-int8-per-tensor") == operators("int8")
     assert "MUL" not in operators("int8") and "ADD" not in operators("int8")
     assert entry(manifest, "qat-int8-per-tensor")["batchnorm_folded"] == 11
     # and the file keeps the one range per weight tensor that the fine-tuning used
-    tensors = interpreter("qat-int8-per-tensor").get_tensor_details()
-    assert max(len(t["quantization_parameters"]["scales"]) for t in tensors) == 1
+    assert max(scales_per_tensor(ds_run, manifest, "qat-int8-per-tensor")) == 1
