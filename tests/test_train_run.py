@@ -118,6 +118,8 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     (["--data", "{tree}", "--epochs", "0"], "--epochs must be at least 1"),
     (["--data", "{tree}", "--lr", "-1"], "--lr must be positive"),
     (["--data", "{tree}", "--lr", "nan"], "--lr must be positive"),
+    # Refused before any data are read: the data path does not even exist.
+    (["--data", "{tmp}/missing", "--width", "0"], "--width must be positive"),
     (["--data", "{tree}", "--weight-decay", "-0.1"], "--weight-decay must be 0 or more"),
     (["--data", "{tree}", "--label-smoothing", "1"], "--label-smoothing must be at least 0"),
 ])

@@ -95,7 +95,9 @@ def run_train(args: argparse.Namespace) -> int:
                         ("--weight-decay", args.weight_decay)):
         if value is not None and not value >= 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
-    for flag, value in (("--lr", args.lr), ("--distill-temperature", args.distill_temperature)):
+    # --width too is checked here, before the data are decoded, not by the model builder after.
+    for flag, value in (("--lr", args.lr), ("--distill-temperature", args.distill_temperature),
+                        ("--width", args.width)):
         if value is not None and not value > 0:
             raise UserError(f"{flag} must be positive, got {value}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
