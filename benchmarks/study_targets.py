@@ -38,10 +38,9 @@ def point_name(row: dict) -> str:
 
 def _describe(row: dict) -> str:
     # A run started from another (--init-from) may have trained on both.
-    on_cpu = "cpu" in (row.get("trained_on") or "").lower()
     if not on_gpu(row.get("trained_on")):
         where = "CPU"
-    elif on_cpu:
+    elif row["cpu_train_minutes"]:
         where = f"a GPU and CPU, {row['cpu_train_minutes']:.1f} min of it on the CPU"
     else:
         where = "a GPU"
