@@ -179,3 +179,33 @@ def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_pa
     assert all(v > 0 for v in result["images_per_second"].values())
     assert set(result["seconds"]) == {"plain_fit", "edgekit_generator", "edgekit_prefetched"}
     assert result["prefetched_over_generator_time"] > 0 and result["generator_over_plain_time"] > 0
+
+
+def test_step_speed_benchmark_times_each_backend_in_its_own_process(tmp_path, capsys):
+    from benchmarks import train_step_speed
+
+    out = tmp_path / "speed.json"
+    assert train_step_speed.main(["--arch", "seed_cnn", "--width", "0.25", "--teacher-arch",
+                                  "resnet8", "--teacher-width", "0.25", "--batch-size", "4",
+                                  "--repeats", "1", "--backends", "tensorflow,no_such_backend",
+                                  "--policies", "float32", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    measured, failed = rows
+    assert measured["backend"] == "tensorflow" and measured["train_step_s"] > 0
+    assert measured["teacher_forward_s"] > 0
+    assert measured["train_step_ratio"] == measured["teacher_forward_ratio"] == 1.0
+    assert failed["backend"] == "no_such_backend" and failed["error"].startswith("exit ")
+    assert "train_step_s" not in failed
+    table = capsys.readouterr().out
+    assert "| tensorflow | float32 |" in table and "| no_such_backend | float32 |" in table
+
+
+def test_step_speed_ratios_are_against_the_first_measured_row():
+    from benchmarks.train_step_speed import add_ratios
+
+    rows = [{"error": "exit 1"}, {"train_step_s": 0.2}, {"train_step_s": 0.5,
+                                                          "teacher_forward_s": 0.1}]
+    add_ratios(rows)
+    assert "train_step_ratio" not in rows[0]
+    assert rows[1]["train_step_ratio"] == 1.0 and rows[2]["train_step_ratio"] == 2.5
+    assert "teacher_forward_ratio" not in rows[2]  # the base row has no teacher time
