@@ -51,6 +51,29 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
     assert "epoch 3/3" in capsys.readouterr().out
 
 
+def test_metrics_say_how_the_model_fits_its_own_training_images(tiny_tree, cache_dir, tmp_path,
+                                                                capsys):
+    import keras
+
+    from train.evaluate import fit_accuracy
+    from train.run import run_splits
+
+    out = tmp_path / "run"
+    assert train(tiny_tree, out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    _, splits = run_splits(json.loads((out / "config.json").read_text())["settings"])
+    model = keras.saving.load_model(out / "model.keras")
+    assert metrics["train_accuracy"] == fit_accuracy(model, splits.train)
+    assert metrics["val_accuracy"] == fit_accuracy(model, splits.val)
+    fits = (f"(training split {metrics['train_accuracy']:.4f}, "
+            f"validation {metrics['val_accuracy']:.4f})")
+    assert fits in capsys.readouterr().out
+    assert f"on the training split {metrics['train_accuracy']:.4f}" in \
+        (out / "classification_report.txt").read_text()
+    assert main(["evaluate", str(out)]) == 0
+    assert fits in capsys.readouterr().out
+
+
 def test_seed_recipe_on_the_reference_split(tiny_tree, cache_dir, tmp_path):
     out = tmp_path / "seed"
     assert main(["train", "--data", str(tiny_tree), "--out", str(out), "--recipe", "seed",

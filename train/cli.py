@@ -121,8 +121,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.arch not in ARCH_NAMES:
         raise UserError(f"unknown --arch {args.arch!r}: choose one of {', '.join(ARCH_NAMES)}")
     metrics = train_run(config, resume=args.resume, overwrite=args.overwrite)
-    print(f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}, "
-          f"{metrics['seconds_per_epoch']:.1f} s/epoch -> {args.out}")
+    print(f"{accuracy_summary(metrics)}, {metrics['seconds_per_epoch']:.1f} s/epoch "
+          f"-> {args.out}")
     return 0
 
 
@@ -135,12 +135,19 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoded-image cache (default: $EDGEKIT_CACHE or ~/.cache/edgekit)")
 
 
+def accuracy_summary(metrics: dict) -> str:
+    """One line of a run's metrics: test accuracy and loss, and how well it fits its own
+    training and validation images (a gap between them is overfitting)."""
+    return (f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+            f"(training split {metrics['train_accuracy']:.4f}, validation "
+            f"{metrics['val_accuracy']:.4f})")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Recompute metrics.json and the pictures of a run."""
     from .evaluate import evaluate_run
     from .image_folder import default_cache_dir
 
     metrics = evaluate_run(args.run_dir, args.data, args.cache_dir or default_cache_dir())
-    print(f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
-          f"-> {args.run_dir}/metrics.json")
+    print(f"{accuracy_summary(metrics)} -> {args.run_dir}/metrics.json")
     return 0

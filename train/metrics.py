@@ -57,4 +57,8 @@ def format_report(metrics: dict) -> str:
     lines += ["", f"{'accuracy':>{width}} {'':>9} {'':>9} {metrics['test_accuracy']:9.4f} {total:9d}",
               f"{'macro avg':>{width}} {macro['precision']:9.4f} {macro['recall']:9.4f} "
               f"{macro['f1']:9.4f} {total:9d}"]
+    if "train_accuracy" in metrics:
+        lines += ["", "accuracy without augmentation on the training split "
+                  f"{metrics['train_accuracy']:.4f}, on the validation split "
+                  f"{metrics['val_accuracy']:.4f}"]
     return "\n".join(lines) + "\n"

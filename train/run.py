@@ -184,7 +184,7 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
     _save_inference_model(model, partial / "model.keras")
     train_seconds = sum(row["seconds"] for row in history)
     epochs = len(history)
-    metrics = write_evaluation(model, splits.test, splits.class_names, partial, {
+    metrics = write_evaluation(model, splits, partial, {
         "epochs_trained": epochs,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(train_seconds / max(1, epochs), 2),
