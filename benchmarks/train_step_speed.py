@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.workers import REPO, worker_environment
+from train.cli import ARCH_NAMES
 
 BACKENDS = ("tensorflow", "jax", "torch")
 POLICIES = ("float32", "mixed_bfloat16")
@@ -109,9 +110,11 @@ def markdown_table(rows: list[dict]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--arch", default="seed_cnn", help="architecture to train")
+    parser.add_argument("--arch", default="seed_cnn", choices=ARCH_NAMES,
+                        help="architecture to train")
     parser.add_argument("--width", type=float, default=1.0, help="its channel multiplier")
-    parser.add_argument("--teacher-arch", default=None, help="also time this model's forward pass")
+    parser.add_argument("--teacher-arch", default=None, choices=ARCH_NAMES,
+                        help="also time this model's forward pass")
     parser.add_argument("--teacher-width", type=float, default=1.0, help="the teacher's multiplier")
     parser.add_argument("--batch-size", type=int, default=128, help="images per step")
     parser.add_argument("--image-size", type=int, default=32, help="side of the square images")

@@ -232,3 +232,13 @@ def test_step_speed_ratios_are_against_the_first_measured_row():
     assert "train_step_ratio" not in rows[0]
     assert rows[1]["train_step_ratio"] == 1.0 and rows[2]["train_step_ratio"] == 2.5
     assert "teacher_forward_ratio" not in rows[2]  # the base row has no teacher time
+
+
+def test_step_speed_refuses_bad_settings_before_starting_a_process(capsys):
+    from benchmarks.train_step_speed import main as step_speed
+
+    assert step_speed(["--repeats", "0"]) == 2
+    assert "--repeats must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        step_speed(["--arch", "vgg"])
+    assert stopped.value.code == 2 and "invalid choice: 'vgg'" in capsys.readouterr().err
