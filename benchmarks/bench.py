@@ -45,6 +45,9 @@ class BenchSettings:
     # (backend, python) pairs: runtimes measured in another Python environment, such as
     # tflite-runtime, which needs numpy < 2 and so cannot live beside TensorFlow 2.21.
     runtime_pythons: tuple = ()
+    # Test-time augmentation modes (edge_runtime.classifier.TTA_MODES) each file is measured
+    # with; a mode other than "none" adds rows named "<variant>+<mode>".
+    tta: tuple = ("none",)
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Subject:
     path: Path
     format: str
     precision: str
+    tta: str = "none"
     error: Optional[str] = None
     worker: Optional[Worker] = None
     measured: dict = field(default_factory=dict)
@@ -72,10 +76,16 @@ def installed_backends() -> set[str]:
     return {name for name, module in _MODULES.items() if find_spec(module) is not None}
 
 
+def tta_variant(variant: str, tta: str) -> str:
+    """A report row's variant name: the manifest's, marked with its test-time augmentation."""
+    return variant if tta == "none" else f"{variant}+{tta}"
+
+
 def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
-                  backends: set[str]) -> list[Subject]:
+                  backends: set[str], tta_modes: tuple = ("none",)) -> list[Subject]:
     """Keras in both modes, then every manifest entry through every available runtime of its
-    format, each at every thread count; entries that cannot run become error rows."""
+    format with every test-time augmentation mode, each at every thread count; entries that
+    cannot run become error rows."""
     subjects = []
     for count in threads:
         for mode in KERAS_MODES:
@@ -86,15 +96,16 @@ def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
             runtimes = [b for b in BACKENDS_BY_FORMAT.get(entry.get("format"), ())
                         if b in backends] or ["-"]
             for runtime in runtimes:
-                subject = Subject(entry["name"], runtime, count, path, entry.get("format", "?"),
-                                  entry.get("precision", "?"))
-                if "error" in entry:
-                    subject.error = f"conversion failed: {entry['error']}"
-                elif not path.is_file():
-                    subject.error = f"{path.name} is missing from artifacts/"
-                elif runtime == "-":
-                    subject.error = f"no runtime for {entry.get('format')} installed"
-                subjects.append(subject)
+                for tta in tta_modes:
+                    subject = Subject(tta_variant(entry["name"], tta), runtime, count, path,
+                                      entry.get("format", "?"), entry.get("precision", "?"), tta)
+                    if "error" in entry:
+                        subject.error = f"conversion failed: {entry['error']}"
+                    elif not path.is_file():
+                        subject.error = f"{path.name} is missing from artifacts/"
+                    elif runtime == "-":
+                        subject.error = f"no runtime for {entry.get('format')} installed"
+                    subjects.append(subject)
     return subjects
 
 
@@ -123,9 +134,9 @@ def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettin
         try:
             if elsewhere:
                 predictions[key] = np.asarray(predict_elsewhere(elsewhere, subject.runtime,
-                                                                subject.path, x))
+                                                                subject.path, x, subject.tta))
             else:
-                predictions[key] = top1_classes(subject.path, subject.runtime, x)
+                predictions[key] = top1_classes(subject.path, subject.runtime, x, subject.tta)
         except (UserError, WorkerError) as exc:
             predictions[key] = str(exc)
         progress.update(1)
@@ -152,7 +163,8 @@ def _start_workers(subjects: list[Subject], settings: BenchSettings, progress) -
         if not subject.error:
             try:
                 subject.worker = Worker(subject.runtime, subject.path, subject.threads,
-                                        pythons.get(subject.runtime, sys.executable))
+                                        pythons.get(subject.runtime, sys.executable),
+                                        tta=subject.tta)
                 subject.measured.update({k: subject.worker.hello[k] for k in
                                          ("cold_start_ms", "import_ms", "rss_before_load_mb")})
             except WorkerError as exc:
@@ -238,7 +250,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
         size, gzip_size = sizes.get(subject.path, (None, None))
         record = {"variant": subject.variant, "format": subject.format,
                   "precision": subject.precision, "runtime": subject.runtime,
-                  "threads": subject.threads, "file": subject.path.name, "bytes": size,
+                  "tta": subject.tta, "threads": subject.threads, "file": subject.path.name, "bytes": size,
                   "gzip_bytes": gzip_size, "error": subject.error}
         if not subject.error:
             record.update(subject.measured)
@@ -265,7 +277,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     manifest_path = run_dir / "artifacts" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
     backends = installed_backends() | {backend for backend, _ in settings.runtime_pythons}
-    subjects = plan_subjects(run_dir, manifest, settings.threads, backends)
+    subjects = plan_subjects(run_dir, manifest, settings.threads, backends, settings.tta)
     if manifest is None:
         subjects.append(Subject("(artifacts)", "-", 0, manifest_path, "-", "-",
                                 error="no artifacts/manifest.json: run edgekit convert first"))
@@ -282,6 +294,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     _speedups(subjects)
     report = {"run_dir": str(run_dir), "environment": environment(command),
               "settings": {**asdict(settings), "threads": list(settings.threads),
+                           "tta": list(settings.tta),
                            "runtime_pythons": dict(settings.runtime_pythons)},
               "labels": (run_dir / "labels.txt").read_text().split(),
               **summary, "rows": rows(subjects, settings)}

@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from edge_runtime.classifier import TTA_MODES
+
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the benchmark flags."""
@@ -21,6 +23,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="batch size of the throughput test")
     parser.add_argument("--test-limit", type=int, default=None,
                         help="evaluate accuracy on the first N test images only")
+    parser.add_argument("--tta", default="none", choices=TTA_MODES,
+                        help="flip: also measure every file with test-time augmentation, each "
+                             "image averaged with its mirror image (rows <variant>+flip)")
     parser.add_argument("--tflite-runtime-python", default=None,
                         help="also run .tflite files through tflite-runtime in this Python (an "
                              "environment with numpy<2, tflite-runtime and pillow, like a Pi's)")
@@ -52,7 +57,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
                              throughput_batch=args.batch, threads=threads,
                              test_limit=args.test_limit, data=args.data,
                              runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
-                             if args.tflite_runtime_python else ())
+                             if args.tflite_runtime_python else (),
+                             tta=("none",) if args.tta == "none" else ("none", args.tta))
     command = command_line("bench", f"edgekit bench {args.run_dir}")
     report, failed = run_bench(args.run_dir, settings, command)
     errors = [r for r in report["rows"] if r["error"]]

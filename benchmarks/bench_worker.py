@@ -8,7 +8,7 @@ sends commands, one JSON line each, and reads one JSON line back:
     {"cmd": "throughput", "batch": 256, "seconds": 0.5}   -> {"images_per_s": x} or {"skip": why}
     {"cmd": "exit"}                                       -> {"peak_rss_mb": x}
 
-It also answers ``predict BACKEND MODEL PIXELS.npy`` once, for accuracy through a runtime
+It also answers ``predict BACKEND MODEL PIXELS.npy TTA`` once, for accuracy through a runtime
 installed only in another Python environment (tflite-runtime needs numpy < 2).
 
 so several subjects can be timed in interleaved rounds while each keeps its own memory
@@ -51,14 +51,14 @@ def _peak_rss_mb() -> float:
 class RuntimeSubject:
     """A .tflite/.onnx file through edge_runtime.Classifier, as a device would run it."""
 
-    def __init__(self, path: str, backend: str, threads: int):
+    def __init__(self, path: str, backend: str, threads: int, tta: str = "none"):
         started = time.perf_counter()
         from edge_runtime.classifier import Classifier
 
         self.import_ms = 1000 * (time.perf_counter() - started)
         self.rss_before_load_mb = _rss_mb()
         started = time.perf_counter()
-        self.classifier = Classifier(path, threads=threads, backend=backend)
+        self.classifier = Classifier(path, threads=threads, backend=backend, tta=tta)
         size = self.classifier.image_size
         self.pixels = np.random.default_rng(0).integers(0, 256, (1, size, size, 3),
                                                         dtype=np.uint8)
@@ -142,22 +142,23 @@ def _throughput(subject, batch: int, seconds: float) -> dict:
     return {"images_per_s": images / (time.perf_counter() - started)}
 
 
-def top1_classes(model, backend: str, pixels: np.ndarray) -> np.ndarray:
-    """Top-1 class of every uint8 image through ``backend``, 500 images per call."""
+def top1_classes(model, backend: str, pixels: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Top-1 class of every uint8 image through ``backend`` with test-time augmentation
+    ``tta``, 500 images per call."""
     from edge_runtime.classifier import Classifier
 
-    classifier = Classifier(model, backend=backend)
+    classifier = Classifier(model, backend=backend, tta=tta)
     return np.concatenate([classifier.probabilities(pixels[i:i + 500]).argmax(1)
                            for i in range(0, len(pixels), 500)])
 
 
-def predict_file(backend: str, model: str, pixels_file: str) -> int:
-    """``predict BACKEND MODEL PIXELS.npy``: print the top-1 class of every image as a JSON
+def predict_file(backend: str, model: str, pixels_file: str, tta: str) -> int:
+    """``predict BACKEND MODEL PIXELS.npy TTA``: print the top-1 class of every image as a JSON
     list (accuracy for a runtime that lives in another Python environment)."""
     from edge_runtime.errors import UserError
 
     try:
-        top = top1_classes(model, backend, np.load(pixels_file))
+        top = top1_classes(model, backend, np.load(pixels_file), tta)
     except UserError as exc:
         print(json.dumps({"error": str(exc)}))
         return 1
@@ -166,10 +167,10 @@ def predict_file(backend: str, model: str, pixels_file: str) -> int:
 
 
 def main() -> int:
-    """Serve one subject: ``python -m benchmarks.bench_worker KIND TARGET THREADS``."""
+    """Serve one subject: ``python -m benchmarks.bench_worker KIND TARGET THREADS TTA``."""
     if sys.argv[1] == "predict":
-        return predict_file(*sys.argv[2:5])
-    kind, target, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        return predict_file(*sys.argv[2:6])
+    kind, target, threads, tta = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     reply = sys.stdout
     sys.stdout = sys.stderr  # libraries' chatter must not corrupt the JSON channel
@@ -177,7 +178,7 @@ def main() -> int:
         if kind.startswith("keras-"):
             subject = KerasSubject(target, kind.removeprefix("keras-"), threads)
         else:
-            subject = RuntimeSubject(target, kind, threads)
+            subject = RuntimeSubject(target, kind, threads, tta)
     except Exception as exc:  # noqa: BLE001 - reported as this subject's error row
         reply.write(json.dumps({"error": str(exc).splitlines()[0] if str(exc) else
                                 type(exc).__name__}) + "\n")

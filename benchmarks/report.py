@@ -11,7 +11,7 @@ from train.atomic import write_json, write_text
 from .report_plots import PLOTS, draw_all
 
 CSV_COLUMNS = [
-    "variant", "format", "precision", "runtime", "threads", "file", "bytes", "gzip_bytes",
+    "variant", "format", "precision", "runtime", "tta", "threads", "file", "bytes", "gzip_bytes",
     "accuracy", "delta_points", "agreement", "latency_median_ms", "latency_p25_ms",
     "latency_p75_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_samples",
@@ -119,7 +119,10 @@ def to_markdown(report: dict) -> str:
            "per subject, each subject in its own process. The spread of a latency is the "
            "interquartile range of all its timed calls; the medians of the single rounds are "
            "shown too. Speedups are ratios against Keras at the same thread count within each "
-           "round (median [min, max] over rounds).", ""]
+           "round (median [min, max] over rounds)."
+           + (" Rows named `<variant>+flip` run every image and its mirror image and average "
+              "the two (test-time augmentation): two inferences per image."
+              if any(r.get("tta", "none") != "none" for r in rows) else ""), ""]
     out += _headline(report) + ["", "## Accuracy and size", ""]
     seen, lines = set(), []
     for row in rows:
@@ -156,9 +159,9 @@ def _per_class(report: dict) -> list[str]:
     labels = report["labels"]
     seen, columns = set(), []
     for row in report["rows"]:
-        if row["error"] or "per_class" not in row or row["file"] in seen:
+        if row["error"] or "per_class" not in row or (row["file"], row["variant"]) in seen:
             continue
-        seen.add(row["file"])
+        seen.add((row["file"], row["variant"]))
         columns.append(row)
     if not columns:
         return []

@@ -72,11 +72,12 @@ def _scatter(rows: list[dict], x_key: str, x_label: str, title: str, target: Pat
 
 
 def accuracy_vs_size(rows: list[dict], target: Path) -> None:
-    """One point per file (the first runtime's accuracy; runtimes agree on a file)."""
+    """One point per file and test-time augmentation (the first runtime's accuracy; runtimes
+    agree on a file)."""
     seen, points = set(), []
     for row in rows:
-        if not row["error"] and "accuracy" in row and row["file"] not in seen:
-            seen.add(row["file"])
+        if not row["error"] and "accuracy" in row and (row["file"], row["variant"]) not in seen:
+            seen.add((row["file"], row["variant"]))
             points.append(row)
     _scatter(points, "bytes", "file size, bytes (log scale)", "Accuracy against size", target)
 

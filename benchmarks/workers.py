@@ -23,13 +23,14 @@ def worker_environment() -> dict:
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
-def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray) -> list:
+def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray,
+                      tta: str = "none") -> list:
     """Top-1 classes of ``pixels`` through a runtime installed in another Python."""
     with tempfile.TemporaryDirectory() as folder:
         pixels_file = Path(folder) / "pixels.npy"
         np.save(pixels_file, pixels)
         result = subprocess.run([python, "-m", "benchmarks.bench_worker", "predict", backend,
-                                 str(model), str(pixels_file)], capture_output=True, text=True,
+                                 str(model), str(pixels_file), tta], capture_output=True, text=True,
                                 env=worker_environment(), cwd=REPO, timeout=1800)
     lines = result.stdout.strip().splitlines()
     if not lines:
@@ -45,12 +46,13 @@ class WorkerError(Exception):
 
 
 class Worker:
-    """One subject's process: ``kind`` is a runtime backend name or keras-call/keras-predict."""
+    """One subject's process: ``kind`` is a runtime backend name or keras-call/keras-predict;
+    ``tta`` the runtime's test-time augmentation mode."""
 
     def __init__(self, kind: str, target: Path, threads: int, python: str = sys.executable,
-                 start_timeout: float = 300):
+                 start_timeout: float = 300, tta: str = "none"):
         self.process = subprocess.Popen(
-            [python, "-m", "benchmarks.bench_worker", kind, str(target), str(threads)],
+            [python, "-m", "benchmarks.bench_worker", kind, str(target), str(threads), tta],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=worker_environment(), cwd=REPO)
         self._lines: queue.Queue = queue.Queue()

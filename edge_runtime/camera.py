@@ -172,7 +172,8 @@ def run_camera(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if not args.stall_timeout > 0:
         raise UserError(f"--stall-timeout must be positive, got {args.stall_timeout}")
-    classifier = Classifier(args.model, threads=args.threads, backend=args.backend)
+    classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
+                            tta=args.tta)
     source = open_source(args.source, args.width, args.height, args.stall_timeout)
     print(f"edgekit camera: {source.name} -> {classifier.path.name} on {classifier.backend}",
           file=sys.stderr)

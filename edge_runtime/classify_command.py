@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import ImageReadError
 from .interpreters import BACKENDS
+from .classifier import TTA_MODES
 
 
 def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +29,16 @@ def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--threads and --backend, shared by classify and camera."""
+    """--threads, --backend and --tta, shared by classify and camera."""
     parser.add_argument("--threads", type=int, default=None,
                         help="interpreter threads (default: the interpreter's choice)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="interpreter; auto: ai-edge-litert, else tflite-runtime for "
                              ".tflite, onnxruntime for .onnx")
+    parser.add_argument("--tta", default="none", choices=TTA_MODES,
+                        help="test-time augmentation; flip: average each image with its "
+                             "mirror image (twice the inference time; only for classes "
+                             "that look the same mirrored)")
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -41,9 +46,11 @@ def run_classify(args: argparse.Namespace) -> int:
     from .classifier import Classifier
     from .image_paths import expand_image_paths
 
-    classifier = Classifier(args.model, threads=args.threads, backend=args.backend)
+    classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
+                            tta=args.tta)
+    mirrored = ", each averaged with its mirror image" if args.tta == "flip" else ""
     print(f"edgekit: {args.model.name} on {classifier.backend}, {len(classifier.labels)} "
-          f"classes, {classifier.image_size} px input", file=sys.stderr)
+          f"classes, {classifier.image_size} px input{mirrored}", file=sys.stderr)
     done = failed = 0
     start = time.perf_counter()
     for path in expand_image_paths(args.paths):

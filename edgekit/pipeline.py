@@ -14,11 +14,14 @@ import json
 import time
 from pathlib import Path
 
+from edge_runtime.classifier import TTA_MODES
+
 STAGES = ("train", "convert", "bench")
 TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
                "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
                "--crop-pad", "--cutout", "--optimizer", "--teacher", "--distill-weight",
                "--distill-temperature", "--init-from")
+BENCH_FLAGS = ("--threads", "--rounds", "--test-limit", "--tta")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +41,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     for flag in ("--variants", "--calibration-size", "--qat-epochs"):
         convert.add_argument(flag, default=None, help="passed to edgekit convert")
     bench = parser.add_argument_group("bench (see edgekit bench --help)")
-    for flag in ("--threads", "--rounds", "--test-limit"):
-        bench.add_argument(flag, default=None, help="passed to edgekit bench")
+    for flag in BENCH_FLAGS:
+        # --tta is checked here, not after a training: a typo must not cost the run.
+        choices = TTA_MODES if flag == "--tta" else None
+        bench.add_argument(flag, default=None, choices=choices, help="passed to edgekit bench")
 
 
 def _passed(args: argparse.Namespace, flags: tuple[str, ...]) -> list[str]:
@@ -55,8 +60,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def stage_done(stage: str, run_dir: Path, variants: list[str] | None) -> bool:
-    """Whether a stage's outputs exist and are current."""
+def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
+               tta: str | None = None) -> bool:
+    """Whether a stage's outputs exist and are current (for bench: newer than the manifest,
+    and measured with test-time augmentation ``tta`` too when one is asked for)."""
     manifest_path = run_dir / "artifacts" / "manifest.json"
     benchmark = run_dir / "report" / "benchmark.json"
     if stage == "train":
@@ -71,8 +78,11 @@ def stage_done(stage: str, run_dir: Path, variants: list[str] | None) -> bool:
         if variants is None:  # all variants wanted: none may have failed
             return len(finished) == len(manifest["variants"])
         return set(variants) <= finished
-    return benchmark.is_file() and manifest_path.is_file() and \
-        benchmark.stat().st_mtime >= manifest_path.stat().st_mtime
+    if not (benchmark.is_file() and manifest_path.is_file() and
+            benchmark.stat().st_mtime >= manifest_path.stat().st_mtime):
+        return False
+    measured = json.loads(benchmark.read_text())["settings"].get("tta", ["none"])
+    return tta in (None, "none") or tta in measured
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -99,13 +109,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
         "convert": ["convert", str(run_dir), *data,
                     *_passed(args, ("--variants", "--calibration-size", "--qat-epochs"))],
         "bench": ["bench", str(run_dir), *data,
-                  *_passed(args, ("--threads", "--rounds", "--test-limit"))],
+                  *_passed(args, BENCH_FLAGS)],
     }
     started = time.perf_counter()
     status = 0
     for index, stage in enumerate(STAGES):
         forced = index >= first_redo
-        if not forced and stage_done(stage, run_dir, variants):
+        if not forced and stage_done(stage, run_dir, variants, args.tta):
             print(f"[{index + 1}/3] {stage}: already done, skipped (--redo {stage} to repeat)")
             continue
         argv = commands[stage]

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import tomllib
 
+from edge_runtime.classifier import TTA_MODES
+
 from .pipeline import stage_done
 
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
@@ -90,6 +92,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench-rounds", type=int, default=3,
                         help="edgekit bench --rounds per cell")
     parser.add_argument("--threads", default=None, help="edgekit bench --threads per cell")
+    parser.add_argument("--tta", default=None, choices=TTA_MODES,
+                        help="edgekit bench --tta per cell: flip adds every file's accuracy "
+                             "and latency with test-time augmentation (rows <variant>+flip)")
 
 
 def read_grid(args: argparse.Namespace) -> Grid:
@@ -148,6 +153,8 @@ def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]
         command += ["--variants", grid.variants]
     if args.threads:
         command += ["--threads", args.threads]
+    if args.tta:
+        command += ["--tta", args.tta]
     return command
 
 

@@ -79,6 +79,29 @@ def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
     assert "failed: float32" in out and "failed: int8" in out
 
 
+def test_tta_flip_adds_a_measured_row_per_file(converted_run, tmp_path):
+    from edge_runtime.classifier import Classifier
+
+    run, _ = copy_run(converted_run, tmp_path, keep={"int8", "onnx-float32"})
+    assert main(["bench", str(run), *QUICK, "--tta", "flip"]) == 0
+    report, csv_rows = read_report(run)
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert set(rows) == {"keras", "int8", "int8+flip", "onnx-float32", "onnx-float32+flip"}
+    assert report["settings"]["tta"] == ["none", "flip"]
+    test_images = sorted((converted_run[0].parent / "data" / "test").rglob("*.png"))
+    for name in ("int8", "onnx-float32"):
+        plain, flipped = rows[name], rows[name + "+flip"]
+        assert (plain["tta"], flipped["tta"]) == ("none", "flip")
+        assert flipped["file"] == plain["file"] and flipped["error"] is None
+        assert flipped["latency_median_ms"] > 0 and flipped["peak_rss_mb"] > 0
+        # the accuracy the runtime gives with the mirror image averaged in, image by image
+        classifier = Classifier(run / "artifacts" / flipped["file"], tta="flip")
+        correct = [classifier.classify(p).label == p.parent.name for p in test_images]
+        assert flipped["accuracy"] == pytest.approx(sum(correct) / len(correct))
+    assert {r["tta"] for r in csv_rows} == {"none", "flip"}
+    assert "`<variant>+flip`" in (run / "report" / "REPORT.md").read_text()
+
+
 def test_tflite_runtime_in_another_python(converted_run, tmp_path, pi_python):
     run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
     assert main(["bench", str(run), *QUICK, "--tflite-runtime-python", pi_python]) == 0

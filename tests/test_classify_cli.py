@@ -48,6 +48,29 @@ def test_json_lines_for_a_folder_match_the_conversion_stage(converted_run, capsy
     assert [r["score"] for r in records] == pytest.approx(probabilities.max(1).tolist(), abs=1e-6)
 
 
+def test_tta_flip_classifies_with_the_mirror_image_averaged_in(converted_run, capsys):
+    run, _, _ = converted_run
+    folder = run.parent / "data" / "test"
+    assert main(["classify", str(model_file(converted_run)), str(folder), "--json",
+                 "--top-k", "1", "--tta", "flip"]) == 0
+    out, err = capsys.readouterr()
+    assert "averaged with its mirror image" in err
+    pixels = np.stack([load_pixels(p, 32) for p in sorted(folder.rglob("*.png"))])
+    model = load_model(model_file(converted_run))
+    averaged = (model.predict(scale_pixels(pixels)) +
+                model.predict(scale_pixels(pixels[:, :, ::-1]))) / 2
+    records = json_lines(out)
+    assert [r["label"] for r in records] == [LABELS[i] for i in averaged.argmax(1)]
+    assert [r["score"] for r in records] == pytest.approx(averaged.max(1).tolist(), abs=1e-6)
+
+
+def test_unknown_tta_is_refused(converted_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["classify", str(model_file(converted_run)), "x.png", "--tta", "rotate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'rotate'" in capsys.readouterr().err
+
+
 def test_bad_files_are_reported_and_the_rest_classified(converted_run, tmp_path, capsys):
     run, _, _ = converted_run
     folder = tmp_path / "mixed"

@@ -71,6 +71,26 @@ def test_batches_equal_single_images(converted_run):
         classifier.classify(images[0], top_k=0)
 
 
+@pytest.mark.parametrize("name", ["int8", "onnx-float32"])
+def test_flip_tta_averages_each_image_with_its_mirror_image(converted_run, name):
+    run, _, manifest = converted_run
+    plain = Classifier(artifact(run, manifest, name))
+    flipped = Classifier(artifact(run, manifest, name), tta="flip")
+    # Left half of one class's colour, right half of another's: the mirror is another image.
+    images = np.stack([load_pixels(p, 32) for p in tiny_test_images(run)[::4]])
+    halves = np.concatenate([images[:, :, :16], images[::-1, :, 16:]], axis=2)
+    mirrored = halves[:, :, ::-1]
+    assert not np.allclose(plain.probabilities(halves), plain.probabilities(mirrored))
+    expected = (plain.probabilities(halves) + plain.probabilities(mirrored)) / 2
+    assert flipped.probabilities(halves) == pytest.approx(expected, abs=1e-6)
+    assert flipped.probabilities(mirrored) == pytest.approx(expected, abs=1e-6)
+    top = flipped.classify(halves[0], top_k=1)
+    assert top.label == LABELS[int(expected[0].argmax())]
+    assert top.score == pytest.approx(float(expected[0].max()), abs=1e-6)
+    with pytest.raises(UserError, match="unknown test-time augmentation 'rotate'"):
+        Classifier(artifact(run, manifest, name), tta="rotate")
+
+
 def test_inputs_of_every_kind_give_the_same_answer(converted_run, tmp_path):
     run, _, manifest = converted_run
     classifier = Classifier(artifact(run, manifest, "float32"))

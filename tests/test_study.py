@@ -57,6 +57,27 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
         log = (study / "logs" / f"{cell}.log").read_text()
         assert log.count("already done, skipped") == 3
 
+    # Asking for test-time augmentation re-benchmarks (only), then it is done too.
+    assert main(argv + ["--tta", "flip"]) == 0
+    for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25"):
+        log = (study / "logs" / f"{cell}.log").read_text()
+        assert log.count("already done, skipped") == 5 and "--tta flip" in log
+    summary = json.loads((study / "study.json").read_text())
+    rows = {(r["cell"], r["variant"]): r for r in summary["rows"]}
+    for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25"):
+        plain, flipped = rows[(cell, "int8")], rows[(cell, "int8+flip")]
+        assert (plain["tta"], flipped["tta"]) == ("none", "flip")
+        assert flipped["macs"] == 2 * plain["macs"] and flipped["bytes"] == plain["bytes"]
+        assert 0 <= flipped["accuracy"] <= 1 and flipped["latency_median_ms"] > 0
+    assert not any("+flip" in name for front in summary["pareto_int8"].values()
+                   for name in front)
+    markdown = (study / "STUDY.md").read_text()
+    assert "## Test-time augmentation" in markdown
+    assert "| seed_cnn-w0.25 | int8 |" in markdown.split("## Test-time augmentation")[1]
+    assert main(argv + ["--tta", "flip"]) == 0
+    log = (study / "logs" / "ds_cnn-w0.25.log").read_text()
+    assert log.count("already done, skipped") == 8
+
 
 def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, capsys):
     # A finished run from outside the grid (say distilled on a GPU machine) joins the study.
