@@ -42,8 +42,10 @@ def test_headless_synthetic_source_prints_json_lines(converted_run, capsys):
         assert stage in summary
 
 
-def test_frames_classify_like_files(converted_run, tmp_path, capsys):
-    """A folder of images as a source: every frame's answer equals edgekit classify's."""
+@pytest.mark.parametrize("tta", ["none", "flip"])
+def test_frames_classify_like_files(converted_run, tmp_path, capsys, tta):
+    """A folder of images as a source: every frame's answer equals edgekit classify's, with
+    test-time augmentation too."""
     run, _, _ = converted_run
     images = sorted((run.parent / "data" / "test").rglob("*.png"))[:6]
     folder = tmp_path / "frames"
@@ -53,11 +55,14 @@ def test_frames_classify_like_files(converted_run, tmp_path, capsys):
         Image.fromarray(big).save(folder / f"{i:02d}.png")  # 480 x 640, like a camera frame
     (folder / "07.png").write_bytes(b"corrupt")
     assert main(["camera", str(model_file(converted_run)), "--source", str(folder),
-                 "--headless"]) == 0
+                 "--headless", "--tta", tta]) == 0
     captured = capsys.readouterr()
-    labels = [json.loads(line)["label"] for line in captured.out.strip().splitlines()]
-    classifier = Classifier(model_file(converted_run))
-    assert labels == [classifier.classify(folder / f"{i:02d}.png").label for i in range(6)]
+    answers = [(r["label"], r["score"]) for r in
+               (json.loads(line) for line in captured.out.strip().splitlines())]
+    classifier = Classifier(model_file(converted_run), tta=tta)
+    expected = [classifier.classify(folder / f"{i:02d}.png") for i in range(6)]
+    assert [label for label, _ in answers] == [p.label for p in expected]
+    assert [score for _, score in answers] == pytest.approx([p.score for p in expected])
     assert "skipping" in captured.err and "07.png" in captured.err
 
 
