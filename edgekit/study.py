@@ -38,8 +38,8 @@ from .pipeline import stage_done
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
 TRAIN_KEYS = ("recipe", "epochs", "batch-size", "split", "val-fraction", "seed", "lr",
-              "weight-decay", "label-smoothing", "crop-pad", "cutout", "optimizer", "teacher",
-              "distill-weight", "distill-temperature")
+              "weight-decay", "label-smoothing", "crop-pad", "cutout", "mixup", "optimizer",
+              "teacher", "distill-weight", "distill-temperature")
 
 
 @dataclass(frozen=True)

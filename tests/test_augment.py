@@ -1,5 +1,6 @@
 """Augmentation outside the model: shapes, determinism, and that pixels come from the image."""
 import numpy as np
+import pytest
 
 from train.augment import EpochData, random_crop_flip
 
@@ -98,3 +99,33 @@ def test_an_odd_last_batch_gives_up_one_image_a_different_one_each_epoch():
     assert [len(b[1]) for b in [EpochData(x[:13], y[:13], 17, 8, seed=1).batch(0, i)
                                 for i in range(2)]] == [8, 4]  # 13 = 8 + 5 -> 8 + 4
     assert EpochData(x[:12], y[:12], 17, 8, seed=1).images_per_epoch() == 12  # even: all
+
+
+def test_mixup_blends_each_image_and_its_label_with_one_partner():
+    from train.augment import mixup
+
+    # Image i is all i and of class i: a blend's pixel value must equal its label's mean class.
+    n = 32
+    x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 4, 4, 3))
+    y = np.eye(n, dtype=np.float32)
+    mixed_x, mixed_y = mixup(x, y, 0.4, np.random.default_rng(1))
+    assert mixed_x.dtype == mixed_y.dtype == np.float32 and mixed_x.shape == x.shape
+    np.testing.assert_allclose(mixed_y.sum(1), 1, atol=1e-6)  # still a distribution
+    for i, (image, label) in enumerate(zip(mixed_x, mixed_y)):
+        assert np.ptp(image) < 1e-4  # one image blended with one other, uniformly
+        classes = set(np.nonzero(label > 1e-6)[0])
+        assert i in classes and len(classes) <= 2  # itself and one partner
+        assert image[0, 0, 0] == pytest.approx(float(label @ np.arange(n)), abs=1e-4)
+    assert np.mean(mixed_y.max(1) < 0.999) > 0.5  # most images really are blends
+
+
+def test_mixup_in_epoch_data_is_reproducible_and_off_by_default():
+    x = np.random.default_rng(2).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(40) % 4
+    plain = EpochData(x, y, 4, 10, seed=3, crop_pad=2, flip=True)
+    mixed = EpochData(x, y, 4, 10, seed=3, crop_pad=2, flip=True, mixup=0.2)
+    assert plain.batch(1, 2)[1].max(1).min() == 1.0  # one-hot without mixup
+    xb, yb = mixed.batch(1, 2)
+    assert yb.max(1).min() < 1.0 and np.allclose(yb.sum(1), 1)
+    np.testing.assert_array_equal(xb, mixed.batch(1, 2)[0])
+    assert not np.array_equal(xb, plain.batch(1, 2)[0])

@@ -144,6 +144,7 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     # Refused before any data are read: the data path does not even exist.
     (["--data", "{tmp}/missing", "--width", "0"], "--width must be positive"),
     (["--data", "{tree}", "--weight-decay", "-0.1"], "--weight-decay must be 0 or more"),
+    (["--data", "{tree}", "--mixup", "nan"], "--mixup must be 0 or more"),
     (["--data", "{tree}", "--label-smoothing", "1"], "--label-smoothing must be at least 0"),
 ])
 def test_bad_input_gives_one_line_and_writes_nothing(tiny_tree, cache_dir, tmp_path, capsys,

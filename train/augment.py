@@ -56,16 +56,18 @@ class EpochData:
     than a PyDataset: the latter's prefetching made a resumed epoch differ (measured).
     """
 
-    def __init__(self, x, y, num_classes, batch_size, seed, crop_pad=0, flip=False, cutout=0):
+    def __init__(self, x, y, num_classes, batch_size, seed, crop_pad=0, flip=False, cutout=0,
+                 mixup=0.0):
         self.x, self.y = x, y
         self.num_classes, self.batch_size = num_classes, batch_size
         self.seed, self.crop_pad, self.flip, self.cutout = seed, crop_pad, flip, cutout
+        self.mixup = mixup
 
     @classmethod
     def for_recipe(cls, x, y, num_classes: int, recipe, seed: int) -> "EpochData":
         """Batches with the recipe's batch size and augmentation."""
         return cls(x, y, num_classes, recipe.batch_size, seed, recipe.crop_pad, recipe.flip,
-                   recipe.cutout)
+                   recipe.cutout, recipe.mixup)
 
     def images_per_epoch(self) -> int:
         """Training images an epoch uses: all of them, less one when the last batch would
@@ -102,12 +104,25 @@ class EpochData:
 
     def _prepare(self, epoch: int, index: int, picked: np.ndarray):
         x = self.x[picked]
-        if self.crop_pad or self.flip or self.cutout:
-            rng = np.random.default_rng([self.seed, epoch, index + 1])
+        rng = np.random.default_rng([self.seed, epoch, index + 1])
+        if self.crop_pad or self.flip:
             x = random_crop_flip(x, self.crop_pad, self.flip, rng)
-            if self.cutout:  # drawn after crop and flip, so those stay as without cutout
-                x = random_cutout(x, self.cutout, rng)
-        return scale_pixels(x), one_hot(self.y[picked], self.num_classes)
+        if self.cutout:  # drawn after crop and flip, so those stay as without cutout
+            x = random_cutout(x, self.cutout, rng)
+        labels = one_hot(self.y[picked], self.num_classes)
+        if self.mixup:  # drawn last, so the images it blends are those without it
+            return mixup(scale_pixels(x), labels, self.mixup, rng)
+        return scale_pixels(x), labels
+
+
+def mixup(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator):
+    """Each image blended with another of the batch, its label likewise, by a weight drawn
+    from Beta(alpha, alpha) per image (mixup, Zhang et al. 2018)."""
+    weight = rng.beta(alpha, alpha, size=len(y)).astype(np.float32)
+    partner = rng.permutation(len(y))
+    blend_x = weight[:, None, None, None] * x + (1 - weight[:, None, None, None]) * x[partner]
+    blend_y = weight[:, None] * y + (1 - weight[:, None]) * y[partner]
+    return blend_x.astype(np.float32), blend_y.astype(np.float32)
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:

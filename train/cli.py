@@ -57,6 +57,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the random crop's padding in pixels (0: no crop)")
     recipe.add_argument("--cutout", type=int, default=None,
                         help="override the side of the Cutout square in pixels (0: off)")
+    recipe.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                        help="override mixup: blend each image and its label with another's "
+                             "by a Beta(ALPHA, ALPHA) weight (0 = off)")
     recipe.add_argument("--teacher", default=None,
                         help="a finished run directory whose model the new one learns from "
                              "(knowledge distillation; same classes and image size)")
@@ -92,7 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     # Written as "not ... >=" and "not ... >" so that a NaN is refused too.
     for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout),
-                        ("--weight-decay", args.weight_decay)):
+                        ("--weight-decay", args.weight_decay), ("--mixup", args.mixup)):
         if value is not None and not value >= 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
     # --width too is checked here, before the data are decoded, not by the model builder after.
@@ -109,7 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
                             learning_rate=args.lr, optimizer=args.optimizer,
                             weight_decay=args.weight_decay,
                             label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
-                            cutout=args.cutout, distill_weight=args.distill_weight,
+                            cutout=args.cutout, mixup=args.mixup,
+                            distill_weight=args.distill_weight,
                             distill_temperature=args.distill_temperature,
                             teacher=str(Path(args.teacher).resolve()) if args.teacher else None)
     cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())

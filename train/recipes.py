@@ -28,6 +28,7 @@ class Recipe:
     flip: bool                # random horizontal mirror
     # Fields with defaults were added later; the defaults keep older config.json files loadable.
     cutout: int = 0           # side of the grey square of Cutout; 0 = off
+    mixup: float = 0.0        # alpha of mixup's Beta(alpha, alpha) blend weights; 0 = off
     teacher: Optional[str] = None     # run directory to distill from (train/distill.py)
     distill_weight: float = 0.9       # share of the loss that follows the teacher
     distill_temperature: float = 4.0  # softening of both distributions in that share
