@@ -250,8 +250,8 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
         size, gzip_size = sizes.get(subject.path, (None, None))
         record = {"variant": subject.variant, "format": subject.format,
                   "precision": subject.precision, "runtime": subject.runtime,
-                  "tta": subject.tta, "threads": subject.threads, "file": subject.path.name, "bytes": size,
-                  "gzip_bytes": gzip_size, "error": subject.error}
+                  "tta": subject.tta, "threads": subject.threads, "file": subject.path.name,
+                  "bytes": size, "gzip_bytes": gzip_size, "error": subject.error}
         if not subject.error:
             record.update(subject.measured)
             if subject.samples:

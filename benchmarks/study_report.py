@@ -26,8 +26,7 @@ MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
 
 COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes",
            "cpu_train_minutes", "trained_on", "default_recipe", "variant", "tta", "runtime",
-           "threads",
-           "bytes", "gzip_bytes", "accuracy", "delta_points", "latency_median_ms",
+           "threads", "bytes", "gzip_bytes", "accuracy", "delta_points", "latency_median_ms",
            "latency_p25_ms", "latency_p75_ms", "bench_machine", "error"]
 # The full-integer TFLite files with int8 input and output, and their markers in the plots: the
 # fronts compare every way of making one (int8-mediapipe is int8's twin with other ends).
@@ -166,9 +165,8 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]],
     int8 = [r for r in rows if r.get("variant") in INT8_VARIANTS and not r.get("error")
             and r.get("accuracy") is not None]
     # The fronts and verdicts count one inference per image, as MLPerf Tiny's figures do.
-    flipped = [r for r in rows if r.get("variant", "").removesuffix("+flip") in INT8_VARIANTS
-               and r.get("tta") == "flip" and not r.get("error")
-               and r.get("accuracy") is not None]
+    flipped = [r for r in rows if r.get("tta") == "flip" and _plain_variant(r) in INT8_VARIANTS
+               and not r.get("error") and r.get("accuracy") is not None]
     fronts = {key: _pareto_plot(int8, flipped, key, study_dir) for key in PLOTS}
     targets = [check_tiny_target(fronts["bytes"]), check_seed_cnn_target(int8)]
     write_json(study_dir / "study.json", {"command": command, "rows": rows, "references": [
@@ -220,13 +218,19 @@ def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> st
     return "\n".join(lines) + "\n"
 
 
+def _plain_variant(row: dict) -> str:
+    """The manifest's variant a row measured, without its test-time augmentation mark."""
+    tta = row.get("tta", "none")
+    return row.get("variant", "") if tta == "none" else row["variant"].removesuffix(f"+{tta}")
+
+
 def _tta_table(rows: list[dict]) -> list[str]:
     """What flip test-time augmentation gains and costs per file, where it was measured."""
     plain = {(r["cell"], r["variant"]): r for r in rows
              if not r.get("error") and r.get("tta", "none") == "none"}
     lines = []
     for row in rows:
-        base = plain.get((row["cell"], row.get("variant", "").removesuffix("+flip")))
+        base = plain.get((row["cell"], _plain_variant(row)))
         if row.get("error") or row.get("tta") != "flip" or base is None:
             continue
         lines.append(f"| {row['cell']} | {base['variant']} | {100 * base['accuracy']:.2f}% | "
