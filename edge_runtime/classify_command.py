@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from .classifier import TTA_MODES
 from .errors import ImageReadError
 from .interpreters import BACKENDS
-from .classifier import TTA_MODES
 
 
 def add_classify_arguments(parser: argparse.ArgumentParser) -> None:

@@ -122,7 +122,8 @@ def mixup(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator):
     partner = rng.permutation(len(y))
     blend_x = weight[:, None, None, None] * x + (1 - weight[:, None, None, None]) * x[partner]
     blend_y = weight[:, None] * y + (1 - weight[:, None]) * y[partner]
-    return blend_x.astype(np.float32), blend_y.astype(np.float32)
+    # float32 in, float32 out: no copy on the per-batch path
+    return blend_x.astype(np.float32, copy=False), blend_y.astype(np.float32, copy=False)
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
