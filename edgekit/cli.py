@@ -10,8 +10,10 @@ from typing import Optional, Sequence
 from . import __version__
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' except where there is no meaningful default to show."""
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter,
+                     argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' except where there is no meaningful default to show, and keeps the
+    line breaks of descriptions and epilogs (the study's grid-file example is TOML)."""
 
     def _get_help_string(self, action):
         if action.default in (None, False) or action.default is argparse.SUPPRESS:
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="edgekit", formatter_class=_HelpFormatter,
-        description="Train an image classifier, convert it for small devices, and measure "
+        description="Train an image classifier, convert it for small devices, and measure\n"
                     "what each deployment choice costs.")
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
          add_study_arguments, run_study),
     ]
     for name, help_text, add_arguments, handler in subcommands:
-        subparser = commands.add_parser(name, help=help_text, formatter_class=_HelpFormatter)
+        subparser = commands.add_parser(name, help=help_text, description=help_text[:1].upper()
+                                        + help_text[1:] + ".", formatter_class=_HelpFormatter)
         add_arguments(subparser)
         subparser.set_defaults(handler=handler)
     return parser

@@ -3,17 +3,9 @@ MAC buys. Trains, converts and benchmarks a grid of architectures and width mult
 cell is one ``edgekit pipeline`` run directory under STUDY_DIR/cells/), then gathers every
 cell's report into study.csv, study.json and STUDY.md with Pareto plots.
 
-The grid comes from flags or a TOML file (flags win):
-
-    archs = ["seed_cnn", "resnet8", "ds_cnn"]
-    widths = [0.25, 0.5, 1.0, 2.0]
-    variants = "float32,int8,qat-int8"      # optional: default every variant
-    runs = ["runs/distilled"]               # optional: finished runs trained some other way
-    [train]                                 # optional: passed to edgekit train
-    epochs = 60
-
-A finished cell is not redone (the pipeline skips finished stages), so an interrupted study
-resumes where it stopped; ``--jobs N`` runs N cells at once in separate processes.
+The grid comes from flags or a TOML file (flags win), as ``GRID_FILE_HELP`` shows and ``edgekit
+study --help`` prints. A finished cell is not redone (the pipeline skips finished stages), so an
+interrupted study resumes where it stopped; ``--jobs N`` runs N cells at once in separate processes.
 ``runs`` (or ``--add-run DIR``) adds finished training runs from outside the grid, say distilled
 or trained for longer on a GPU machine: they are converted and benchmarked in place and take
 their place in the tables and on the fronts under their folder's name.
@@ -23,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +28,16 @@ from edge_runtime.classifier import TTA_MODES
 
 from .pipeline import stage_done
 
+GRID_FILE_HELP = """\
+A grid file (--grid FILE, TOML; flags given on the command line win):
+
+    archs = ["seed_cnn", "resnet8", "ds_cnn"]
+    widths = [0.25, 0.5, 1.0, 2.0]
+    variants = "float32,int8,qat-int8"      # optional: default every variant
+    runs = ["runs/distilled"]               # optional: finished runs trained some other way
+    [train]                                 # optional: passed to edgekit train
+    epochs = 60
+"""
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
 TRAIN_KEYS = ("recipe", "epochs", "batch-size", "split", "val-fraction", "seed", "lr",
@@ -72,12 +75,14 @@ def cell_name(arch: str, width: float) -> str:
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the study's flags."""
+    """Register the study's flags; the grid file's format goes below them in --help."""
+    parser.epilog = GRID_FILE_HELP + "\n" + textwrap.fill(
+        "Keys of [train]: " + ", ".join(TRAIN_KEYS) + ".", width=78)
     parser.add_argument("--data", default=None,
                         help="as for edgekit pipeline: the grid's data ('cifar10' by default), "
                              "and the data added runs are converted and benchmarked on")
     parser.add_argument("--out", type=Path, required=True, help="the study directory")
-    parser.add_argument("--grid", type=Path, default=None, help="a TOML grid file (see above)")
+    parser.add_argument("--grid", type=Path, default=None, help="a TOML grid file (format below)")
     parser.add_argument("--archs", default=None,
                         help=f"comma-separated architectures (default: {','.join(DEFAULT_ARCHS)})")
     parser.add_argument("--widths", default=None,

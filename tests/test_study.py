@@ -1,8 +1,10 @@
 """``edgekit study``: a 2-cell sweep on tiny data writes its tables and Pareto plots, resumes
 without redoing finished cells, and reads its grid from TOML."""
+import argparse
 import csv
 import json
 import shutil
+import textwrap
 
 import pytest
 
@@ -10,6 +12,7 @@ from benchmarks.study_report import pareto_front, training_facts
 from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edge_runtime.errors import UserError
 from edgekit.cli import main
+from edgekit.study import read_grid
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
@@ -134,6 +137,24 @@ def test_bad_grid_files(tmp_path, capsys):
     assert main(["study", "--out", str(tmp_path / "s"), "--data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_help_shows_a_grid_file_that_read_grid_accepts(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    shown = capsys.readouterr().out
+    example = shown.split("flags given on the command line win):")[1].split("Keys of [train]")[0]
+    assert "distill-temperature" in shown.split("Keys of [train]")[1]
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(textwrap.dedent(example))
+    args = argparse.Namespace(grid=grid_file, archs=None, widths=None, variants=None,
+                              add_run=[], epochs=None, batch_size=None, val_fraction=None)
+    grid = read_grid(args)
+    assert grid.archs == ("seed_cnn", "resnet8", "ds_cnn")
+    assert grid.widths == (0.25, 0.5, 1.0, 2.0)
+    assert grid.variants == "float32,int8,qat-int8"
+    assert grid.runs == ("runs/distilled",)
+    assert grid.train == {"epochs": "60"}
 
 
 def test_pareto_front_keeps_only_undominated_points():
