@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -198,6 +198,9 @@ def run_study(args: argparse.Namespace) -> int:
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
     def run_cell(cell: Cell) -> tuple[str, int, float]:
+        # A cell can train for an hour with its output in its log: say which cells are running.
+        print(f"{cell.run_dir.name}: started (log: {logs / (cell.run_dir.name + '.log')})",
+              flush=True)
         started = time.perf_counter()
         with open(logs / f"{cell.run_dir.name}.log", "a") as log:
             code = subprocess.run(_cell_command(args, grid, cell), stdout=log,
@@ -206,9 +209,11 @@ def run_study(args: argparse.Namespace) -> int:
 
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for done, (name, code, seconds) in enumerate(pool.map(run_cell, cells), start=1):
+        # Reported as they finish: with --jobs above 1 a short cell can finish before a long one.
+        finished = as_completed([pool.submit(run_cell, cell) for cell in cells])
+        for done, (name, code, seconds) in enumerate((f.result() for f in finished), start=1):
             print(f"[{done}/{len(cells)}] {name}: {'done' if code == 0 else f'exit {code}'} in "
-                  f"{seconds:.0f} s (log: {logs / (name + '.log')})", flush=True)
+                  f"{seconds:.0f} s", flush=True)
             if code != 0:
                 failed.append(name)
     data = f" --data {args.data}" if args.data else ""
@@ -216,5 +221,5 @@ def run_study(args: argparse.Namespace) -> int:
     rows = write_study(args.out, [(cell.arch, cell.width, cell.run_dir) for cell in cells],
                        command)
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
-          + (f"; failed cells: {', '.join(failed)}" if failed else ""))
+          + (f"; failed cells: {', '.join(sorted(failed))}" if failed else ""))
     return 1 if failed else 0

@@ -30,6 +30,10 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     argv = ["study", "--data", str(tiny_tree), "--out", str(study), "--grid", str(grid),
             "--threads", "1", "--bench-rounds", "1"]
     assert main(argv + ["--jobs", "2"]) == 0  # both cells at once, in separate processes
+    printed = capsys.readouterr().out
+    for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25"):
+        assert f"{cell}: started (log: {study / 'logs' / cell}.log)" in printed
+        assert f"{cell}: done in" in printed
     assert STUDY_FILES <= {p.name for p in study.iterdir()}
     rows = json.loads((study / "study.json").read_text())["rows"]
     assert {(r["cell"], r["variant"]) for r in rows} == {
