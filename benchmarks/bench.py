@@ -81,6 +81,11 @@ def tta_variant(variant: str, tta: str) -> str:
     return variant if tta == "none" else f"{variant}+{tta}"
 
 
+def plain_variant(variant: str, tta: str) -> str:
+    """The manifest's variant behind a report row's name: what ``tta_variant`` added, removed."""
+    return variant if tta == "none" else variant.removesuffix(f"+{tta}")
+
+
 def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
                   backends: set[str], tta_modes: tuple = ("none",)) -> list[Subject]:
     """Keras in both modes, then every manifest entry through every available runtime of its

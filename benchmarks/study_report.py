@@ -17,6 +17,7 @@ from train.atomic import atomic_path, write_json, write_text
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
+from .bench import plain_variant
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (README cites both).
@@ -219,9 +220,8 @@ def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> st
 
 
 def _plain_variant(row: dict) -> str:
-    """The manifest's variant a row measured, without its test-time augmentation mark."""
-    tta = row.get("tta", "none")
-    return row.get("variant", "") if tta == "none" else row["variant"].removesuffix(f"+{tta}")
+    """A study row's manifest variant (benchmarks older than --tta wrote no tta field)."""
+    return plain_variant(row.get("variant", ""), row.get("tta", "none"))
 
 
 def _tta_table(rows: list[dict]) -> list[str]:

@@ -198,11 +198,11 @@ def run_study(args: argparse.Namespace) -> int:
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
     def run_cell(cell: Cell) -> tuple[str, int, float]:
+        log_path = logs / f"{cell.run_dir.name}.log"
         # A cell can train for an hour with its output in its log: say which cells are running.
-        print(f"{cell.run_dir.name}: started (log: {logs / (cell.run_dir.name + '.log')})",
-              flush=True)
+        print(f"{cell.run_dir.name}: started (log: {log_path})", flush=True)
         started = time.perf_counter()
-        with open(logs / f"{cell.run_dir.name}.log", "a") as log:
+        with open(log_path, "a") as log:
             code = subprocess.run(_cell_command(args, grid, cell), stdout=log,
                                   stderr=subprocess.STDOUT).returncode
         return cell.run_dir.name, code, time.perf_counter() - started

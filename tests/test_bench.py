@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from benchmarks.bench import plain_variant, tta_variant
 from edgekit.cli import main
 
 pytestmark = pytest.mark.slow
@@ -100,6 +101,13 @@ def test_tta_flip_adds_a_measured_row_per_file(converted_run, tmp_path):
         assert flipped["accuracy"] == pytest.approx(sum(correct) / len(correct))
     assert {r["tta"] for r in csv_rows} == {"none", "flip"}
     assert "`<variant>+flip`" in (run / "report" / "REPORT.md").read_text()
+
+
+def test_tta_row_names_map_back_to_the_manifest_variant():
+    assert tta_variant("int8", "none") == "int8"
+    assert tta_variant("int8", "flip") == "int8+flip"
+    assert plain_variant("int8+flip", "flip") == "int8"
+    assert plain_variant("qat-int8-per-tensor", "none") == "qat-int8-per-tensor"
 
 
 def test_tflite_runtime_in_another_python(converted_run, tmp_path, pi_python):

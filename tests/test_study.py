@@ -1,6 +1,5 @@
 """``edgekit study``: a 2-cell sweep on tiny data writes its tables and Pareto plots, resumes
 without redoing finished cells, and reads its grid from TOML."""
-import argparse
 import csv
 import json
 import shutil
@@ -11,7 +10,7 @@ import pytest
 from benchmarks.study_report import pareto_front, training_facts
 from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edge_runtime.errors import UserError
-from edgekit.cli import main
+from edgekit.cli import build_parser, main
 from edgekit.study import read_grid
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
@@ -151,9 +150,8 @@ def test_help_shows_a_grid_file_that_read_grid_accepts(tmp_path, capsys):
     assert "distill-temperature" in shown.split("Keys of [train]")[1]
     grid_file = tmp_path / "grid.toml"
     grid_file.write_text(textwrap.dedent(example))
-    args = argparse.Namespace(grid=grid_file, archs=None, widths=None, variants=None,
-                              add_run=[], epochs=None, batch_size=None, val_fraction=None)
-    grid = read_grid(args)
+    grid = read_grid(build_parser().parse_args(["study", "--out", str(tmp_path / "s"),
+                                                "--grid", str(grid_file)]))
     assert grid.archs == ("seed_cnn", "resnet8", "ds_cnn")
     assert grid.widths == (0.25, 0.5, 1.0, 2.0)
     assert grid.variants == "float32,int8,qat-int8"
