@@ -19,7 +19,7 @@ from edge_runtime.classifier import TTA_MODES
 STAGES = ("train", "convert", "bench")
 TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
                "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
-               "--crop-pad", "--cutout", "--mixup", "--optimizer", "--teacher",
+               "--crop-pad", "--cutout", "--mixup", "--sam", "--optimizer", "--teacher",
                "--distill-weight", "--distill-temperature", "--init-from")
 BENCH_FLAGS = ("--threads", "--rounds", "--test-limit", "--tta")
 

@@ -41,7 +41,7 @@ A grid file (--grid FILE, TOML; flags given on the command line win):
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
 TRAIN_KEYS = ("recipe", "epochs", "batch-size", "split", "val-fraction", "seed", "lr",
-              "weight-decay", "label-smoothing", "crop-pad", "cutout", "mixup", "optimizer",
+              "weight-decay", "label-smoothing", "crop-pad", "cutout", "mixup", "sam", "optimizer",
               "teacher", "distill-weight", "distill-temperature")
 
 

@@ -58,11 +58,13 @@ def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsy
     teacher = tmp_path / "teacher"
     assert main(["train", *common, "--out", str(teacher)]) == 0
     student = tmp_path / "student"
+    # with sharpness-aware steps too: the Distiller is a StudentTrainer (train/sharpness.py)
     assert main(["train", *common, "--out", str(student), "--arch", "resnet8", "--width", "0.5",
-                 "--teacher", str(teacher), "--distill-temperature", "2"]) == 0
+                 "--teacher", str(teacher), "--distill-temperature", "2", "--sam", "0.05"]) == 0
     recipe = json.loads((student / "config.json").read_text())["settings"]["recipe"]
     assert recipe["teacher"] == str(teacher.resolve())
-    assert (recipe["distill_weight"], recipe["distill_temperature"]) == (0.9, 2.0)
+    assert (recipe["distill_weight"], recipe["distill_temperature"], recipe["sam_rho"]) == \
+        (0.9, 2.0, 0.05)
     history = (student / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,loss,accuracy,val_loss,val_accuracy") and len(history) == 3
     assert 0 <= json.loads((student / "metrics.json").read_text())["test_accuracy"] <= 1
@@ -79,7 +81,7 @@ def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsy
     monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_in_second_epoch)
     resumed = tmp_path / "resumed"
     argv = ["train", *common, "--out", str(resumed), "--arch", "resnet8", "--width", "0.5",
-            "--teacher", str(teacher), "--distill-temperature", "2"]
+            "--teacher", str(teacher), "--distill-temperature", "2", "--sam", "0.05"]
     assert main(argv) == 130
     # the checkpoint holds the student alone: the frozen teacher is reloaded from its run
     with np.load(tmp_path / "resumed.partial" / "checkpoint.npz") as saved:

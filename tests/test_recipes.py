@@ -63,3 +63,19 @@ def test_optimizer_flag_reaches_the_run_config(tiny_tree, cache_dir, tmp_path):
     recipe = json.loads((out / "config.json").read_text())["settings"]["recipe"]
     assert (recipe["optimizer"], recipe["learning_rate"]) == ("sgd", 0.05)
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["test_accuracy"] <= 1.0
+
+
+def test_pipeline_and_study_pass_on_every_recipe_flag():
+    import argparse
+
+    from edgekit.pipeline import TRAIN_FLAGS
+    from edgekit.study import TRAIN_KEYS
+    from train.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    group = next(g for g in parser._action_groups if g.title.startswith("recipe"))
+    recipe_flags = {flag for action in group._group_actions for flag in action.option_strings}
+    assert "--sam" in recipe_flags
+    assert recipe_flags <= set(TRAIN_FLAGS)
+    assert {flag[2:] for flag in recipe_flags} <= set(TRAIN_KEYS)

@@ -86,9 +86,11 @@ def test_seed_recipe_on_the_reference_split(tiny_tree, cache_dir, tmp_path):
     assert config["parameters"] == 78_666 - 65 * 7
 
 
-def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe_flags", [[], ["--sam", "0.05"]], ids=["plain", "sam"])
+def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_path, monkeypatch,
+                                                     recipe_flags):
     reference = tmp_path / "reference"
-    assert train(tiny_tree, reference) == 0
+    assert train(tiny_tree, reference, *recipe_flags) == 0
 
     out = tmp_path / "run"
     original = epoch_progress.EpochProgress.on_epoch_end
@@ -99,7 +101,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_p
         original(self, epoch, logs)
 
     monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_during_second_epoch)
-    assert train(tiny_tree, out) == 130
+    assert train(tiny_tree, out, *recipe_flags) == 130
     partial = tmp_path / "run.partial"
     assert not out.exists() and (partial / "checkpoint.npz").is_file()
     assert len(history_rows(partial)) == 1
@@ -109,6 +111,8 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_p
     assert main(["train", "--out", str(out), "--resume"]) == 0
     rows = history_rows(out)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    recipe = json.loads((out / "config.json").read_text())["settings"]["recipe"]
+    assert recipe["sam_rho"] == (0.05 if recipe_flags else 0.0)
     # same seeds, same batches: the resumed run follows the uninterrupted one
     expected = history_rows(reference)
     np.testing.assert_allclose([float(r["loss"]) for r in rows],
@@ -145,6 +149,7 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     (["--data", "{tmp}/missing", "--width", "0"], "--width must be positive"),
     (["--data", "{tree}", "--weight-decay", "-0.1"], "--weight-decay must be 0 or more"),
     (["--data", "{tree}", "--mixup", "nan"], "--mixup must be 0 or more"),
+    (["--data", "{tree}", "--sam", "-0.05"], "--sam must be 0 or more"),
     (["--data", "{tree}", "--label-smoothing", "1"], "--label-smoothing must be at least 0"),
 ])
 def test_bad_input_gives_one_line_and_writes_nothing(tiny_tree, cache_dir, tmp_path, capsys,

@@ -60,6 +60,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
                         help="override mixup: blend each image and its label with another's "
                              "by a Beta(ALPHA, ALPHA) weight (0 = off)")
+    recipe.add_argument("--sam", type=float, default=None, metavar="RHO",
+                        help="override sharpness-aware minimization: each step follows the "
+                             "gradient taken RHO along the normalised gradient (about twice "
+                             "the time per step; 0 = off)")
     recipe.add_argument("--teacher", default=None,
                         help="a finished run directory whose model the new one learns from "
                              "(knowledge distillation; same classes and image size)")
@@ -95,7 +99,8 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     # Written as "not ... >=" and "not ... >" so that a NaN is refused too.
     for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout),
-                        ("--weight-decay", args.weight_decay), ("--mixup", args.mixup)):
+                        ("--weight-decay", args.weight_decay), ("--mixup", args.mixup),
+                        ("--sam", args.sam)):
         if value is not None and not value >= 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
     # --width too is checked here, before the data are decoded, not by the model builder after.
@@ -112,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
                             learning_rate=args.lr, optimizer=args.optimizer,
                             weight_decay=args.weight_decay,
                             label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
-                            cutout=args.cutout, mixup=args.mixup,
+                            cutout=args.cutout, mixup=args.mixup, sam_rho=args.sam,
                             distill_weight=args.distill_weight,
                             distill_temperature=args.distill_temperature,
                             teacher=str(Path(args.teacher).resolve()) if args.teacher else None)

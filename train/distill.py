@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .sharpness import StudentTrainer
+
 _EPSILON = 1e-7  # keeps log() of a saturated softmax finite
 
 
@@ -48,25 +50,18 @@ class DistillationLoss(keras.losses.Loss):
                 "temperature": self.temperature, "label_smoothing": self.label_smoothing}
 
 
-class Distiller(keras.Model):
-    """The student for training: predicts what the student predicts, learns from the teacher.
+class Distiller(StudentTrainer):
+    """The student for training: predicts what the student predicts, learns from the teacher
+    (and, with ``sam_rho`` > 0, by sharpness-aware steps).
 
     Compile it with a ``DistillationLoss``; save ``student``, never the Distiller.
     """
 
-    def __init__(self, student: keras.Model, teacher: keras.Model, **kwargs):
-        super().__init__(name=f"{student.name}_distiller", **kwargs)
+    def __init__(self, student: keras.Model, teacher: keras.Model, sam_rho: float = 0.0,
+                 **kwargs):
+        super().__init__(student, sam_rho, name=f"{student.name}_distiller", **kwargs)
         teacher.trainable = False
-        self.student, self.teacher = student, teacher
-
-    @property
-    def resumable_variables(self) -> list:
-        """What a checkpoint of this run must hold: the student's variables, not the frozen
-        teacher's (train/checkpoint.py)."""
-        return self.student.variables
-
-    def call(self, x, training=False):
-        return self.student(x, training=training)
+        self.teacher = teacher
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         guidance = ops.stop_gradient(self.teacher(x, training=False))

@@ -25,7 +25,7 @@ from .atomic import write_json, write_text
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
-from .distribute import distribution_plan, distribution_scope
+from .distribute import SINGLE, distribution_plan, distribution_scope
 from .splits import parse_split
 
 
@@ -106,6 +106,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     from .models import build_model
     from .optim import make_loss, make_optimizer
     from .prefetch import prefetch_depth, prefetched
+    from .sharpness import StudentTrainer, check_sam_backend
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
@@ -116,11 +117,15 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     keras.utils.set_random_seed(config.seed)
     devices = compute_devices()
     plan = distribution_plan(keras.backend.backend(), devices)
+    check_sam_backend(recipe.sam_rho, keras.backend.backend(), plan != SINGLE)
     with distribution_scope(plan):
         student = build_model(config.arch, input_shape, num_classes, config.width)
-        model = student if not recipe.teacher else \
-            Distiller(student, load_run_model(recipe.teacher, "--teacher", splits.class_names,
-                                              input_shape))
+        if recipe.teacher:
+            model = Distiller(student, load_run_model(recipe.teacher, "--teacher",
+                                                      splits.class_names, input_shape),
+                              recipe.sam_rho)
+        else:
+            model = StudentTrainer(student, recipe.sam_rho) if recipe.sam_rho else student
         model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()),
                       loss=make_loss(recipe, num_classes), metrics=["accuracy"])
         if resume and (partial / CHECKPOINT).is_file():
