@@ -32,7 +32,7 @@ class Recipe:
     teacher: Optional[str] = None     # run directory to distill from (train/distill.py)
     distill_weight: float = 0.9       # share of the loss that follows the teacher
     distill_temperature: float = 4.0  # softening of both distributions in that share
-    sam_rho: float = 0.0      # radius of sharpness-aware minimization's step (train/sharpness.py); 0 = off
+    sam_rho: float = 0.0      # sharpness-aware minimization's radius (train/sharpness.py); 0 = off
 
 
 RECIPES = {
