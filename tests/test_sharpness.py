@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import UserError
+from train.distribute import DATA_PARALLEL, MIRRORED, SINGLE
 from train.sharpness import check_sam_backend
 
 LEARNING_RATE = 0.1
@@ -85,12 +86,12 @@ def test_sam_step_applies_the_gradient_taken_at_the_perturbed_weights(backend):
         np.testing.assert_allclose(steps[f"bn-{rho}"]["moving_mean"], expected_mean, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend, distributed, message", [
-    ("torch", False, "--sam needs the tensorflow or jax backend (KERAS_BACKEND=torch)"),
-    ("tensorflow", True, "--sam does not run under tf.distribute.MirroredStrategy"),
+@pytest.mark.parametrize("backend, plan, message", [
+    ("torch", SINGLE, "--sam needs the tensorflow or jax backend (KERAS_BACKEND=torch)"),
+    ("tensorflow", MIRRORED, "--sam does not run under tf.distribute.MirroredStrategy"),
 ])
-def test_sam_is_refused_where_its_step_is_not_written(backend, distributed, message):
+def test_sam_is_refused_where_its_step_is_not_written(backend, plan, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_sam_backend(0.05, backend, distributed)
-    check_sam_backend(0.0, backend, distributed)  # without --sam anything goes
-    check_sam_backend(0.05, "jax", True)
+        check_sam_backend(0.05, backend, plan)
+    check_sam_backend(0.0, backend, plan)  # without --sam anything goes
+    check_sam_backend(0.05, "jax", DATA_PARALLEL)

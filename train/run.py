@@ -25,7 +25,7 @@ from .atomic import write_json, write_text
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
-from .distribute import SINGLE, distribution_plan, distribution_scope
+from .distribute import distribution_plan, distribution_scope
 from .splits import parse_split
 
 
@@ -117,7 +117,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     keras.utils.set_random_seed(config.seed)
     devices = compute_devices()
     plan = distribution_plan(keras.backend.backend(), devices)
-    check_sam_backend(recipe.sam_rho, keras.backend.backend(), plan != SINGLE)
+    check_sam_backend(recipe.sam_rho, keras.backend.backend(), plan)
     with distribution_scope(plan):
         student = build_model(config.arch, input_shape, num_classes, config.width)
         if recipe.teacher:

@@ -17,17 +17,20 @@ import keras
 
 from edge_runtime.errors import UserError
 
+from .distribute import MIRRORED
+
 _TINY = 1e-12  # keeps rho / ||g|| finite when a batch's gradient vanishes
 SAM_BACKENDS = ("tensorflow", "jax")
 
 
-def check_sam_backend(rho: float, backend: str, distributed: bool) -> None:
-    """Refuse, with one line, a SAM run on a backend or device setup the step is not written for."""
+def check_sam_backend(rho: float, backend: str, plan: str) -> None:
+    """Refuse, with one line, a SAM run on a backend or distribution ``plan``
+    (train/distribute.py) the step is not written for."""
     if not rho:
         return
     if backend not in SAM_BACKENDS:
         raise UserError(f"--sam needs the tensorflow or jax backend (KERAS_BACKEND={backend})")
-    if distributed and backend == "tensorflow":
+    if plan == MIRRORED:
         # Assigning the perturbed weights inside a MirroredStrategy replica would need a
         # cross-replica update per step; JAX's data-parallel step has no such issue.
         raise UserError("--sam does not run under tf.distribute.MirroredStrategy: use one GPU, "
