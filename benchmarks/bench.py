@@ -270,7 +270,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
-    from tqdm import tqdm
+    from train.progress import progress_bar
 
     from .environment import environment
     from .report import write_report
@@ -289,7 +289,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     runnable = [s for s in subjects if not s.error]
     accuracy_steps = 1 + len({(s.variant, s.runtime) for s in runnable if s.variant != "keras"})
     steps = accuracy_steps + len(subjects) + settings.rounds * len(runnable)
-    with tqdm(total=steps, desc="bench", unit="step", leave=False) as progress:
+    with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, subjects, settings, progress)
         _start_workers(subjects, settings, progress)
         try:
