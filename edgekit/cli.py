@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run one subcommand; user errors print one line and return 2, Ctrl-C returns 130."""
+    """Run one subcommand; user errors print one line and return 2, Ctrl-C returns 130, and a
+    closed output pipe (``edgekit classify ... | head``) ends quietly with 141, as shell tools do."""
     # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) hides our own messages.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
@@ -85,6 +87,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("edgekit: interrupted; a training run continues with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading. Point stdout at /dev/null so that Python's flush at exit
+        # does not fail on the same pipe and print a second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

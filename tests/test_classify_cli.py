@@ -132,6 +132,21 @@ sys.meta_path.insert(0, Block())
 """
 
 
+def test_output_closed_early_ends_quietly(converted_run):
+    """`edgekit classify ... | head -1`: no traceback when the reader goes away."""
+    run, _, _ = converted_run
+    command = [sys.executable, "-m", "edgekit.cli", "classify", str(model_file(converted_run)),
+               str(run.parent / "data" / "test")]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                          text=True) as process:
+        first_line = process.stdout.readline()
+        process.stdout.close()
+        errors = process.stderr.read()
+    assert first_line.endswith("\n") and ": " in first_line
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors
+    assert process.returncode == 141
+
+
 def test_runtime_and_classify_command_work_without_tensorflow(converted_run):
     run, _, _ = converted_run
     image = next((run.parent / "data" / "test" / "class2").glob("*.png"))
