@@ -31,12 +31,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "environment with numpy<2, tflite-runtime and pillow, like a Pi's)")
 
 
-def run_bench_command(args: argparse.Namespace) -> int:
-    """Benchmark, print where the report went; 1 if any subject failed."""
+def check_bench_args(args: argparse.Namespace) -> tuple[int, ...]:
+    """The thread counts to measure; UserError for a bad flag value. Imports nothing heavy, so
+    ``edgekit pipeline`` checks its benchmark flags with it before training."""
     from edge_runtime.errors import UserError
-
-    from .bench import BenchSettings, run_bench
-    from .environment import command_line
 
     try:
         threads = tuple(sorted({int(t) for t in args.threads.split(",")}))
@@ -52,6 +50,15 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.tflite_runtime_python and not shutil.which(args.tflite_runtime_python):
         raise UserError(f"--tflite-runtime-python {args.tflite_runtime_python}: no such "
                         "Python executable")
+    return threads
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """Benchmark, print where the report went; 1 if any subject failed."""
+    from .bench import BenchSettings, run_bench
+    from .environment import command_line
+
+    threads = check_bench_args(args)
     settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
                              throughput_seconds=args.latency_seconds,
                              throughput_batch=args.batch, threads=threads,

@@ -29,18 +29,29 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the run's data is now, if it moved (default: as trained)")
 
 
-def run_convert(args: argparse.Namespace) -> int:
-    """Convert, print a line per variant, and return 1 if any requested variant failed."""
-    from .pipeline import convert_run
+def check_convert_args(args: argparse.Namespace) -> list:
+    """The requested variants; UserError for a bad flag value. Imports nothing heavy, so
+    ``edgekit pipeline`` checks its conversion flags with it before training."""
+    from edge_runtime.errors import UserError
+
     from .variants import parse_variants
 
     variants = parse_variants(args.variants)
-    from edge_runtime.errors import UserError
-
-    if args.qat_epochs < 1:
-        raise UserError(f"--qat-epochs must be at least 1, got {args.qat_epochs}")
+    for flag, value in (("--qat-epochs", args.qat_epochs),
+                        ("--calibration-size", args.calibration_size),
+                        ("--probe-size", args.probe_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     if not args.qat_learning_rate > 0:
         raise UserError(f"--qat-learning-rate must be positive, got {args.qat_learning_rate}")
+    return variants
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Convert, print a line per variant, and return 1 if any requested variant failed."""
+    from .pipeline import convert_run
+
+    variants = check_convert_args(args)
     manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
                                    args.probe_size, args.seed, args.data, args.qat_epochs,
                                    args.qat_learning_rate, not args.no_fold_batchnorm)

@@ -21,6 +21,7 @@ TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--w
                "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
                "--crop-pad", "--cutout", "--mixup", "--sam", "--optimizer", "--teacher",
                "--distill-weight", "--distill-temperature", "--init-from")
+CONVERT_FLAGS = ("--variants", "--calibration-size", "--qat-epochs")
 BENCH_FLAGS = ("--threads", "--rounds", "--test-limit", "--tta")
 
 
@@ -38,7 +39,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     for flag in TRAIN_FLAGS:
         train.add_argument(flag, default=None, help="passed to edgekit train")
     convert = parser.add_argument_group("convert (see edgekit convert --help)")
-    for flag in ("--variants", "--calibration-size", "--qat-epochs"):
+    for flag in CONVERT_FLAGS:
         convert.add_argument(flag, default=None, help="passed to edgekit convert")
     bench = parser.add_argument_group("bench (see edgekit bench --help)")
     for flag in BENCH_FLAGS:
@@ -85,6 +86,35 @@ def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
     return tta in (None, "none") or tta in measured
 
 
+def stage_commands(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Each stage's ``edgekit`` argv, as the pipeline runs it."""
+    run_dir = args.out
+    # convert and bench get --data only when given: a run trained on another machine (a GPU
+    # box) stores that machine's data path, which --data replaces; without it they read the
+    # data the run was trained on, as on their own.
+    data = ["--data", args.data] if args.data else []
+    return {
+        "train": ["train", "--data", args.data or "cifar10", "--out", str(run_dir),
+                  *_passed(args, TRAIN_FLAGS)],
+        "convert": ["convert", str(run_dir), *data, *_passed(args, CONVERT_FLAGS)],
+        "bench": ["bench", str(run_dir), *data, *_passed(args, BENCH_FLAGS)],
+    }
+
+
+def check_later_stages(args: argparse.Namespace) -> None:
+    """Refuse bad conversion and benchmark flags before training: a typo in them must not
+    cost the run (train checks its own flags before its first epoch)."""
+    from benchmarks.bench_cli import check_bench_args
+    from convert.cli import check_convert_args
+
+    from .cli import build_parser
+
+    commands = stage_commands(args)
+    parser = build_parser()
+    check_convert_args(parser.parse_args(commands["convert"]))
+    check_bench_args(parser.parse_args(commands["bench"]))
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
     from edge_runtime.errors import UserError
@@ -96,21 +126,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
                         f"{', '.join(STAGES)}")
+    check_later_stages(args)
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
-    # convert and bench get --data only when given: a run trained on another machine (a GPU
-    # box) stores that machine's data path, which --data replaces; without it they read the
-    # data the run was trained on, as on their own.
-    data = ["--data", args.data] if args.data else []
     variants = args.variants.split(",") if args.variants else None
-    commands = {
-        "train": ["train", "--data", args.data or "cifar10", "--out", str(run_dir),
-                  *_passed(args, TRAIN_FLAGS)],
-        "convert": ["convert", str(run_dir), *data,
-                    *_passed(args, ("--variants", "--calibration-size", "--qat-epochs"))],
-        "bench": ["bench", str(run_dir), *data,
-                  *_passed(args, BENCH_FLAGS)],
-    }
+    commands = stage_commands(args)
     started = time.perf_counter()
     status = 0
     for index, stage in enumerate(STAGES):
@@ -135,7 +155,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
             if stage == "train":
                 return code  # nothing to convert
     minutes = (time.perf_counter() - started) / 60
-    print(f"pipeline finished in {minutes:.1f} min: {run_dir}/ (model.keras, metrics and "
+    outcome = "finished" if status == 0 else f"finished with a failed stage (exit {status})"
+    print(f"pipeline {outcome} in {minutes:.1f} min: {run_dir}/ (model.keras, metrics and "
           f"pictures), {run_dir}/artifacts/ (variants, manifest.json), {run_dir}/report/ "
           "(REPORT.md, benchmark.json/.csv, plots)")
     return status

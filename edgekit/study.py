@@ -26,7 +26,7 @@ import tomllib
 
 from edge_runtime.classifier import TTA_MODES
 
-from .pipeline import stage_done
+from .pipeline import check_later_stages, stage_done
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -171,6 +171,8 @@ def run_study(args: argparse.Namespace) -> int:
     from train.data import data_path
     from train.models import ARCHITECTURES
 
+    from .cli import build_parser
+
     grid = read_grid(args)
     unknown = [a for a in grid.archs if a not in ARCHITECTURES]
     if unknown:
@@ -192,6 +194,8 @@ def run_study(args: argparse.Namespace) -> int:
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
+    if cells:  # a typo in --variants or --threads must not surface after the first training
+        check_later_stages(build_parser().parse_args(_cell_command(args, grid, cells[0])[3:]))
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     print(f"study: {len(cells)} cells ({', '.join(names)}), "

@@ -167,6 +167,25 @@ def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, caps
     assert {r["variant"] for r in rows} == {"keras", "float32"}
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--variants", "int9"], "unknown --variants int9"),
+    (["--qat-epochs", "0"], "--qat-epochs must be at least 1, got 0"),
+    (["--calibration-size", "0"], "--calibration-size must be at least 1, got 0"),
+    (["--threads", "two"], "--threads must be comma-separated integers"),
+    (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+])
+def test_pipeline_refuses_bad_later_stage_flags_before_training(tiny_tree, cache_dir, tmp_path,
+                                                                 capsys, flags, message):
+    # A typo that convert or bench would refuse must not surface after an hour of training.
+    run = tmp_path / "run"
+    assert main(["pipeline", "--data", str(tiny_tree), "--out", str(run), *flags]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert err[-1].startswith("edgekit: error:") and message in err[-1]
+    assert "[1/3] train" not in captured.out
+    assert not run.exists() and not (tmp_path / "run.partial").exists()
+
+
 def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["pipeline", "--data", str(tiny_tree), "--out", str(run), "--epochs", "2",
@@ -189,3 +208,9 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
     assert out.count("already done, skipped") == 2
     assert (run / "report" / "benchmark.json").stat().st_mtime > report_time
     assert main(argv + ["--redo", "deploy"]) == 2
+    capsys.readouterr()
+
+    # A failing stage is reported in the closing line, not called a finished pipeline.
+    (run / "model.keras").write_bytes(b"not a model")
+    assert main(argv) != 0
+    assert "pipeline finished with a failed stage (exit" in capsys.readouterr().out

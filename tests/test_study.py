@@ -139,6 +139,11 @@ def test_bad_grid_files(tmp_path, capsys):
     assert "--bench-rounds must be at least 1, got 0" in capsys.readouterr().err
     assert main(["study", "--out", str(tmp_path / "s"), "--data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    grid.write_text('variants = "float32,int9"\n')
+    assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
+    assert "unknown --variants int9" in capsys.readouterr().err
+    assert main(["study", "--out", str(tmp_path / "s"), "--threads", "0"]) == 2
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
