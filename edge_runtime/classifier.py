@@ -105,6 +105,10 @@ class Classifier:
         """The interpreter running the model: ai-edge-litert, tflite-runtime or onnxruntime."""
         return self.model.backend
 
+    def __repr__(self) -> str:
+        return (f"Classifier({str(self.path)!r}, backend={self.backend!r}, "
+                f"classes={len(self.labels)}, image_size={self.image_size}, tta={self.tta!r})")
+
     def _model_info(self, data: bytes, manifest: Optional[dict],
                     entry: Optional[dict]) -> ModelInfo:
         try:

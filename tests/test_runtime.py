@@ -69,6 +69,9 @@ def test_batches_equal_single_images(converted_run):
     assert len(classifier.classify(images[0], top_k=99).top_k) == len(LABELS)
     with pytest.raises(UserError, match="top_k"):
         classifier.classify(images[0], top_k=0)
+    assert repr(classifier) == (f"Classifier({str(artifact(run, manifest, 'int8'))!r}, "
+                                f"backend={classifier.backend!r}, classes={len(LABELS)}, "
+                                "image_size=32, tta='none')")
 
 
 @pytest.mark.parametrize("name", ["int8", "onnx-float32"])
