@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .classifier import TTA_MODES
-from .errors import ImageReadError
+from .errors import ImageReadError, UserError
 from .interpreters import BACKENDS
 
 
@@ -46,6 +46,8 @@ def run_classify(args: argparse.Namespace) -> int:
     from .classifier import Classifier
     from .image_paths import expand_image_paths
 
+    if args.top_k < 1:  # before the model loads, and in the flag's own name
+        raise UserError(f"--top-k must be at least 1, got {args.top_k}")
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
                             tta=args.tta)
     mirrored = ", each averaged with its mirror image" if args.tta == "flip" else ""

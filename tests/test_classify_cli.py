@@ -115,6 +115,8 @@ def test_user_errors_are_one_line(converted_run, tmp_path, capsys):
          "runs .onnx files"),
         (["classify", str(model_file(converted_run)), image, "--threads", "0"],
          "threads must be at least 1, got 0"),
+        (["classify", str(model_file(converted_run)), image, "--top-k", "0"],
+         "--top-k must be at least 1, got 0"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
