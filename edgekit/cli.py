@@ -71,12 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run one subcommand; user errors print one line and return 2, Ctrl-C returns 130, and a
-    closed output pipe (``edgekit classify ... | head``) ends quietly with 141, as shell tools do."""
-    # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) hides our own messages.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    args = build_parser().parse_args(argv)
+# What the user can do after Ctrl-C, by command.
+RESUME_HINTS = {
+    "train": "; the run continues with --resume",
+    "pipeline": "; the same command resumes where it stopped",
+    "study": "; the same command resumes where it stopped",
+}
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from edge_runtime.errors import UserError
 
     try:
@@ -84,8 +87,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as exc:
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """Run ``edgekit ARGV`` inside a command that chains others (the pipeline's stages): user
+    errors print one line and return 2, as in :func:`main`, but Ctrl-C reaches the caller, so
+    that it stops the whole chain instead of only the stage."""
+    return _dispatch(build_parser().parse_args(argv))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one subcommand; user errors print one line and return 2, Ctrl-C returns 130, and a
+    closed output pipe (``edgekit classify ... | head``) ends quietly with 141, as shell tools do."""
+    # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) hides our own messages.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
     except KeyboardInterrupt:
-        print("edgekit: interrupted; a training run continues with --resume", file=sys.stderr)
+        print(f"edgekit: interrupted{RESUME_HINTS.get(args.command, '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader stopped reading. Point stdout at /dev/null so that Python's flush at exit

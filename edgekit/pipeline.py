@@ -119,7 +119,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
     from edge_runtime.errors import UserError
 
-    from .cli import main
+    from .cli import run_command
 
     redo = set(args.redo.split(",")) if args.redo else set()
     unknown = redo - set(STAGES)
@@ -147,7 +147,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 argv = argv + ["--resume"]
         print(f"[{index + 1}/3] {stage}: edgekit {' '.join(argv)}", flush=True)
         stage_started = time.perf_counter()
-        code = main(argv)
+        code = run_command(argv)
         print(f"[{index + 1}/3] {stage}: {'done' if code == 0 else f'exit {code}'} in "
               f"{time.perf_counter() - stage_started:.0f} s", flush=True)
         if code != 0:

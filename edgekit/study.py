@@ -13,11 +13,10 @@ their place in the tables and on the fronts under their folder's name.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +25,7 @@ import tomllib
 
 from edge_runtime.classifier import TTA_MODES
 
+from .cell_pool import CellPool
 from .pipeline import check_later_stages, stage_done
 
 GRID_FILE_HELP = """\
@@ -201,20 +201,19 @@ def run_study(args: argparse.Namespace) -> int:
     print(f"study: {len(cells)} cells ({', '.join(names)}), "
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
-    def run_cell(cell: Cell) -> tuple[str, int, float]:
+    def run_cell(pool: CellPool, cell: Cell) -> tuple[str, int, float]:
         log_path = logs / f"{cell.run_dir.name}.log"
         # A cell can train for an hour with its output in its log: say which cells are running.
         print(f"{cell.run_dir.name}: started (log: {log_path})", flush=True)
         started = time.perf_counter()
         with open(log_path, "a") as log:
-            code = subprocess.run(_cell_command(args, grid, cell), stdout=log,
-                                  stderr=subprocess.STDOUT).returncode
+            code = pool.run(_cell_command(args, grid, cell), log)
         return cell.run_dir.name, code, time.perf_counter() - started
 
     failed = []
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    with CellPool(args.jobs) as pool:
         # Reported as they finish: with --jobs above 1 a short cell can finish before a long one.
-        finished = as_completed([pool.submit(run_cell, cell) for cell in cells])
+        finished = as_completed([pool.submit(run_cell, pool, cell) for cell in cells])
         for done, (name, code, seconds) in enumerate((f.result() for f in finished), start=1):
             print(f"[{done}/{len(cells)}] {name}: {'done' if code == 0 else f'exit {code}'} in "
                   f"{seconds:.0f} s", flush=True)

@@ -167,6 +167,23 @@ def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, caps
     assert {r["variant"] for r in rows} == {"keras", "float32"}
 
 
+def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, capsys,
+                                                    monkeypatch):
+    import convert.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt  # as Ctrl-C during the conversion would
+
+    copy, _ = copy_run(converted_run, tmp_path)
+    monkeypatch.setattr(convert.cli, "run_convert", interrupted)
+    assert main(["pipeline", "--out", str(copy), "--redo", "convert", "--threads", "1"]) == 130
+    captured = capsys.readouterr()
+    assert "[2/3] convert" in captured.out and "[3/3] bench" not in captured.out
+    assert captured.err.strip().splitlines()[-1] == (
+        "edgekit: interrupted; the same command resumes where it stopped")
+    assert not (copy / "report").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--variants", "int9"], "unknown --variants int9"),
     (["--qat-epochs", "0"], "--qat-epochs must be at least 1, got 0"),

@@ -243,3 +243,43 @@ def test_training_facts_total_the_runs_a_cell_started_from(tmp_path, capsys):
     shutil.rmtree(first)
     with pytest.raises(UserError, match="second started from .*first .*no longer a finished run"):
         training_facts(second)
+
+
+def test_ctrl_c_stops_the_running_cell_and_starts_no_other(tiny_tree, cache_dir, tmp_path):
+    """SIGINT to the study (what Ctrl-C sends): the running cell gets one SIGINT of its own and
+    keeps its partial run, the queued cell never starts, and the study exits with 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    study = tmp_path / "study"
+    command = [sys.executable, "-m", "edgekit.cli", "study", "--data", str(tiny_tree),
+               "--out", str(study), "--archs", "seed_cnn", "--widths", "0.25,0.5",
+               "--epochs", "500", "--batch-size", "4", "--jobs", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    history = study / "cells" / "seed_cnn-w0.25.partial" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (history.is_file() and
+                                          len(history.read_text().splitlines()) >= 2):
+        time.sleep(0.2)
+    assert history.is_file(), "the first cell never finished an epoch"
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # still waiting on its cell: leave no study behind
+            process.kill()
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "edgekit: interrupted; the same command resumes where it stopped")
+    # The cell wound down through its own Ctrl-C handling, not killed, and can resume.
+    log = (study / "logs" / "seed_cnn-w0.25.log").read_text()
+    assert log.strip().splitlines()[-1] == (
+        "edgekit: interrupted; the same command resumes where it stopped")
+    assert history.is_file() and not (study / "cells" / "seed_cnn-w0.25").exists()
+    assert "seed_cnn-w0.5: started" not in out
+    assert not (study / "logs" / "seed_cnn-w0.5.log").exists()
+    assert not list((study / "cells").glob("seed_cnn-w0.5*"))

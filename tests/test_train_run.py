@@ -88,7 +88,7 @@ def test_seed_recipe_on_the_reference_split(tiny_tree, cache_dir, tmp_path):
 
 @pytest.mark.parametrize("recipe_flags", [[], ["--sam", "0.05"]], ids=["plain", "sam"])
 def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_path, monkeypatch,
-                                                     recipe_flags):
+                                                     capsys, recipe_flags):
     reference = tmp_path / "reference"
     assert train(tiny_tree, reference, *recipe_flags) == 0
 
@@ -102,6 +102,8 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_p
 
     monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_during_second_epoch)
     assert train(tiny_tree, out, *recipe_flags) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "edgekit: interrupted; the run continues with --resume")
     partial = tmp_path / "run.partial"
     assert not out.exists() and (partial / "checkpoint.npz").is_file()
     assert len(history_rows(partial)) == 1
