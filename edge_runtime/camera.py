@@ -41,6 +41,7 @@ class LoopStats:
     wall: float = 0.0
     dropped: int = 0
     error: Optional[str] = None
+    interrupted: bool = False  # stopped by Ctrl-C, the usual end of a live camera run
 
     def per_frame_ms(self) -> dict:
         """Mean milliseconds per frame for each stage."""
@@ -51,8 +52,9 @@ class LoopStats:
         """One line for the end of a run."""
         split = ", ".join(f"{stage} {ms:.3f}" for stage, ms in self.per_frame_ms().items())
         rate = self.frames / self.wall if self.wall else 0.0
-        return (f"{self.frames} frames in {self.wall:.2f} s ({rate:.1f} fps); ms per frame: "
-                f"{split}; {self.dropped} stale frames skipped")
+        stopped = " (stopped by Ctrl-C)" if self.interrupted else ""
+        return (f"{self.frames} frames in {self.wall:.2f} s ({rate:.1f} fps){stopped}; ms per "
+                f"frame: {split}; {self.dropped} stale frames skipped")
 
 
 class FrameRate:
@@ -72,13 +74,25 @@ class FrameRate:
 def run_loop(classifier: Classifier, source, output: Callable[[int, np.ndarray, Prediction,
              float, dict], None], top_k: int = 3, max_frames: Optional[int] = None) -> LoopStats:
     """Classify frames until the source ends, ``max_frames`` is reached, output raises
-    StopIteration (a closed window) or the camera fails (``stats.error`` says how).
-    Returns where the time went."""
+    StopIteration (a closed window), Ctrl-C is pressed (``stats.interrupted``) or the camera
+    fails (``stats.error`` says how). Returns where the time went over whole frames (a frame
+    that Ctrl-C cut short may have been output without being counted)."""
     stats = LoopStats()
+    start = time.perf_counter()
+    try:
+        _classify_frames(classifier, source, output, top_k, max_frames, stats)
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    stats.wall = time.perf_counter() - start
+    stats.dropped = getattr(source, "dropped", 0)
+    return stats
+
+
+def _classify_frames(classifier: Classifier, source, output: Callable, top_k: int,
+                     max_frames: Optional[int], stats: LoopStats) -> None:
     rate = FrameRate()
     clock = time.perf_counter
     size = classifier.image_size
-    start = clock()
     while max_frames is None or stats.frames < max_frames:
         t0 = clock()
         try:
@@ -104,9 +118,6 @@ def run_loop(classifier: Classifier, source, output: Callable[[int, np.ndarray, 
         for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stats.seconds[stage] += seconds
         stats.frames += 1
-    stats.wall = clock() - start
-    stats.dropped = getattr(source, "dropped", 0)
-    return stats
 
 
 def json_lines(stream: TextIO) -> Callable:

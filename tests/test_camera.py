@@ -132,6 +132,36 @@ def test_a_stalled_camera_ends_the_loop_cleanly(converted_run, monkeypatch, caps
     assert "Traceback" not in captured.err
 
 
+def test_ctrl_c_ends_a_live_run_with_its_summary(converted_run):
+    """Ctrl-C is how a headless camera run over ssh ends: the frames so far, then the summary."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "edgekit.cli", "camera", str(model_file(converted_run)),
+               "--source", "synthetic", "--headless"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(5)]
+        os.killpg(process.pid, signal.SIGINT)  # the whole foreground group, as a terminal does
+        # Read through the same buffered stream: communicate() would skip lines it holds.
+        rest, err = process.stdout.read(), process.stderr.read()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    records = [json.loads(line) for line in lines + rest.splitlines()]
+    assert process.returncode == 0
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    summary = err.strip().splitlines()[-1]
+    counted = int(summary.split("edgekit camera: ")[1].split(" frames in ")[0])
+    # Whole frames: the one Ctrl-C cut short may have been output but not counted.
+    assert len(records) - 1 <= counted <= len(records) and len(records) >= 5
+    assert "(stopped by Ctrl-C)" in summary and "Traceback" not in err
+
+
 def test_a_failing_camera_raises_camera_error():
     class Broken(CountingCamera):
         def read(self):
