@@ -70,20 +70,28 @@ def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
     if stage == "train":
         return (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
     if stage == "convert":
-        if not manifest_path.is_file():
-            return False
-        manifest = json.loads(manifest_path.read_text())
-        if manifest["source_model"]["sha256"] != _sha256(run_dir / "model.keras"):
-            return False
-        finished = {v["name"] for v in manifest["variants"] if "error" not in v}
-        if variants is None:  # all variants wanted: none may have failed
-            return len(finished) == len(manifest["variants"])
-        return set(variants) <= finished
+        return not pending_variants(run_dir, variants)
     if not (benchmark.is_file() and manifest_path.is_file() and
             benchmark.stat().st_mtime >= manifest_path.stat().st_mtime):
         return False
     measured = json.loads(benchmark.read_text())["settings"].get("tta", ["none"])
     return tta in (None, "none") or tta in measured
+
+
+def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
+    """The requested variants (None: all) that RUN_DIR/artifacts lacks for its current
+    model.keras, or that failed there: what an interrupted conversion has left to do."""
+    from convert.variants import VARIANTS
+
+    wanted = variants if variants is not None else list(VARIANTS)
+    manifest_path = run_dir / "artifacts" / "manifest.json"
+    if not manifest_path.is_file():
+        return wanted
+    manifest = json.loads(manifest_path.read_text())
+    if manifest["source_model"]["sha256"] != _sha256(run_dir / "model.keras"):
+        return wanted
+    finished = {v["name"] for v in manifest["variants"] if "error" not in v}
+    return [name for name in wanted if name not in finished]
 
 
 def stage_commands(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -139,6 +147,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
             print(f"[{index + 1}/3] {stage}: already done, skipped (--redo {stage} to repeat)")
             continue
         argv = commands[stage]
+        if stage == "convert" and not forced:  # keep what an interrupted conversion finished
+            pending = argparse.Namespace(**{**vars(args), "variants": ",".join(
+                pending_variants(run_dir, variants))})
+            argv = stage_commands(pending)["convert"]
         if stage == "train":
             partial = run_dir.with_name(run_dir.name + ".partial")
             if forced and run_dir.exists():
