@@ -11,7 +11,8 @@ import signal
 import subprocess
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, IO, Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 INTERRUPTED = 128 + signal.SIGINT  # the status of a cell that was never started
 
@@ -29,15 +30,18 @@ class CellPool:
         """Queue ``work(*args)`` on the pool's threads."""
         return self._threads.submit(work, *args)
 
-    def run(self, command: Sequence[str], log: IO) -> int:
-        """Run one cell's command to its end with its output in ``log``; its exit status, or
-        INTERRUPTED without starting it once the pool has been stopped."""
+    def run(self, name: str, command: Sequence[str], log_path: Path) -> int:
+        """Run one cell's command to its end, its output appended to ``log_path``; its exit
+        status, or INTERRUPTED without starting it (no log, no message) once stopped."""
         with self._lock:
             if self._stopped:
                 return INTERRUPTED
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            with open(log_path, "a") as log:  # the child keeps its own copy of the handle
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
             self._running.add(process)
+        # A cell can train for an hour with its output in its log: say which cells are running.
+        print(f"{name}: started (log: {log_path})", flush=True)
         try:
             return process.wait()
         finally:

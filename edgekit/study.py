@@ -202,12 +202,9 @@ def run_study(args: argparse.Namespace) -> int:
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
     def run_cell(pool: CellPool, cell: Cell) -> tuple[str, int, float]:
-        log_path = logs / f"{cell.run_dir.name}.log"
-        # A cell can train for an hour with its output in its log: say which cells are running.
-        print(f"{cell.run_dir.name}: started (log: {log_path})", flush=True)
         started = time.perf_counter()
-        with open(log_path, "a") as log:
-            code = pool.run(_cell_command(args, grid, cell), log)
+        code = pool.run(cell.run_dir.name, _cell_command(args, grid, cell),
+                        logs / f"{cell.run_dir.name}.log")
         return cell.run_dir.name, code, time.perf_counter() - started
 
     failed = []
