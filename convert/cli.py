@@ -34,14 +34,13 @@ def check_convert_args(args: argparse.Namespace) -> list:
     ``edgekit pipeline`` checks its conversion flags with it before training."""
     from edge_runtime.errors import UserError
 
+    from .samples import check_sample_sizes
     from .variants import parse_variants
 
     variants = parse_variants(args.variants)
-    for flag, value in (("--qat-epochs", args.qat_epochs),
-                        ("--calibration-size", args.calibration_size),
-                        ("--probe-size", args.probe_size)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_sample_sizes(args.calibration_size, args.probe_size)
+    if args.qat_epochs < 1:
+        raise UserError(f"--qat-epochs must be at least 1, got {args.qat_epochs}")
     if not args.qat_learning_rate > 0:
         raise UserError(f"--qat-learning-rate must be positive, got {args.qat_learning_rate}")
     return variants

@@ -26,19 +26,25 @@ class Samples:
     probe_labels: np.ndarray
 
 
+def check_sample_sizes(calibration_size: int, probe_size: int) -> None:
+    """UserError unless both sample sizes are at least 1 (cheap: checked before any data)."""
+    for flag, value in (("--calibration-size", calibration_size), ("--probe-size", probe_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+
+
 def draw_samples(run: TrainedRun, calibration_size: int, probe_size: int, seed: int,
                  data: Optional[str] = None) -> Samples:
     """Re-create the run's split (its stored settings) and draw seeded samples from it."""
     from train.run import run_splits
 
+    check_sample_sizes(calibration_size, probe_size)
     config, splits = run_splits(run.config["settings"], data)
     if splits.class_names != run.class_names:
         raise UserError(f"classes of {config.data} differ from the model's labels.txt")
     if splits.fingerprint != run.config.get("data_fingerprint"):
         print(f"warning: the data at {config.data} differs from what {run.path} was trained on "
               "(fingerprint mismatch); samples come from the data as it is now", file=sys.stderr)
-    if calibration_size < 1 or probe_size < 1:
-        raise UserError("--calibration-size and --probe-size must be at least 1")
     rng = np.random.default_rng(seed)
     calibration = rng.choice(len(splits.train), min(calibration_size, len(splits.train)),
                              replace=False)
