@@ -125,6 +125,7 @@ def check_later_stages(args: argparse.Namespace) -> None:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
+    from convert.variants import parse_variants
     from edge_runtime.errors import UserError
 
     from .cli import run_command
@@ -137,7 +138,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     check_later_stages(args)
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
-    variants = args.variants.split(",") if args.variants else None
+    # Names as convert reads them (spaces stripped), so a finished variant is recognised.
+    variants = [v.name for v in parse_variants(args.variants)] if args.variants else None
     commands = stage_commands(args)
     started = time.perf_counter()
     status = 0
