@@ -14,6 +14,15 @@ COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 LABELS = ["class0", "class1", "class2"]
 
 
+def default_ctrl_c() -> None:
+    """Popen preexec_fn for a child that a test stops with SIGINT: Ctrl-C's default action, as
+    at a terminal. A shell starts background jobs (``pytest ... &``) with SIGINT ignored, the
+    children inherit that, and Python then installs no KeyboardInterrupt handler at all."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_class_tree(root: Path, per_class: int, seed: int = 0, size: int = 32) -> Path:
     """root/class{0,1,2}/NNN.png: noisy solid colours, easy to learn, distinct per class."""
     rng = np.random.default_rng(seed)

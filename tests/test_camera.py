@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS
+from conftest import LABELS, default_ctrl_c
 from PIL import Image
 
 from edge_runtime import camera
@@ -142,7 +142,10 @@ def test_ctrl_c_ends_a_live_run_with_its_summary(converted_run):
     command = [sys.executable, "-m", "edgekit.cli", "camera", str(model_file(converted_run)),
                "--source", "synthetic", "--headless"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True, preexec_fn=default_ctrl_c)
+    # A run that ignores the Ctrl-C would stream frames for ever: kill it, and fail below.
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
     try:
         lines = [process.stdout.readline() for _ in range(5)]
         os.killpg(process.pid, signal.SIGINT)  # the whole foreground group, as a terminal does
@@ -150,6 +153,7 @@ def test_ctrl_c_ends_a_live_run_with_its_summary(converted_run):
         rest, err = process.stdout.read(), process.stderr.read()
         process.wait(timeout=60)
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
     records = [json.loads(line) for line in lines + rest.splitlines()]

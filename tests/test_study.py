@@ -6,6 +6,7 @@ import shutil
 import textwrap
 
 import pytest
+from conftest import default_ctrl_c
 
 from benchmarks.study_report import pareto_front, training_facts
 from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
@@ -259,7 +260,8 @@ def test_ctrl_c_stops_the_running_cell_and_starts_no_other(tiny_tree, cache_dir,
                "--out", str(study), "--archs", "seed_cnn", "--widths", "0.25,0.5",
                "--epochs", "500", "--batch-size", "4", "--jobs", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                               text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                               preexec_fn=default_ctrl_c)
     history = study / "cells" / "seed_cnn-w0.25.partial" / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline and not (history.is_file() and
