@@ -9,24 +9,69 @@ changed. ``--redo STAGE`` forces a stage and the ones after it.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import time
 from pathlib import Path
 
-from edge_runtime.classifier import TTA_MODES
-
 STAGES = ("train", "convert", "bench")
-TRAIN_FLAGS = ("--arch", "--recipe", "--split", "--epochs", "--batch-size", "--width",
-               "--val-fraction", "--seed", "--lr", "--weight-decay", "--label-smoothing",
-               "--crop-pad", "--cutout", "--mixup", "--sam", "--optimizer", "--teacher",
-               "--distill-weight", "--distill-temperature", "--init-from")
-CONVERT_FLAGS = ("--variants", "--calibration-size", "--qat-epochs")
-BENCH_FLAGS = ("--threads", "--rounds", "--test-limit", "--tta")
+# Flags the pipeline decides itself rather than passing on: where the data and the run are,
+# and whether training resumes or starts over (from what RUN_DIR holds and --redo).
+PIPELINE_OWNED = ("--data", "--out", "--resume", "--overwrite")
+
+
+@functools.lru_cache(maxsize=1)
+def passed_flags() -> dict[str, tuple[argparse.Action, ...]]:
+    """Each stage's optional flags that the pipeline passes on: every one but PIPELINE_OWNED,
+    read from the stage's own parser, so that a flag added to a stage reaches the pipeline
+    (and a study's [train] table) with its type, choices and help."""
+    from benchmarks.bench_cli import add_bench_arguments
+    from convert.cli import add_convert_arguments
+    from train.cli import add_train_arguments
+
+    flags = {}
+    for stage, add_arguments in zip(STAGES, (add_train_arguments, add_convert_arguments,
+                                             add_bench_arguments)):
+        parser = argparse.ArgumentParser(add_help=False)
+        add_arguments(parser)
+        flags[stage] = tuple(action for action in parser._actions if action.option_strings
+                             and action.option_strings[0] not in PIPELINE_OWNED)
+    return flags
+
+
+def _takers(flag: str) -> list[str]:
+    return [stage for stage, actions in passed_flags().items()
+            if any(action.option_strings[0] == flag for action in actions)]
+
+
+def _as_typed(convert):
+    """An argparse type that refuses what CONVERT refuses (say, ``int``) but keeps the text:
+    the stage gets the flag as the user typed it (``1e-3``, not ``0.001``)."""
+    def check(text: str) -> str:
+        convert(text)
+        return text
+
+    check.__name__ = convert.__name__  # argparse's message: "invalid int value: 'x'"
+    return check
+
+
+def _pass_through(action: argparse.Action) -> dict:
+    """add_argument keywords for the pipeline's copy of a stage's flag: no default of its own
+    (an unset flag is not passed, so the stage's default holds), the stage's type check and
+    choices (a typo is refused before training), and the stage's help naming who takes it."""
+    flag = action.option_strings[0]
+    shown = action.default is not None and action.default is not False  # 0 is shown
+    default = f" (default: {action.default})" if shown else ""
+    help_text = f"{action.help}{default}; passed to edgekit {' and '.join(_takers(flag))}"
+    if action.nargs == 0:  # a switch: passed bare when given
+        return {"action": "store_true", "help": help_text}
+    return {"default": None, "type": action.type and _as_typed(action.type),
+            "choices": action.choices, "metavar": action.metavar, "help": help_text}
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the pipeline's flags (a subset of each stage's, passed through)."""
+    """Register the pipeline's flags: its own, then every flag of each stage, passed through."""
     parser.add_argument("--data", default=None,
                         help="as for edgekit train: 'cifar10' (the default), an image-folder "
                              "tree or the CIFAR-10 python archive; convert and bench read it "
@@ -35,25 +80,26 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redo", default=None,
                         help=f"comma-separated stages to redo even if done ({', '.join(STAGES)}); "
                              "later stages are redone too")
-    train = parser.add_argument_group("train (see edgekit train --help)")
-    for flag in TRAIN_FLAGS:
-        train.add_argument(flag, default=None, help="passed to edgekit train")
-    convert = parser.add_argument_group("convert (see edgekit convert --help)")
-    for flag in CONVERT_FLAGS:
-        convert.add_argument(flag, default=None, help="passed to edgekit convert")
-    bench = parser.add_argument_group("bench (see edgekit bench --help)")
-    for flag in BENCH_FLAGS:
-        # --tta is checked here, not after a training: a typo must not cost the run.
-        choices = TTA_MODES if flag == "--tta" else None
-        bench.add_argument(flag, default=None, choices=choices, help="passed to edgekit bench")
+    registered = set()
+    for stage, actions in passed_flags().items():
+        group = parser.add_argument_group(f"{stage} (see edgekit {stage} --help)")
+        for action in actions:
+            flag = action.option_strings[0]
+            if flag not in registered:  # --seed: one flag for train and convert
+                group.add_argument(flag, **_pass_through(action))
+                registered.add(flag)
 
 
-def _passed(args: argparse.Namespace, flags: tuple[str, ...]) -> list[str]:
+def passed_argv(args: argparse.Namespace, stage: str) -> list[str]:
+    """The flags given to the pipeline that STAGE takes, as that stage's argv."""
     argv = []
-    for flag in flags:
+    for action in passed_flags()[stage]:
+        flag = action.option_strings[0]
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            argv += [flag, str(value)]
+        if value is True:  # a switch
+            argv.append(flag)
+        elif value is not None and value is not False:  # the text as typed
+            argv += [flag, value]
     return argv
 
 
@@ -103,9 +149,9 @@ def stage_commands(args: argparse.Namespace) -> dict[str, list[str]]:
     data = ["--data", args.data] if args.data else []
     return {
         "train": ["train", "--data", args.data or "cifar10", "--out", str(run_dir),
-                  *_passed(args, TRAIN_FLAGS)],
-        "convert": ["convert", str(run_dir), *data, *_passed(args, CONVERT_FLAGS)],
-        "bench": ["bench", str(run_dir), *data, *_passed(args, BENCH_FLAGS)],
+                  *passed_argv(args, "train")],
+        "convert": ["convert", str(run_dir), *data, *passed_argv(args, "convert")],
+        "bench": ["bench", str(run_dir), *data, *passed_argv(args, "bench")],
     }
 
 

@@ -26,7 +26,7 @@ import tomllib
 from edge_runtime.classifier import TTA_MODES
 
 from .cell_pool import CellPool
-from .pipeline import check_later_stages, stage_done
+from .pipeline import check_later_stages, passed_flags, stage_done
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -40,9 +40,16 @@ A grid file (--grid FILE, TOML; flags given on the command line win):
 """
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
-TRAIN_KEYS = ("recipe", "epochs", "batch-size", "split", "val-fraction", "seed", "lr",
-              "weight-decay", "label-smoothing", "crop-pad", "cutout", "mixup", "sam", "optimizer",
-              "teacher", "distill-weight", "distill-temperature")
+# Train flags each cell sets for itself: the grid varies the first two, and a finished run's
+# weights fit one architecture and width only.
+PER_CELL_FLAGS = ("--arch", "--width", "--init-from")
+
+
+def train_keys() -> dict[str, bool]:
+    """The keys a grid file's [train] table takes, each with whether it is a switch (true or
+    false in TOML): every edgekit train flag the pipeline passes on but PER_CELL_FLAGS."""
+    return {action.option_strings[0][2:]: action.nargs == 0
+            for action in passed_flags()["train"] if action.option_strings[0] not in PER_CELL_FLAGS}
 
 
 @dataclass(frozen=True)
@@ -52,12 +59,22 @@ class Grid:
     archs: tuple
     widths: tuple
     variants: str | None = None
-    train: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)  # [train] key -> str, or bool for a switch
     runs: tuple = ()  # finished run directories from outside the grid
 
     def cells(self) -> list[tuple[str, float]]:
         """(arch, width) for every cell, in a stable order."""
         return [(arch, width) for arch in self.archs for width in self.widths]
+
+    def train_argv(self) -> list[str]:
+        """The [train] table as flags of the cells' train stage (a switch only when true)."""
+        argv = []
+        for key, value in self.train.items():
+            if value is True:
+                argv.append(f"--{key}")
+            elif value is not False:
+                argv += [f"--{key}", value]
+        return argv
 
 
 class Cell(NamedTuple):
@@ -77,7 +94,8 @@ def cell_name(arch: str, width: float) -> str:
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the study's flags; the grid file's format goes below them in --help."""
     parser.epilog = GRID_FILE_HELP + "\n" + textwrap.fill(
-        "Keys of [train]: " + ", ".join(TRAIN_KEYS) + ".", width=78)
+        "Keys of [train]: " + ", ".join(train_keys()) + " (switches take true or false).",
+        width=78)
     parser.add_argument("--data", default=None,
                         help="as for edgekit pipeline: the grid's data ('cifar10' by default), "
                              "and the data added runs are converted and benchmarked on")
@@ -119,11 +137,7 @@ def read_grid(args: argparse.Namespace) -> Grid:
             tuple(float(w) for w in settings.get("widths", DEFAULT_WIDTHS))
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --widths or widths in the grid file ({exc})") from None
-    train = {k: str(v) for k, v in settings.get("train", {}).items()}
-    unknown = set(train) - set(TRAIN_KEYS)
-    if unknown:
-        raise UserError(f"unknown [train] keys in the grid file: {', '.join(sorted(unknown))} "
-                        f"(known: {', '.join(TRAIN_KEYS)})")
+    train = read_train_table(settings.get("train", {}))
     for key in ("epochs", "batch_size", "val_fraction"):
         if getattr(args, key):
             train[key.replace("_", "-")] = getattr(args, key)
@@ -132,6 +146,28 @@ def read_grid(args: argparse.Namespace) -> Grid:
         raise UserError(f"bad runs in the grid file: a list of run directories, got {runs!r}")
     runs = tuple(runs) + tuple(args.add_run)
     return Grid(archs, widths, args.variants or settings.get("variants"), train, runs)
+
+
+def read_train_table(table) -> dict:
+    """A grid file's [train] table, checked: known keys only, true/false for switches (as
+    bools) and a number or string for the rest (as strings, the way a flag is typed)."""
+    from edge_runtime.errors import UserError
+
+    keys = train_keys()
+    if not isinstance(table, dict):
+        raise UserError(f"bad [train] in the grid file: a table of edgekit train flags, got "
+                        f"{table!r}")
+    unknown = set(table) - set(keys)
+    if unknown:
+        raise UserError(f"unknown [train] keys in the grid file: {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(keys)})")
+    train = {}
+    for key, value in table.items():
+        if keys[key] != isinstance(value, bool) or isinstance(value, (dict, list)):
+            wanted = "true or false" if keys[key] else "a number or a string"
+            raise UserError(f"bad [train] {key} = {value!r} in the grid file: {wanted}")
+        train[key] = value if keys[key] else str(value)
+    return train
 
 
 def added_run(run_dir: str) -> Cell:
@@ -185,7 +221,7 @@ def run_study(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if args.data:
         data_path(args.data)  # a missing folder is one error here, not one per cell
-    shared_flags = [arg for key, value in grid.train.items() for arg in (f"--{key}", value)]
+    shared_flags = grid.train_argv()
     cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width),
                   ["--arch", arch, "--width", f"{width:g}", *shared_flags])
              for arch, width in grid.cells()]

@@ -8,7 +8,8 @@ import shutil
 import pytest
 
 from benchmarks.bench import plain_variant, tta_variant
-from edgekit.cli import main
+from edgekit.cli import build_parser, main
+from edgekit.pipeline import stage_commands
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,7 @@ def test_bench_measures_every_variant_against_keras(converted_run, tmp_path):
     for variant in manifest["variants"]:
         assert f"| {variant['name']} |" in markdown
     assert "![latency](latency.png)" in markdown
+    assert "- Fastest at 1 thread: **" in markdown and "## Speed at 1 thread\n" in markdown
 
 
 def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
@@ -219,13 +221,38 @@ def test_pipeline_refuses_bad_later_stage_flags_before_training(tiny_tree, cache
     assert not run.exists() and not (tmp_path / "run.partial").exists()
 
 
+def test_the_pipeline_passes_every_stage_flag_on():
+    # Every flag of train, convert and bench reaches its stage as typed, switches bare, --seed
+    # both stages that take one; only where the data and the run are, and resume/overwrite
+    # (the pipeline's own decisions), are not passed on.
+    args = build_parser().parse_args([
+        "pipeline", "--out", "runs/r", "--image-size", "96", "--no-cache", "--lr", "1e-3",
+        "--label-smoothing", "0", "--seed", "3", "--tensorboard", "--probe-size", "50",
+        "--no-fold-batchnorm", "--latency-seconds", "0.1", "--tflite-runtime-python", "py"])
+    assert stage_commands(args) == {
+        "train": ["train", "--data", "cifar10", "--out", "runs/r", "--image-size", "96",
+                  "--no-cache", "--lr", "1e-3", "--label-smoothing", "0", "--seed", "3",
+                  "--tensorboard"],
+        "convert": ["convert", "runs/r", "--probe-size", "50", "--seed", "3",
+                    "--no-fold-batchnorm"],
+        "bench": ["bench", "runs/r", "--latency-seconds", "0.1", "--tflite-runtime-python", "py"]}
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    pipeline_flags = set(subcommands["pipeline"]._option_string_actions)
+    for stage in ("train", "convert", "bench"):
+        missing = set(subcommands[stage]._option_string_actions) - pipeline_flags
+        assert missing <= {"--resume", "--overwrite"}, stage
+
+
 def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["pipeline", "--data", str(tiny_tree), "--out", str(run), "--epochs", "2",
-            "--batch-size", "8", "--val-fraction", "0.25", "--variants", "float32,int8",
-            "--calibration-size", "20", "--threads", "1", "--rounds", "1"]
+            "--batch-size", "8", "--val-fraction", "0.25", "--image-size", "24",
+            "--variants", "float32,int8", "--calibration-size", "20", "--threads", "1",
+            "--rounds", "1"]
     assert main(argv) == 0
     assert (run / "model.keras").is_file()
+    manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
+    assert manifest["input"]["image_size"] == 24  # a user's own image size, end to end
     assert REPORT_FILES <= {p.name for p in (run / "report").iterdir()}
     rows = json.loads((run / "report" / "benchmark.json").read_text())["rows"]
     assert {r["variant"] for r in rows} == {"keras", "float32", "int8"}

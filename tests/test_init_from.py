@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgekit.cli import main
-from edgekit.pipeline import TRAIN_FLAGS, _passed, add_pipeline_arguments
+from edgekit.pipeline import add_pipeline_arguments, passed_argv
 from train.finished_run import start_from
 from train.models import build_model
 
@@ -57,4 +57,4 @@ def test_the_pipeline_passes_init_from_to_its_train_stage():
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser)
     args = parser.parse_args(["--out", "runs/next", "--init-from", "runs/first"])
-    assert _passed(args, TRAIN_FLAGS) == ["--init-from", "runs/first"]
+    assert passed_argv(args, "train") == ["--init-from", "runs/first"]

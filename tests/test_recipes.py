@@ -68,8 +68,9 @@ def test_optimizer_flag_reaches_the_run_config(tiny_tree, cache_dir, tmp_path):
 def test_pipeline_and_study_pass_on_every_recipe_flag():
     import argparse
 
-    from edgekit.pipeline import TRAIN_FLAGS
-    from edgekit.study import TRAIN_KEYS
+    from edgekit.cli import build_parser
+    from edgekit.pipeline import stage_commands
+    from edgekit.study import train_keys
     from train.cli import add_train_arguments
 
     parser = argparse.ArgumentParser()
@@ -77,5 +78,8 @@ def test_pipeline_and_study_pass_on_every_recipe_flag():
     group = next(g for g in parser._action_groups if g.title.startswith("recipe"))
     recipe_flags = {flag for action in group._group_actions for flag in action.option_strings}
     assert "--sam" in recipe_flags
-    assert recipe_flags <= set(TRAIN_FLAGS)
-    assert {flag[2:] for flag in recipe_flags} <= set(TRAIN_KEYS)
+    for flag in recipe_flags:
+        value = "fast" if flag == "--recipe" else "adam" if flag == "--optimizer" else "3"
+        args = build_parser().parse_args(["pipeline", "--out", "runs/r", flag, value])
+        assert stage_commands(args)["train"][-2:] == [flag, value]
+    assert {flag[2:] for flag in recipe_flags} <= set(train_keys())

@@ -12,7 +12,7 @@ from benchmarks.study_report import pareto_front, training_facts
 from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edge_runtime.errors import UserError
 from edgekit.cli import build_parser, main
-from edgekit.study import read_grid
+from edgekit.study import read_grid, train_keys
 from train.config import TrainConfig
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
@@ -145,7 +145,25 @@ def test_bad_grid_files(tmp_path, capsys):
     assert "unknown --variants int9" in capsys.readouterr().err
     assert main(["study", "--out", str(tmp_path / "s"), "--threads", "0"]) == 2
     assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+    for table, message in (('tensorboard = "yes"', "tensorboard = 'yes' in the grid file: true "
+                                                   "or false"),
+                           ("epochs = true", "epochs = True in the grid file: a number or a"),
+                           ("init-from = \"runs/first\"", "unknown [train] keys in the grid "
+                                                          "file: init-from")):
+        grid.write_text(f"[train]\n{table}\n")
+        assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_every_train_flag_but_the_cells_own_goes_in_the_train_table(tmp_path):
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text('[train]\nimage-size = 64\nno-cache = true\ntensorboard = false\n'
+                         'lr = 1e-3\n')
+    grid = read_grid(build_parser().parse_args(["study", "--out", str(tmp_path / "s"),
+                                                "--grid", str(grid_file)]))
+    assert grid.train_argv() == ["--image-size", "64", "--no-cache", "--lr", "0.001"]
+    assert {"arch", "width", "init-from", "out", "resume"}.isdisjoint(train_keys())
 
 
 def test_help_shows_a_grid_file_that_read_grid_accepts(tmp_path, capsys):
