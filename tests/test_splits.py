@@ -38,5 +38,16 @@ def test_stratified_split_is_seeded():
 
 
 def test_too_few_images_to_split():
-    with pytest.raises(UserError, match="too few"):
-        stratified_split(np.array([0, 0, 1, 1]), [0.5, 0.5], seed=0)
+    with pytest.raises(UserError, match="class 'dog' has only 2 images: too few"):
+        stratified_split(np.array([0, 0, 0, 1, 1]), [0.1, 0.1], seed=0, class_names=["cat", "dog"])
+
+
+def test_a_small_class_still_gets_a_validation_and_a_test_image():
+    # 3 cats among 40 dogs: a 10% share rounds to no cat at all, which would leave the cats
+    # out of the test accuracy without a word.
+    labels = np.array([0] * 3 + [1] * 40)
+    train, val, test = stratified_split(labels, [0.1, 0.1], seed=0)
+    for part, dogs in ((train, 32), (val, 4), (test, 4)):
+        assert np.bincount(labels[part], minlength=2).tolist() == [len(part) - dogs, dogs]
+    assert [np.count_nonzero(labels[part] == 0) for part in (train, val, test)] == [1, 1, 1]
+    assert len(stratified_split(labels, [0.0], seed=0)[1]) == 0  # a zero share stays empty

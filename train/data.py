@@ -190,12 +190,14 @@ def make_splits(raw: RawData, spec: SplitSpec, val_fraction: float, seed: int) -
             np.concatenate([raw.train.x, raw.test.x]), np.concatenate([raw.train.y, raw.test.y])
         )
         _, val_pct, test_pct = spec.percentages
-        train_i, val_i, test_i = stratified_split(pool.y, [val_pct / 100, test_pct / 100], seed)
+        train_i, val_i, test_i = stratified_split(pool.y, [val_pct / 100, test_pct / 100], seed,
+                                                   raw.class_names)
         train, val, test = pool.take(train_i), pool.take(val_i), pool.take(test_i)
     elif raw.test is None:
-        train_i, val_i, test_i = stratified_split(raw.train.y, [val_fraction, val_fraction], seed)
+        train_i, val_i, test_i = stratified_split(raw.train.y, [val_fraction, val_fraction], seed,
+                                                   raw.class_names)
         train, val, test = raw.train.take(train_i), raw.train.take(val_i), raw.train.take(test_i)
     else:
-        train_i, val_i = stratified_split(raw.train.y, [val_fraction], seed)
+        train_i, val_i = stratified_split(raw.train.y, [val_fraction], seed, raw.class_names)
         train, val, test = raw.train.take(train_i), raw.train.take(val_i), raw.test
     return DataSplits(raw.class_names, train, val, test, fingerprint(raw.class_names, [train, val, test]))

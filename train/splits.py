@@ -48,25 +48,29 @@ def parse_split(text: str) -> SplitSpec:
 
 
 def stratified_split(
-    labels: np.ndarray, fractions: Sequence[float], seed: int
+    labels: np.ndarray, fractions: Sequence[float], seed: int,
+    class_names: Optional[Sequence[str]] = None,
 ) -> list[np.ndarray]:
     """Split indices of ``labels`` into parts, stratified by class.
 
     ``fractions`` gives the share of every part but the first; the first part takes the rest.
     Each class is shuffled with a generator seeded by ``seed`` and its images are cut by
-    rounded shares, so the parts never overlap and together hold every index. Returns one
-    sorted index array per part (first part first).
+    rounded shares, at least one image for a share above zero (else a small class would be
+    missing from validation or test, and a test accuracy of 100% would hide it); the parts
+    never overlap and together hold every index. Returns one sorted index array per part
+    (first part first). ``class_names`` name the classes in errors.
     """
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
     for cls in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == cls))
-        counts = [int(round(len(members) * f)) for f in fractions]
+        counts = [max(1, int(round(len(members) * f))) if f > 0 else 0 for f in fractions]
         first = len(members) - sum(counts)
         if first < 1:
+            name = repr(class_names[cls]) if class_names is not None else str(int(cls))
             raise UserError(
-                f"class {int(cls)} has only {len(members)} images: too few to split "
-                f"into {len(fractions) + 1} parts"
+                f"class {name} has only {len(members)} images: too few to split into "
+                f"{len(fractions) + 1} parts of at least one image each; add images of it"
             )
         edges = np.cumsum([first] + counts)
         for part, chunk in zip(parts, np.split(members, edges[:-1])):
