@@ -82,10 +82,20 @@ RESUME_HINTS = {
 def _dispatch(args: argparse.Namespace) -> int:
     from edge_runtime.errors import UserError
 
+    from .heavy_imports import EXTRAS, import_keras, missing_package_message
+
     try:
+        if args.command in EXTRAS:
+            import_keras()
         return args.handler(args)
     except UserError as exc:
         print(f"edgekit: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        message = missing_package_message(args.command, exc)
+        if message is None:
+            raise
+        print(f"edgekit: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,70 @@
+"""The heavy commands' start-up: TensorFlow's absl INFO notes dropped, its warnings and errors
+kept, and a missing package reported as the extra to install, in one line."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.heavy_imports import missing_package_message, startup_notes_dropped
+
+REPO = Path(__file__).resolve().parents[1]
+NOTES = (b"WARNING: All log messages before absl::InitializeLog() is called are written to "
+         b"STDERR\nI0000 00:00:1795645287.655524    6369 port.cc:153] oneDNN custom operations "
+         b"are on.\nI0000 00:00:1795645287.655866    6369 cudart_stub.cc:31] Could not find "
+         b"cuda drivers on your machine, GPU will not be used.\n")
+KEPT = b"E0000 00:00:1795645287.7    6369 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
+
+
+def test_startup_notes_are_dropped_and_the_rest_kept(capfd):
+    with startup_notes_dropped():
+        os.write(2, NOTES + KEPT)
+        os.write(2, b"W0000 00:00:1795645287.8    6369 x.cc:1] a warning\n")
+    assert capfd.readouterr().err == (KEPT + b"W0000 00:00:1795645287.8    6369 x.cc:1] a "
+                                             b"warning\n").decode()
+    os.write(2, NOTES)  # outside the block nothing is filtered: file descriptor 2 is back
+    assert capfd.readouterr().err == NOTES.decode()
+
+
+def test_what_the_block_raises_still_reaches_the_caller(capfd):
+    with pytest.raises(RuntimeError, match="boom"):
+        with startup_notes_dropped():
+            os.write(2, b"Fatal: libcudart.so not found\n")
+            raise RuntimeError("boom")
+    assert capfd.readouterr().err == "Fatal: libcudart.so not found\n"
+
+
+def test_missing_package_message_names_the_extra():
+    error = ModuleNotFoundError("No module named 'tf2onnx'", name="tf2onnx")
+    assert missing_package_message("convert", error) == (
+        "edgekit convert needs tf2onnx, which is not installed here: "
+        "pip install 'edgekit[convert]'")
+    # Our own modules missing is a bug to show in full, and the runtime commands never
+    # need the heavy stack.
+    assert missing_package_message("convert", ModuleNotFoundError(name="train.gone")) is None
+    assert missing_package_message("classify", error) is None
+
+
+@pytest.mark.parametrize("argv, extra", [(["train", "--out", "RUN"], "train"),
+                                         (["bench", "RUN"], "convert")])
+def test_a_runtime_only_install_gets_one_line_for_a_heavy_command(tmp_path, argv, extra):
+    # A Pi with `pip install "edgekit[runtime]"`: no Keras, no TensorFlow.
+    argv = [str(tmp_path / "run") if arg == "RUN" else arg for arg in argv]
+    code = f"""
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Missing())
+from edgekit.cli import main
+sys.exit(main({argv!r}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"edgekit: error: edgekit {argv[0]} needs keras, which is not installed here: "
+        f"pip install 'edgekit[{extra}]'"]
+    assert not (tmp_path / "run").exists()
