@@ -114,18 +114,16 @@ def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
     return subjects
 
 
-def _accuracy_pass(run_dir: Path, subjects: list[Subject], settings: BenchSettings,
+def _accuracy_pass(run_dir: Path, test, subjects: list[Subject], settings: BenchSettings,
                    progress) -> dict:
-    """Test-set predictions of Keras and of each (file, runtime); fills accuracy fields."""
+    """Predictions of Keras and of each (file, runtime) on the ``test`` split; fills accuracy
+    fields."""
     import keras
 
     from edge_runtime.preprocess import scale_pixels
-    from train.run import run_splits
 
     from .bench_worker import top1_classes
 
-    stored = json.loads((run_dir / "config.json").read_text())["settings"]
-    test = run_splits(stored, settings.data)[1].test
     x, y = test.x[:settings.test_limit], test.y[:settings.test_limit]
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     reference = np.asarray(model.predict(scale_pixels(x), batch_size=500, verbose=0))
@@ -271,6 +269,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
     from train.progress import progress_bar
+    from train.run import run_splits
 
     from .environment import environment
     from .report import write_report
@@ -289,8 +288,12 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     runnable = [s for s in subjects if not s.error]
     accuracy_steps = 1 + len({(s.variant, s.runtime) for s in runnable if s.variant != "keras"})
     steps = accuracy_steps + len(subjects) + settings.rounds * len(runnable)
+    # Decoded before the bench bar opens: decoding's own bar inside it would nest, which off a
+    # terminal leaves cursor-up codes in the log.
+    stored = json.loads((run_dir / "config.json").read_text())["settings"]
+    test = run_splits(stored, settings.data)[1].test
     with progress_bar(steps, "bench", "step") as progress:
-        summary = _accuracy_pass(run_dir, subjects, settings, progress)
+        summary = _accuracy_pass(run_dir, test, subjects, settings, progress)
         _start_workers(subjects, settings, progress)
         try:
             _timed_rounds(subjects, settings, progress)
