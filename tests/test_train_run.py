@@ -173,6 +173,31 @@ def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_overwrite_replaces_only_a_run_directory(tiny_tree, cache_dir, tmp_path, capsys):
+    # `--out ~/Documents --overwrite` (a typo, or `edgekit pipeline --redo train` pointed at
+    # the wrong folder) must not delete the folder's files after the training.
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "thesis.txt").write_text("five years")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file, not a folder")
+    for out in (documents, notes):
+        assert train(tiny_tree, out, "--overwrite") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (f"edgekit: error: --overwrite replaces a run directory, and {out} "
+                           "is not one (no config.json): choose another --out, or remove it "
+                           "yourself")
+    assert (documents / "thesis.txt").read_text() == "five years"
+    assert notes.read_text() == "a file, not a folder"
+    assert not list(tmp_path.glob("*.partial"))
+    # An empty folder and an earlier run are replaced.
+    run = tmp_path / "run"
+    run.mkdir()
+    for _ in range(2):
+        assert train(tiny_tree, run, "--overwrite", "--epochs", "1") == 0
+        assert len(history_rows(run)) == 1
+
+
 def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path):
     """A real `kill -9` mid-run: the partial run keeps its last whole epoch and resumes."""
     import os

@@ -52,7 +52,16 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[T
         shutil.rmtree(partial)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists: pass --overwrite to replace it")
+    if out.exists() and not _replaceable(out):
+        # A typo in --out must not cost a folder of someone's files at the end of a training.
+        raise UserError(f"--overwrite replaces a run directory, and {out} is not one (no "
+                        "config.json): choose another --out, or remove it yourself")
     return config, partial
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether --overwrite may delete OUT: an empty folder or an earlier run's."""
+    return out.is_dir() and (not any(out.iterdir()) or (out / "config.json").is_file())
 
 
 def load_splits(config: TrainConfig) -> DataSplits:
