@@ -268,6 +268,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
+    from train.labels import read_labels
     from train.progress import progress_bar
     from train.run import run_splits
 
@@ -304,7 +305,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
               "settings": {**asdict(settings), "threads": list(settings.threads),
                            "tta": list(settings.tta),
                            "runtime_pythons": dict(settings.runtime_pythons)},
-              "labels": (run_dir / "labels.txt").read_text().split(),
+              "labels": read_labels(run_dir),
               **summary, "rows": rows(subjects, settings)}
     write_report(run_dir / "report", report)
     return report, any(row["error"] for row in report["rows"])

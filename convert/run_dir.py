@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import UserError
+from train.labels import read_labels
 
 
 @dataclass
@@ -50,7 +51,7 @@ def load_run(run_dir: Path) -> TrainedRun:
         raise UserError(f"{model_file}: not a loadable Keras model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     config = json.loads((run_dir / "config.json").read_text())
-    class_names = (run_dir / "labels.txt").read_text().splitlines()
+    class_names = read_labels(run_dir)
     expected = tuple(config["input"]["shape"])
     shape = tuple(model.input_shape[1:])
     if shape != expected or len(shape) != 3 or shape[2] != 3:

@@ -71,6 +71,10 @@ def test_bench_measures_every_variant_against_keras(converted_run, tmp_path):
 
 def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
     run, manifest = copy_run(converted_run, tmp_path, keep={"float32", "int8", "onnx-float32"})
+    # Class names of a user's own folders may hold spaces (the report once split them apart
+    # and crashed on its per-class table).
+    names = ["red apple", "chat noir", "自行车"]
+    (run / "labels.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
     (run / "artifacts" / "model_float32.tflite").unlink()
     (run / "artifacts" / "model_int8.tflite").write_bytes(b"garbage")
     assert main(["bench", str(run), *QUICK]) == 1
@@ -80,6 +84,8 @@ def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
     assert rows["onnx-float32"]["error"] is None and rows["onnx-float32"]["latency_median_ms"] > 0
     out = capsys.readouterr().out
     assert "failed: float32" in out and "failed: int8" in out
+    assert read_report(run)[0]["labels"] == names
+    assert "| red apple | " in (run / "report" / "REPORT.md").read_text(encoding="utf-8")
 
 
 def test_tta_flip_adds_a_measured_row_per_file(converted_run, tmp_path):

@@ -17,6 +17,7 @@ from edge_runtime.preprocess import scale_pixels
 from . import plots
 from .atomic import write_json, write_text
 from .data import DataSplits, Labeled
+from .labels import read_labels
 from .metrics import classification_metrics, format_report
 
 EVAL_BATCH = 500  # images per predict() batch: large enough to amortise per-call overhead
@@ -66,7 +67,7 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     if not model_file.is_file() or not config_file.is_file():
         raise UserError(f"{run_dir} is not a finished run directory (needs model.keras and config.json)")
     config = TrainConfig.from_dict(json.loads(config_file.read_text())["settings"])
-    class_names = (run_dir / "labels.txt").read_text().split("\n")[:-1]
+    class_names = read_labels(run_dir)
     raw = load_source(data or config.data, config.image_size, cache_dir)
     if raw.class_names != class_names:
         raise UserError(f"classes of {data} ({', '.join(raw.class_names)}) differ from the "

@@ -21,11 +21,12 @@ from edge_runtime.preprocess import (
     scale_pixels,
 )
 
-from .atomic import write_json, write_text
+from .atomic import write_json
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .distribute import distribution_plan, distribution_scope
+from .labels import write_labels
 from .splits import parse_split
 
 
@@ -186,7 +187,7 @@ def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, mo
         "parameters": int(model.count_params()),
         "command": " ".join(sys.argv),
     })
-    write_text(partial / "labels.txt", "".join(f"{n}\n" for n in splits.class_names))
+    write_labels(partial, splits.class_names)
 
 
 def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
