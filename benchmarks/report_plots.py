@@ -9,16 +9,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or CI
 import matplotlib.pyplot as plt
 
-from train.atomic import atomic_path
+from train.plots import save_figure
 
 PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
          "accuracy_vs_latency": "accuracy_vs_latency.png"}
-
-
-def _save(figure, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
 
 
 def _label(row: dict) -> str:
@@ -50,7 +44,7 @@ def latency_plot(rows: list[dict], target: Path) -> None:
         axis.set_title(f"{count} thread{'s' if count > 1 else ''}")
         axis.grid(alpha=0.3, axis="x")
         axis.legend(loc="upper right")
-    _save(figure, target)
+    save_figure(figure, target)
 
 
 def _scatter(rows: list[dict], x_key: str, x_label: str, title: str, target: Path) -> None:
@@ -68,7 +62,7 @@ def _scatter(rows: list[dict], x_key: str, x_label: str, title: str, target: Pat
     axis.set_ylabel("test accuracy, %")
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    _save(figure, target)
+    save_figure(figure, target)
 
 
 def accuracy_vs_size(rows: list[dict], target: Path) -> None:

@@ -13,8 +13,9 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 
 from edge_runtime.errors import UserError
-from train.atomic import atomic_path, write_json, write_text
+from train.atomic import write_json, write_text
 from train.config import TrainConfig
+from train.plots import save_figure
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
@@ -152,9 +153,7 @@ def _pareto_plot(rows: list[dict], tta_points: list[dict], key: str,
     axis.set_ylabel("int8 test accuracy, %")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="lower right")
-    with atomic_path(target / file_name) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, target / file_name)
     return front
 
 

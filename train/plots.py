@@ -1,6 +1,8 @@
 """The pictures users of the reference notebook expect, saved as PNG files (never shown)."""
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -12,10 +14,23 @@ import numpy as np
 from .atomic import atomic_path
 
 
-def _save(figure, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+def save_figure(figure, target: Path) -> None:
+    """Save ``figure`` as a PNG at ``target`` atomically and close it. Characters the font
+    lacks (class names in Chinese, say) are drawn as boxes: one note per picture says so,
+    instead of matplotlib's warning per character."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with atomic_path(target) as tmp:
+            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
+    missing = {str(w.message) for w in caught if "missing from font" in str(w.message)}
+    for warning in caught:  # any other warning goes on as raised
+        if str(warning.message) not in missing:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    if missing:
+        print(f"note: {target.name}: the font has no glyph for {len(missing)} character(s) of "
+              "the labels, drawn as boxes", file=sys.stderr)
 
 
 def training_curves(history: list[dict], target: Path) -> None:
@@ -29,7 +44,7 @@ def training_curves(history: list[dict], target: Path) -> None:
         axis.set_title(title)
         axis.grid(alpha=0.3)
         axis.legend()
-    _save(figure, target)
+    save_figure(figure, target)
 
 
 def confusion_matrix_plot(matrix: np.ndarray, class_names: list[str], target: Path) -> None:
@@ -48,7 +63,7 @@ def confusion_matrix_plot(matrix: np.ndarray, class_names: list[str], target: Pa
             axis.text(col, row, str(count), ha="center", va="center", fontsize=8,
                       color="white" if count > threshold else "black")
     axis.set_title("Confusion matrix (test set)")
-    _save(figure, target)
+    save_figure(figure, target)
 
 
 def sample_predictions(images: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray,
@@ -67,4 +82,4 @@ def sample_predictions(images: np.ndarray, y_true: np.ndarray, probabilities: np
         axis.set_title(f"{class_names[predicted]} ({probabilities[i, predicted]:.2f})\n"
                        f"true: {class_names[y_true[i]]}", fontsize=8,
                        color="green" if predicted == y_true[i] else "red")
-    _save(figure, target)
+    save_figure(figure, target)
