@@ -97,6 +97,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise
         print(f"edgekit: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not a file the user named or a disk that filled up
+            raise
+        # --out under a file or in a read-only place, a full disk, a folder without access.
+        print(f"edgekit: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def run_command(argv: Sequence[str]) -> int:

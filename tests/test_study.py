@@ -154,6 +154,10 @@ def test_bad_grid_files(tmp_path, capsys):
         assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+    # An --out the study cannot make: the system's reason and the path, no traceback.
+    assert main(["study", "--out", str(grid / "s"), "--archs", "seed_cnn"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"edgekit: error: {grid}/s/logs: Not a directory"]
 
 
 def test_every_train_flag_but_the_cells_own_goes_in_the_train_table(tmp_path):

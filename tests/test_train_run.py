@@ -173,6 +173,18 @@ def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_an_out_that_cannot_be_made_is_one_line(tiny_tree, cache_dir, tmp_path, capsys):
+    # An --out inside a file (or a read-only place, or a full disk): the operating system's
+    # reason and the path, not a traceback.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file")
+    assert train(tiny_tree, notes / "run") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgekit: error: cannot make {notes}/run: {notes} is not a folder this "
+                   "user can write to"]
+    assert notes.read_text() == "a file"
+
+
 def test_overwrite_replaces_only_a_run_directory(tiny_tree, cache_dir, tmp_path, capsys):
     # `--out ~/Documents --overwrite` (a typo, or `edgekit pipeline --redo train` pointed at
     # the wrong folder) must not delete the folder's files after the training.

@@ -7,6 +7,7 @@ partial run up at its last completed epoch, with its stored settings.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from dataclasses import replace
@@ -57,6 +58,11 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[T
         # A typo in --out must not cost a folder of someone's files at the end of a training.
         raise UserError(f"--overwrite replaces a run directory, and {out} is not one (no "
                         "config.json): choose another --out, or remove it yourself")
+    # Checked before the data are decoded (minutes for a large folder), not when the run's
+    # folder is made.
+    nearest = next(folder for folder in out.absolute().parents if folder.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        raise UserError(f"cannot make {out}: {nearest} is not a folder this user can write to")
     return config, partial
 
 
