@@ -2,6 +2,7 @@
 errors a user sees for bad input (one line, exit 2, nothing written)."""
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -126,7 +127,7 @@ def test_resume_without_an_interrupted_run(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path):
+def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0
     before = json.loads((out / "metrics.json").read_text())
@@ -137,6 +138,14 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     assert after["test_accuracy"] == pytest.approx(before["test_accuracy"])
     assert after["epochs_trained"] == 3
     assert (out / "confusion_matrix.png").is_file()
+    # A class folder added to the data since training is named with the data's path.
+    for part in ("train", "test"):
+        (tiny_tree / part / "class3").mkdir()
+        shutil.copy(next((tiny_tree / part / "class0").iterdir()), tiny_tree / part / "class3")
+    assert main(["evaluate", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: classes of {tiny_tree} (class0, class1, class2, class3) differ from "
+        "the model's (class0, class1, class2)")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -68,7 +68,8 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
         raise UserError(f"{run_dir} is not a finished run directory (needs model.keras and config.json)")
     config = TrainConfig.from_dict(json.loads(config_file.read_text())["settings"])
     class_names = read_labels(run_dir)
-    raw = load_source(data or config.data, config.image_size, cache_dir)
+    data = data or config.data
+    raw = load_source(data, config.image_size, cache_dir)
     if raw.class_names != class_names:
         raise UserError(f"classes of {data} ({', '.join(raw.class_names)}) differ from the "
                         f"model's ({', '.join(class_names)})")
@@ -80,4 +81,4 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     previous = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     keep = {k: previous[k] for k in ("epochs_trained", "train_seconds", "seconds_per_epoch",
                                      "train_images_per_second") if k in previous}
-    return write_evaluation(model, splits, run_dir, dict(keep, evaluated_on=data or config.data))
+    return write_evaluation(model, splits, run_dir, dict(keep, evaluated_on=data))
