@@ -83,6 +83,17 @@ def test_unreadable_files_are_skipped_with_a_counted_warning(tiny_tree, cache_di
     assert "skipped 2 unreadable file(s)" in capsys.readouterr().err
 
 
+def test_hidden_files_and_folders_are_not_images_of_a_class(tiny_tree, cache_dir, capsys):
+    folder = tiny_tree / "train" / "class0"
+    (folder / ".thumbnails").mkdir()
+    Image.new("RGB", (8, 8), (0, 0, 0)).save(folder / ".thumbnails" / "000.png")
+    Image.new("RGB", (8, 8), (0, 0, 0)).save(folder / ".hidden.png")
+    (tiny_tree / "train" / ".ipynb_checkpoints").mkdir()  # not a class either
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    assert len(raw.train) == 36 and raw.class_names == ["class0", "class1", "class2"]
+    assert "skipped" not in capsys.readouterr().err
+
+
 def test_odd_images_are_converted(tiny_tree, cache_dir):
     folder = tiny_tree / "train" / "class0"
     Image.new("L", (50, 31), 90).save(folder / "grey.png")

@@ -34,9 +34,11 @@ def list_class_dirs(root: Path) -> list[Path]:
 
 
 def list_images(class_dir: Path) -> list[Path]:
-    """Every non-hidden file below a class folder, sorted; non-images fail later at decode."""
+    """Every file below a class folder but hidden ones and those in hidden folders (a photo
+    manager's ``.thumbnails/``, ``.ipynb_checkpoints/``), sorted; non-images fail at decode."""
     files = sorted(
-        p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+        p for p in class_dir.rglob("*") if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(class_dir).parts)
     )
     if not files:
         raise UserError(f"class folder {class_dir} has no images")
