@@ -11,16 +11,23 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
                               ".tiff", ".ppm", ".pgm"})
 
 
+def is_hidden(path: Path, root: Path) -> bool:
+    """Whether ``path`` or a folder between ``root`` and it is hidden (its name starts with
+    a dot: ``.DS_Store``, ``._photo.jpg``, ``.thumbnails/``)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def expand_image_paths(arguments: Sequence[str]) -> Iterator[Path]:
-    """Each argument in order: a file as itself, a folder as its images (recursively, sorted),
-    a glob pattern (``*``, ``?``, ``[``, ``**``) as its matches. A missing path or a pattern
-    matching nothing is passed through as-is, so the caller reports it as a per-file error
-    and keeps going."""
+    """Each argument in order: a file as itself, a folder as its images (recursively, sorted,
+    hidden files and folders left out: macOS's ``._photo.jpg`` twins are not photos), a glob
+    pattern (``*``, ``?``, ``[``, ``**``) as its matches. A missing path or a pattern matching
+    nothing is passed through as-is, so the caller reports it as a per-file error and keeps
+    going."""
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*")
-                              if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                              and p.is_file() and not is_hidden(p, path))
         elif path.exists() or not glob.has_magic(argument):
             yield path
         else:

@@ -1,6 +1,7 @@
 """``edgekit classify``: files, folders and globs in, one line (or JSON object) per image out,
 bad files reported without stopping; and the runtime works with TensorFlow unimportable."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,19 @@ def test_globs_and_plain_output(converted_run, capsys):
         path, ranked = line.split(": ")
         assert Path(path).parent.name == "class1"
         assert len(ranked.split(", ")) == 3
+
+
+def test_a_folder_from_a_mac_classifies_its_photos_only(converted_run, tmp_path, capsys):
+    # A folder copied from macOS onto a USB stick holds "._<name>" twins (resource forks with
+    # an image's extension) and hidden folders: none of them is a photo to classify.
+    image = next((converted_run[0].parent / "data" / "test" / "class1").glob("*.png"))
+    shutil.copy(image, tmp_path / "photo.png")
+    (tmp_path / "._photo.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / ".thumbnails").mkdir()
+    shutil.copy(image, tmp_path / ".thumbnails" / "photo.png")
+    assert main(["classify", str(model_file(converted_run)), str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(tmp_path / "photo.png")]
 
 
 def test_user_errors_are_one_line(converted_run, tmp_path, capsys):

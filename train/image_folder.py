@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from edge_runtime.errors import ImageReadError, UserError
+from edge_runtime.image_paths import is_hidden
 from edge_runtime.preprocess import PREPROCESS_VERSION, load_pixels
 
 from .atomic import atomic_path
@@ -37,8 +38,7 @@ def list_images(class_dir: Path) -> list[Path]:
     """Every file below a class folder but hidden ones and those in hidden folders (a photo
     manager's ``.thumbnails/``, ``.ipynb_checkpoints/``), sorted; non-images fail at decode."""
     files = sorted(
-        p for p in class_dir.rglob("*") if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(class_dir).parts)
+        p for p in class_dir.rglob("*") if p.is_file() and not is_hidden(p, class_dir)
     )
     if not files:
         raise UserError(f"class folder {class_dir} has no images")
