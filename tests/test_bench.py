@@ -152,6 +152,20 @@ def test_bench_user_errors(tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
+def test_data_of_other_classes_is_refused(converted_run, tmp_path, capsys):
+    # --data whose classes are not the model's would give accuracies without a meaning.
+    run, _ = copy_run(converted_run, tmp_path)
+    data = tmp_path / "data"
+    shutil.copytree(converted_run[0].parent / "data", data)
+    for part in ("train", "test"):
+        (data / part / "class2").rename(data / part / "ship")
+    assert main(["bench", str(run), "--data", str(data), *QUICK]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: classes of {data} (class0, class1, ship) differ from the model's "
+        "(class0, class1, class2)")
+    assert not (run / "report").exists()
+
+
 def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, capsys):
     # Without --data, convert and bench read the data the run was trained on; a run trained
     # on another machine stores that machine's data path, which --data replaces.

@@ -17,7 +17,7 @@ from edge_runtime.preprocess import scale_pixels
 from . import plots
 from .atomic import write_json, write_text
 from .data import DataSplits, Labeled
-from .labels import read_labels
+from .labels import check_same_classes, read_labels
 from .metrics import classification_metrics, format_report
 
 EVAL_BATCH = 500  # images per predict() batch: large enough to amortise per-call overhead
@@ -67,12 +67,9 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     if not model_file.is_file() or not config_file.is_file():
         raise UserError(f"{run_dir} is not a finished run directory (needs model.keras and config.json)")
     config = TrainConfig.from_dict(json.loads(config_file.read_text())["settings"])
-    class_names = read_labels(run_dir)
     data = data or config.data
     raw = load_source(data, config.image_size, cache_dir)
-    if raw.class_names != class_names:
-        raise UserError(f"classes of {data} ({', '.join(raw.class_names)}) differ from the "
-                        f"model's ({', '.join(class_names)})")
+    check_same_classes(data, raw.class_names, read_labels(run_dir))
     splits: DataSplits = make_splits(raw, parse_split(config.split), config.val_fraction, config.seed)
     try:
         model = keras.saving.load_model(model_file)

@@ -3,6 +3,9 @@ spaces, so the file is read by lines, never split on whitespace)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
+
+from edge_runtime.errors import UserError
 
 from .atomic import write_text
 
@@ -17,3 +20,11 @@ def write_labels(run_dir: Path, class_names: list[str]) -> None:
 def read_labels(run_dir: Path) -> list[str]:
     """The class names of RUN_DIR/labels.txt."""
     return (Path(run_dir) / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def check_same_classes(data: str, data_classes: Sequence[str], run_classes: Sequence[str]) -> None:
+    """UserError unless the classes found in ``data`` are the run's, in the same order: an
+    accuracy measured against other classes would be a number without a meaning."""
+    if list(data_classes) != list(run_classes):
+        raise UserError(f"classes of {data} ({', '.join(data_classes)}) differ from the "
+                        f"model's ({', '.join(run_classes)})")
