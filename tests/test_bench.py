@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from conftest import LABELS
 
 from benchmarks.bench import plain_variant, tta_variant
 from edgekit.cli import build_parser, main
@@ -26,6 +27,16 @@ def copy_run(converted_run, tmp_path, keep=None):
         manifest = {**manifest, "variants": [v for v in manifest["variants"] if v["name"] in keep]}
         (copy / "artifacts" / "manifest.json").write_text(json.dumps(manifest))
     return copy, manifest
+
+
+def data_with_classes(converted_run, tmp_path, names):
+    """A copy of the run's data with its class folders renamed to ``names``, in class order."""
+    data = tmp_path / "data"
+    shutil.copytree(converted_run[0].parent / "data", data)
+    for part in ("train", "test"):
+        for old, new in zip(LABELS, names):
+            (data / part / old).rename(data / part / new)
+    return data
 
 
 def read_report(run):
@@ -73,11 +84,12 @@ def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):
     run, manifest = copy_run(converted_run, tmp_path, keep={"float32", "int8", "onnx-float32"})
     # Class names of a user's own folders may hold spaces (the report once split them apart
     # and crashed on its per-class table).
-    names = ["red apple", "chat noir", "自行车"]
+    names = ["chat noir", "red apple", "自行车"]
     (run / "labels.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+    data = data_with_classes(converted_run, tmp_path, names)
     (run / "artifacts" / "model_float32.tflite").unlink()
     (run / "artifacts" / "model_int8.tflite").write_bytes(b"garbage")
-    assert main(["bench", str(run), *QUICK]) == 1
+    assert main(["bench", str(run), "--data", str(data), *QUICK]) == 1
     rows = {r["variant"]: r for r in read_report(run)[0]["rows"]}
     assert "missing" in rows["float32"]["error"]
     assert "sha256" in rows["int8"]["error"]
@@ -155,10 +167,7 @@ def test_bench_user_errors(tmp_path, capsys):
 def test_data_of_other_classes_is_refused(converted_run, tmp_path, capsys):
     # --data whose classes are not the model's would give accuracies without a meaning.
     run, _ = copy_run(converted_run, tmp_path)
-    data = tmp_path / "data"
-    shutil.copytree(converted_run[0].parent / "data", data)
-    for part in ("train", "test"):
-        (data / part / "class2").rename(data / part / "ship")
+    data = data_with_classes(converted_run, tmp_path, ["class0", "class1", "ship"])
     assert main(["bench", str(run), "--data", str(data), *QUICK]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"edgekit: error: classes of {data} (class0, class1, ship) differ from the model's "
