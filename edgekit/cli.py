@@ -3,6 +3,7 @@ runs, so ``--help`` is instant and runtime commands never load TensorFlow."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -98,10 +99,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"edgekit: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if exc.filename is None:  # not a file the user named or a disk that filled up
+        # A path the system refused (--out under a file, a read-only folder, no access) or a
+        # full disk: the user's to fix, so one line. Any other OSError keeps its traceback.
+        if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        # --out under a file or in a read-only place, a full disk, a folder without access.
-        print(f"edgekit: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"edgekit: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -121,6 +121,27 @@ def test_a_folder_from_a_mac_classifies_its_photos_only(converted_run, tmp_path,
     assert [line.split(": ")[0] for line in lines] == [str(tmp_path / "photo.png")]
 
 
+def test_a_full_disk_is_one_line_and_other_system_errors_keep_their_traceback(monkeypatch,
+                                                                                capsys):
+    import errno
+
+    import edge_runtime.classify_command as command
+
+    def disk_full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(command, "run_classify", disk_full)
+    assert main(["classify", "model.tflite", "photo.jpg"]) == 2
+    assert capsys.readouterr().err == "edgekit: error: No space left on device\n"
+
+    def bug(args):
+        raise OSError(errno.EBADF, "Bad file descriptor")  # ours to fix, not the user's
+
+    monkeypatch.setattr(command, "run_classify", bug)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        main(["classify", "model.tflite", "photo.jpg"])
+
+
 def test_user_errors_are_one_line(converted_run, tmp_path, capsys):
     image = str(next((converted_run[0].parent / "data" / "test").rglob("*.png")))
     for argv, message in [
