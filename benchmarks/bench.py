@@ -293,7 +293,8 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     # terminal leaves cursor-up codes in the log.
     config, splits = run_splits(json.loads((run_dir / "config.json").read_text())["settings"],
                                 settings.data)
-    check_same_classes(config.data, splits.class_names, read_labels(run_dir))
+    labels = read_labels(run_dir)
+    check_same_classes(config.data, splits.class_names, labels)
     with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, splits.test, subjects, settings, progress)
         _start_workers(subjects, settings, progress)
@@ -306,7 +307,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
               "settings": {**asdict(settings), "threads": list(settings.threads),
                            "tta": list(settings.tta),
                            "runtime_pythons": dict(settings.runtime_pythons)},
-              "labels": read_labels(run_dir),
+              "labels": labels,
               **summary, "rows": rows(subjects, settings)}
     write_report(run_dir / "report", report)
     return report, any(row["error"] for row in report["rows"])

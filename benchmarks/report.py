@@ -8,7 +8,7 @@ from pathlib import Path
 
 from train.atomic import write_json, write_text
 
-from .report_plots import PLOTS, draw_all
+from .report_plots import PLOTS, draw_all, threads_text
 
 CSV_COLUMNS = [
     "variant", "format", "precision", "runtime", "tta", "threads", "file", "bytes", "gzip_bytes",
@@ -85,10 +85,6 @@ def _speed_table(rows: list[dict], threads: int) -> list[str]:
                    "cold start ms", "peak RSS MiB"], lines)
 
 
-def _threads(count: int) -> str:
-    return f"{count} thread{'s' if count > 1 else ''}"
-
-
 def _headline(report: dict) -> list[str]:
     rows = [r for r in report["rows"] if not r["error"] and "latency_median_ms" in r]
     if not rows:
@@ -96,7 +92,7 @@ def _headline(report: dict) -> list[str]:
     most = max(r["threads"] for r in rows)
     fastest = min((r for r in rows if r["threads"] == most), key=lambda r: r["latency_median_ms"])
     sized = [r for r in rows if r["variant"] != "keras" and r["bytes"]]
-    lines = [f"- Fastest at {_threads(most)}: **{fastest['variant']}** on {fastest['runtime']}, "
+    lines = [f"- Fastest at {threads_text(most)}: **{fastest['variant']}** on {fastest['runtime']}, "
              f"{fastest['latency_median_ms']:.4f} ms per image (batch 1), "
              f"{_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
              f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`."]
@@ -140,7 +136,7 @@ def to_markdown(report: dict) -> str:
     out += _table(["variant", "runtime", "file", "bytes", "gzip bytes", "test accuracy",
                    "vs Keras (points)", "top-1 agreement with Keras"], lines)
     for threads in sorted({r["threads"] for r in rows if not r["error"]}, reverse=True):
-        out += ["", f"## Speed at {_threads(threads)}", ""]
+        out += ["", f"## Speed at {threads_text(threads)}", ""]
         out += _speed_table(rows, threads)
     out += ["", "Cold start: loading the file (or model.keras) and the first inference, after "
             "the runtime's import. Peak RSS: the whole process that loaded and ran only that "

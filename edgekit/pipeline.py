@@ -90,16 +90,22 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                 registered.add(flag)
 
 
+def flag_argv(flag: str, value) -> list[str]:
+    """One flag as argv: a switch bare when on and absent when off, an unset flag (None)
+    absent, any other value (the text as typed) after its flag."""
+    if value is True:
+        return [flag]
+    if value is None or value is False:
+        return []
+    return [flag, value]
+
+
 def passed_argv(args: argparse.Namespace, stage: str) -> list[str]:
     """The flags given to the pipeline that STAGE takes, as that stage's argv."""
     argv = []
     for action in passed_flags()[stage]:
         flag = action.option_strings[0]
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is True:  # a switch
-            argv.append(flag)
-        elif value is not None and value is not False:  # the text as typed
-            argv += [flag, value]
+        argv += flag_argv(flag, getattr(args, flag.lstrip("-").replace("-", "_")))
     return argv
 
 

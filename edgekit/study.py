@@ -26,7 +26,7 @@ import tomllib
 from edge_runtime.classifier import TTA_MODES
 
 from .cell_pool import CellPool
-from .pipeline import check_later_stages, passed_flags, stage_done
+from .pipeline import check_later_stages, flag_argv, passed_flags, stage_done
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -68,13 +68,7 @@ class Grid:
 
     def train_argv(self) -> list[str]:
         """The [train] table as flags of the cells' train stage (a switch only when true)."""
-        argv = []
-        for key, value in self.train.items():
-            if value is True:
-                argv.append(f"--{key}")
-            elif value is not False:
-                argv += [f"--{key}", value]
-        return argv
+        return [arg for key, value in self.train.items() for arg in flag_argv(f"--{key}", value)]
 
 
 class Cell(NamedTuple):
