@@ -268,7 +268,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
-    from train.labels import check_same_classes, read_labels
+    from train.labels import read_labels
     from train.progress import progress_bar
     from train.run import run_splits
 
@@ -291,10 +291,9 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     steps = accuracy_steps + len(subjects) + settings.rounds * len(runnable)
     # Decoded before the bench bar opens: decoding's own bar inside it would nest, which off a
     # terminal leaves cursor-up codes in the log.
-    config, splits = run_splits(json.loads((run_dir / "config.json").read_text())["settings"],
-                                settings.data)
     labels = read_labels(run_dir)
-    check_same_classes(config.data, splits.class_names, labels)
+    _, splits = run_splits(json.loads((run_dir / "config.json").read_text())["settings"],
+                           settings.data, class_names=labels)
     with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, splits.test, subjects, settings, progress)
         _start_workers(subjects, settings, progress)

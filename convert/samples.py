@@ -36,12 +36,10 @@ def check_sample_sizes(calibration_size: int, probe_size: int) -> None:
 def draw_samples(run: TrainedRun, calibration_size: int, probe_size: int, seed: int,
                  data: Optional[str] = None) -> Samples:
     """Re-create the run's split (its stored settings) and draw seeded samples from it."""
-    from train.labels import check_same_classes
     from train.run import run_splits
 
     check_sample_sizes(calibration_size, probe_size)
-    config, splits = run_splits(run.config["settings"], data)
-    check_same_classes(config.data, splits.class_names, run.class_names)
+    config, splits = run_splits(run.config["settings"], data, class_names=run.class_names)
     if splits.fingerprint != run.config.get("data_fingerprint"):
         print(f"warning: the data at {config.data} differs from what {run.path} was trained on "
               "(fingerprint mismatch); samples come from the data as it is now", file=sys.stderr)

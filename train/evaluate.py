@@ -17,7 +17,7 @@ from edge_runtime.preprocess import scale_pixels
 from . import plots
 from .atomic import write_json, write_text
 from .data import DataSplits, Labeled
-from .labels import check_same_classes, read_labels
+from .labels import read_labels
 from .metrics import classification_metrics, format_report
 
 EVAL_BATCH = 500  # images per predict() batch: large enough to amortise per-call overhead
@@ -58,19 +58,14 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     """Recompute a finished run's evaluation files, on its own data or on ``data``."""
     import keras
 
-    from .config import TrainConfig
-    from .data import load_source, make_splits
-    from .splits import parse_split
+    from .run import run_splits
 
     model_file = run_dir / "model.keras"
     config_file = run_dir / "config.json"
     if not model_file.is_file() or not config_file.is_file():
         raise UserError(f"{run_dir} is not a finished run directory (needs model.keras and config.json)")
-    config = TrainConfig.from_dict(json.loads(config_file.read_text())["settings"])
-    data = data or config.data
-    raw = load_source(data, config.image_size, cache_dir)
-    check_same_classes(data, raw.class_names, read_labels(run_dir))
-    splits: DataSplits = make_splits(raw, parse_split(config.split), config.val_fraction, config.seed)
+    config, splits = run_splits(json.loads(config_file.read_text())["settings"], data, cache_dir,
+                                read_labels(run_dir))
     try:
         model = keras.saving.load_model(model_file)
     except Exception as exc:  # Keras raises many types for a bad file
@@ -78,4 +73,4 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     previous = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     keep = {k: previous[k] for k in ("epochs_trained", "train_seconds", "seconds_per_epoch",
                                      "train_images_per_second") if k in previous}
-    return write_evaluation(model, splits, run_dir, dict(keep, evaluated_on=data))
+    return write_evaluation(model, splits, run_dir, dict(keep, evaluated_on=config.data))

@@ -27,7 +27,7 @@ from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .distribute import distribution_plan, distribution_scope
-from .labels import write_labels
+from .labels import check_same_classes, write_labels
 from .splits import parse_split
 
 
@@ -71,23 +71,31 @@ def _replaceable(out: Path) -> bool:
     return out.is_dir() and (not any(out.iterdir()) or (out / "config.json").is_file())
 
 
-def load_splits(config: TrainConfig) -> DataSplits:
-    """The run's data, split by its protocol."""
+def load_splits(config: TrainConfig, class_names: Optional[list[str]] = None) -> DataSplits:
+    """The run's data, split by its protocol; data whose classes are not ``class_names``
+    (when given) is refused before it is split, which would fail less to the point."""
     spec = parse_split(config.split)
     if not 0 < config.val_fraction < 0.5:
         raise UserError(f"--val-fraction must be between 0 and 0.5, got {config.val_fraction}")
     cache = Path(config.cache_dir) if config.cache_dir else None
     raw = load_source(config.data, config.image_size, cache)
+    if class_names is not None:
+        check_same_classes(config.data, raw.class_names, class_names)
     return make_splits(raw, spec, config.val_fraction, config.seed)
 
 
-def run_splits(settings: dict, data: Optional[str] = None) -> tuple[TrainConfig, DataSplits]:
+def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[Path] = None,
+               class_names: Optional[list[str]] = None) -> tuple[TrainConfig, DataSplits]:
     """A run's stored settings (config.json's ``settings``) and its data split again, read
-    from ``data`` instead when the data has moved since training."""
+    from ``data`` instead when the data has moved since training, and cached in
+    ``cache_dir`` instead of the run's own cache folder when given. Pass the run's
+    ``class_names`` (labels.txt) to refuse data with other classes."""
     config = TrainConfig.from_dict(settings)
     if data:
         config = replace(config, data=data)
-    return config, load_splits(config)
+    if cache_dir:
+        config = replace(config, cache_dir=str(cache_dir))
+    return config, load_splits(config, class_names)
 
 
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
