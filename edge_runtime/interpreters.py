@@ -9,12 +9,14 @@ dequantize with the parameters stored in the model itself (never assumed).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from .errors import UserError
+from .native_log import native_lines_dropped
 from .preprocess import scale_pixels
 
 TFLITE_BACKENDS = ("ai-edge-litert", "tflite-runtime")
@@ -23,6 +25,10 @@ BACKENDS = ("auto",) + TFLITE_BACKENDS + ONNX_BACKENDS
 
 _TFLITE_MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter",
                    "tflite-runtime": "tflite_runtime.interpreter"}
+# The interpreters' own INFO lines ("INFO: Created TensorFlow Lite XNNPACK delegate for
+# CPU.", on every load) would sit above every answer of classify and the camera; their
+# warnings and errors still show.
+_INTERPRETER_NOTE = re.compile(r"INFO: ")
 
 
 class ModelLoadError(UserError):
@@ -77,8 +83,9 @@ class TFLiteModel:
     def __init__(self, path: Path, threads: Optional[int] = None, backend: str = "auto"):
         interpreter_class, self.backend = _tflite_interpreter_class(backend)
         try:
-            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with native_lines_dropped(_INTERPRETER_NOTE):
+                self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{path}: not a loadable TFLite model "
                                  f"({_first_line(exc)})") from None

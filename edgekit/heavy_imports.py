@@ -10,12 +10,9 @@ study cell's log.
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
-from contextlib import contextmanager
-from typing import Iterator
+
+from edge_runtime.native_log import native_lines_dropped
 
 # The pip extra each heavy command needs (README, "Installing").
 EXTRAS = {"train": "train", "evaluate": "train", "convert": "convert", "bench": "convert",
@@ -29,28 +26,9 @@ _STARTUP_NOTE = re.compile(
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$")
 
 
-@contextmanager
-def startup_notes_dropped() -> Iterator[None]:
-    """Run the block with file descriptor 2 captured, then pass on every captured line but
-    absl's INFO notes: warnings and errors still reach stderr, after the block."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # stderr closed (2>&-): nothing to keep clean
-        yield
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _STARTUP_NOTE.match(line)))
-            sys.stderr.flush()
+def startup_notes_dropped():
+    """A context that drops absl's INFO notes from file descriptor 2 and keeps the rest."""
+    return native_lines_dropped(_STARTUP_NOTE)
 
 
 def import_keras() -> None:

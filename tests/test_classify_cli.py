@@ -204,3 +204,7 @@ assert not heavy, heavy
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0] == lines[1] == json.loads(lines[2])["label"] == "class2"
+    # Only our own lines: LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    # on each model load is dropped.
+    assert [line for line in result.stderr.splitlines()
+            if not line.startswith("edgekit: ")] == []
