@@ -18,16 +18,3 @@ def with_metadata(model_bytes: bytes, info: dict) -> bytes:
         entry.value = value if isinstance(value, str) else json.dumps(value)
     return model.SerializeToString()
 
-
-def read_metadata(model_bytes: bytes) -> dict:
-    """The metadata properties of an ONNX model, JSON values decoded."""
-    import onnx
-
-    model = onnx.load_from_string(model_bytes)
-    result = {}
-    for entry in model.metadata_props:
-        try:
-            result[entry.key] = json.loads(entry.value)
-        except json.JSONDecodeError:
-            result[entry.key] = entry.value
-    return result
