@@ -268,6 +268,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
+    from train.finished_run import check_finished_run
     from train.labels import read_labels
     from train.progress import progress_bar
     from train.run import run_splits
@@ -275,10 +276,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     from .environment import environment
     from .report import write_report
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "model.keras").is_file() or not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a finished run directory (no model.keras or "
-                        "config.json); train it first")
+    run_dir = check_finished_run(run_dir)
     manifest_path = run_dir / "artifacts" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
     backends = installed_backends() | {backend for backend, _ in settings.runtime_pythons}

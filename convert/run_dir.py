@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import UserError
+from train.finished_run import check_finished_run
 from train.labels import read_labels
 
 
@@ -38,13 +39,8 @@ def load_run(run_dir: Path) -> TrainedRun:
     """Load RUN_DIR/model.keras, labels.txt and config.json, checking they fit together."""
     import keras
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist")
+    run_dir = check_finished_run(run_dir)
     model_file = run_dir / "model.keras"
-    for needed in (model_file, run_dir / "config.json", run_dir / "labels.txt"):
-        if not needed.is_file():
-            raise UserError(f"{run_dir} is not a finished training run: {needed.name} is missing")
     try:
         model = keras.saving.load_model(model_file, compile=False)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...

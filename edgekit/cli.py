@@ -80,6 +80,19 @@ RESUME_HINTS = {
 }
 
 
+def _check_named_paths(args: argparse.Namespace) -> None:
+    """The run directory and the data a heavy command names, checked before Keras is imported
+    (4 s on a 2-core CPU), so that a mistyped path is answered at once. The stages check them
+    again where they read them, with the same functions."""
+    from train.data import data_path
+    from train.finished_run import check_finished_run
+
+    if getattr(args, "run_dir", None) is not None:
+        check_finished_run(args.run_dir)
+    if getattr(args, "data", None):
+        data_path(args.data)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from edge_runtime.errors import UserError
 
@@ -87,6 +100,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     try:
         if args.command in EXTRAS:
+            _check_named_paths(args)
             import_keras()
         return args.handler(args)
     except UserError as exc:

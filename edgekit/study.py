@@ -26,7 +26,7 @@ import tomllib
 from edge_runtime.classifier import TTA_MODES
 
 from .cell_pool import CellPool
-from .pipeline import check_later_stages, flag_argv, passed_flags, stage_done
+from .pipeline import check_later_stages, flag_argv, passed_flags
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -165,16 +165,14 @@ def read_train_table(table) -> dict:
 
 
 def added_run(run_dir: str) -> Cell:
-    """The cell of a run given by ``runs``/``--add-run``; UserError unless its training is done
-    as the pipeline judges it, so that the study converts and benchmarks it, never trains it."""
+    """The cell of a run given by ``runs``/``--add-run``; UserError unless its training is
+    finished, so that the study converts and benchmarks it, never trains it."""
     import json
 
-    from edge_runtime.errors import UserError
+    from train.finished_run import RUN_FILES, check_finished_run
 
-    path = Path(run_dir)
-    if not stage_done("train", path, None) or not (path / "config.json").is_file():
-        raise UserError(f"--add-run {run_dir}: not a finished training run (needs model.keras, "
-                        "metrics.json and config.json)")
+    # metrics.json too: the study reads a run's training facts from it.
+    path = check_finished_run(run_dir, "--add-run", RUN_FILES + ("metrics.json",))
     settings = json.loads((path / "config.json").read_text())["settings"]
     return Cell(settings["arch"], float(settings["width"]), path, [])
 

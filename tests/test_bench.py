@@ -151,7 +151,19 @@ def test_a_run_without_artifacts_still_measures_keras(converted_run, tmp_path):
 
 def test_bench_user_errors(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "nope")]) == 2
-    assert "not a finished run directory" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"edgekit: error: {tmp_path / 'nope'}: no such run directory\n"
+    (tmp_path / "model.keras").write_bytes(b"")
+    assert main(["bench", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"edgekit: error: {tmp_path}: not a finished run directory "
+                                       "(config.json, labels.txt missing)\n")
+    (tmp_path / "stopped.partial").mkdir()
+    assert main(["bench", str(tmp_path / "stopped")]) == 2
+    assert capsys.readouterr().err == (
+        f"edgekit: error: {tmp_path / 'stopped'}: its training has not finished "
+        f"({tmp_path / 'stopped.partial'} holds it): edgekit train --resume --out "
+        f"{tmp_path / 'stopped'}\n")
+    for name in ("config.json", "labels.txt"):  # bad flags are refused before the files are read
+        (tmp_path / name).write_text("")
     assert main(["bench", str(tmp_path), "--threads", "two"]) == 2
     assert "--threads" in capsys.readouterr().err
     for flags, message in ((["--test-limit", "0"], "--test-limit must be at least 1, got 0"),

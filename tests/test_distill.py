@@ -102,7 +102,7 @@ def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsy
     config["class_names"] = ["cat", "dog", "frog"]
     (other / "config.json").write_text(json.dumps(config))
     for flags, message in ((["--teacher", str(other)], "its classes (cat, dog, frog) differ"),
-                           (["--teacher", str(tmp_path / "none")], "not a finished run"),
+                           (["--teacher", str(tmp_path / "none")], "no such run directory"),
                            (["--teacher", str(teacher), "--distill-weight", "1.5"],
                             "--distill-weight must be between 0 and 1")):
         assert main(["train", *common, "--out", str(tmp_path / "bad"), *flags]) == 2

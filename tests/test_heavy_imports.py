@@ -51,6 +51,10 @@ def test_missing_package_message_names_the_extra():
 def test_a_runtime_only_install_gets_one_line_for_a_heavy_command(tmp_path, argv, extra):
     # A Pi with `pip install "edgekit[runtime]"`: no Keras, no TensorFlow.
     argv = [str(tmp_path / "run") if arg == "RUN" else arg for arg in argv]
+    if argv[0] == "bench":  # a run copied over from the training machine
+        (tmp_path / "run").mkdir()
+        for name in ("model.keras", "config.json", "labels.txt"):
+            (tmp_path / "run" / name).write_text("")
     code = f"""
 import importlib.abc, sys
 class Missing(importlib.abc.MetaPathFinder):
@@ -67,4 +71,38 @@ sys.exit(main({argv!r}))
     assert result.stderr.strip().splitlines() == [
         f"edgekit: error: edgekit {argv[0]} needs keras, which is not installed here: "
         f"pip install 'edgekit[{extra}]'"]
-    assert not (tmp_path / "run").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (
+        ["config.json", "labels.txt", "model.keras", "run"] if argv[0] == "bench" else [])
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["bench", "MISSING"], "MISSING: no such run directory"),
+    (["convert", "EMPTY"], "EMPTY: not a finished run directory (model.keras, config.json, "
+                           "labels.txt missing)"),
+    (["evaluate", "EMPTY"], "EMPTY: not a finished run directory (model.keras, config.json, "
+                            "labels.txt missing)"),
+    (["train", "--data", "MISSING", "--out", "RUN"], "data path MISSING does not exist"),
+    (["pipeline", "--data", "MISSING", "--out", "RUN"], "data path MISSING does not exist"),
+    (["bench", "EMPTY", "--data", "MISSING"], "EMPTY: not a finished run directory"),
+])
+def test_a_mistyped_path_is_answered_before_keras_is_imported(tmp_path, argv, error):
+    # Keras' import takes 4 s on a 2-core CPU: a typo deserves its answer at once.
+    (tmp_path / "empty").mkdir()
+    names = {"MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"),
+             "RUN": str(tmp_path / "run")}
+    argv = [names.get(arg, arg) for arg in argv]
+    code = f"""
+import sys
+from edgekit.cli import main
+code = main({argv!r})
+heavy = [m for m in sys.modules if m.split(".")[0] in ("keras", "tensorflow")]
+sys.exit(code if not heavy else 99)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    for placeholder, path in names.items():
+        error = error.replace(placeholder, path)
+    assert result.stderr.startswith(f"edgekit: error: {error}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written

@@ -44,7 +44,7 @@ def test_a_run_starts_from_a_finished_runs_weights(tiny_tree, cache_dir, tmp_pat
 
     for flags, message in ((["--arch", "resnet8"], "differs from this run's"),
                            (["--width", "0.5"], "pass the same --arch and --width"),
-                           (["--init-from", str(tmp_path / "none")], "not a finished run")):
+                           (["--init-from", str(tmp_path / "none")], "no such run directory")):
         argv = ["train", *common, "--epochs", "1", "--out", str(tmp_path / "bad"),
                 "--init-from", str(first), *flags]
         assert main(argv) == 2

@@ -113,7 +113,9 @@ def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, ca
     unfinished.mkdir()
     fresh = tmp_path / "fresh-study"
     assert main(["study", "--out", str(fresh), "--add-run", str(unfinished)]) == 2
-    assert "not a finished training run" in capsys.readouterr().err
+    assert "--add-run" in (error := capsys.readouterr().err) and (
+        "not a finished run directory (model.keras, config.json, labels.txt, metrics.json "
+        "missing)") in error
     assert not fresh.exists()  # refused before anything was written
     clash = tmp_path / "ds_cnn-w0.25"
     shutil.copytree(added, clash)

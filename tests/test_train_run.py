@@ -156,8 +156,7 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     (["--data", "{tree}", "--epochs", "0"], "--epochs must be at least 1"),
     (["--data", "{tree}", "--lr", "-1"], "--lr must be positive"),
     (["--data", "{tree}", "--lr", "nan"], "--lr must be positive"),
-    # Refused before any data are read: the data path does not even exist.
-    (["--data", "{tmp}/missing", "--width", "0"], "--width must be positive"),
+    (["--data", "{tree}", "--width", "0"], "--width must be positive"),
     (["--data", "{tree}", "--weight-decay", "-0.1"], "--weight-decay must be 0 or more"),
     (["--data", "{tree}", "--mixup", "nan"], "--mixup must be 0 or more"),
     (["--data", "{tree}", "--sam", "-0.05"], "--sam must be 0 or more"),
@@ -173,6 +172,8 @@ def test_bad_input_gives_one_line_and_writes_nothing(tiny_tree, cache_dir, tmp_p
     assert err[-1].startswith("edgekit: error:") and message in err[-1]
     assert "Traceback" not in "\n".join(err)
     assert not out.exists() and not (tmp_path / "run.partial").exists()
+    # Refused before any image was decoded: nothing reached the decoded-image cache.
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
 
 
 def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path, capsys):

@@ -58,12 +58,12 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     """Recompute a finished run's evaluation files, on its own data or on ``data``."""
     import keras
 
+    from .finished_run import check_finished_run
     from .run import run_splits
 
+    check_finished_run(run_dir)
     model_file = run_dir / "model.keras"
     config_file = run_dir / "config.json"
-    if not model_file.is_file() or not config_file.is_file():
-        raise UserError(f"{run_dir} is not a finished run directory (needs model.keras and config.json)")
     config, splits = run_splits(json.loads(config_file.read_text())["settings"], data, cache_dir,
                                 read_labels(run_dir))
     try:

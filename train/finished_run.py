@@ -1,24 +1,53 @@
-"""A finished run's model as the starting point of another run (``--init-from``) or as its
+"""Finished runs as later commands meet them: checked to be finished (cheap, no Keras), and
+a finished run's model as the starting point of another run (``--init-from``) or as its
 teacher (``--teacher``), checked to fit the new run before anything is written."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from edge_runtime.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
+
+# What every later command reads from a run directory. Training writes them all into the
+# staging folder and renames it only when the run is complete.
+RUN_FILES = ("model.keras", "config.json", "labels.txt")
+
+
+def staging_dir(out: Path) -> Path:
+    """Where a run is built before it is renamed to ``out``."""
+    return out.with_name(out.name + ".partial")
+
+
+def check_finished_run(run_dir, flag: str = "", needs: tuple = RUN_FILES) -> Path:
+    """``run_dir`` as a Path when it holds the files of a finished run (``needs``), else a
+    UserError saying what is missing; a run still being trained (or stopped) is named as
+    such. ``flag`` names the option in the errors."""
+    folder = Path(run_dir)
+    where = f"{flag} {run_dir}" if flag else str(run_dir)
+    if not folder.is_dir():
+        if staging_dir(folder).is_dir():
+            raise UserError(f"{where}: its training has not finished ({staging_dir(folder)} "
+                            f"holds it): edgekit train --resume --out {run_dir}")
+        raise UserError(f"{where}: no such run directory")
+    missing = [name for name in needs if not (folder / name).is_file()]
+    if missing:
+        raise UserError(f"{where}: not a finished run directory ({', '.join(missing)} "
+                        "missing)")
+    return folder
 
 
 def load_run_model(run_dir: str, flag: str, class_names: list[str],
                    input_shape: tuple) -> keras.Model:
     """The model of the finished run in ``run_dir``, checked to have the new run's classes and
     input shape; ``flag`` names the option in the errors."""
-    folder = Path(run_dir)
+    import keras
+
+    folder = check_finished_run(run_dir, flag)
     model_file, config_file = folder / "model.keras", folder / "config.json"
-    if not model_file.is_file() or not config_file.is_file():
-        raise UserError(f"{flag} {run_dir}: not a finished run directory (needs model.keras "
-                        "and config.json)")
     run_classes = json.loads(config_file.read_text()).get("class_names")
     if run_classes != class_names:
         raise UserError(f"{flag} {run_dir}: its classes ({', '.join(run_classes or [])}) "

@@ -27,13 +27,9 @@ from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .distribute import distribution_plan, distribution_scope
+from .finished_run import staging_dir
 from .labels import check_same_classes, write_labels
 from .splits import parse_split
-
-
-def staging_dir(out: Path) -> Path:
-    """Where a run is built before it is renamed to ``out``."""
-    return out.with_name(out.name + ".partial")
 
 
 def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, Path]:
