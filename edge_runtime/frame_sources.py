@@ -9,6 +9,7 @@ frame, so a slow model never works through a backlog of stale frames.
 """
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -19,7 +20,14 @@ import numpy as np
 
 from .errors import ImageReadError, UserError
 from .image_paths import expand_image_paths
+from .native_log import native_lines_dropped
 from .preprocess import open_image, to_rgb_array
+
+
+# OpenCV's warnings while it opens a source ("[ WARN:0@0.013] global cap_v4l.cpp:914 open
+# VIDEOIO(V4L2:/dev/video7): can't open camera by index", GStreamer's position queries) repeat
+# our own one-line error or say nothing a user can act on.
+_OPENCV_WARNING = re.compile(r"\[ ?WARN:")
 
 
 class CameraError(UserError):
@@ -90,8 +98,10 @@ class OpenCVSource:
         self.name = f"camera {spec}" if self.live else spec
         if not self.live and "://" not in spec and not Path(spec).is_file():
             raise CameraError(f"{spec}: no such video file or folder")
-        self.capture = cv2.VideoCapture(int(spec) if self.live else spec)
-        if not self.capture.isOpened():
+        with native_lines_dropped(_OPENCV_WARNING):
+            self.capture = cv2.VideoCapture(int(spec) if self.live else spec)
+            opened = self.capture.isOpened()
+        if not opened:
             raise CameraError(f"cannot open {self.name}")
         if self.live:
             self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)

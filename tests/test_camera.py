@@ -203,6 +203,13 @@ def test_bad_sources_and_flags(converted_run, tmp_path, capsys):
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+def test_a_camera_that_is_not_there_is_one_line(converted_run, capfd):
+    # No machine here has 97 cameras; OpenCV's own warnings about it (written from C++ to
+    # file descriptor 2) are dropped, so our error is all the user reads.
+    assert main(["camera", str(model_file(converted_run)), "--headless", "--source", "97"]) == 2
+    assert capfd.readouterr().err.strip().splitlines() == ["edgekit: error: cannot open camera 97"]
+
+
 def test_camera_module_runs_as_a_plain_script(converted_run):
     import subprocess
     import sys
