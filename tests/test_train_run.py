@@ -204,11 +204,12 @@ def test_overwrite_replaces_only_a_run_directory(tiny_tree, cache_dir, tmp_path,
     notes = tmp_path / "notes.txt"
     notes.write_text("a file, not a folder")
     for out in (documents, notes):
-        assert train(tiny_tree, out, "--overwrite") == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1] == (f"edgekit: error: --overwrite replaces a run directory, and {out} "
-                           "is not one (no config.json): choose another --out, or remove it "
-                           "yourself")
+        # Without --overwrite too: "pass --overwrite to replace it" would only lead to this.
+        for flags in ([], ["--overwrite"]):
+            assert train(tiny_tree, out, *flags) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert err[-1] == (f"edgekit: error: {out} exists and is not a run directory (no "
+                               "config.json): choose another --out, or remove it yourself")
     assert (documents / "thesis.txt").read_text() == "five years"
     assert notes.read_text() == "a file, not a folder"
     assert not list(tmp_path.glob("*.partial"))

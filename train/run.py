@@ -43,17 +43,17 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[T
             raise UserError(f"nothing to resume: {partial} has no interrupted run{done}")
         config = TrainConfig.from_dict(json.loads(stored.read_text())["settings"])
         return config, partial
-    if partial.exists():
-        if not overwrite:
-            raise UserError(f"an interrupted run exists at {partial}: pass --resume to continue "
-                            "it or --overwrite to start again")
-        shutil.rmtree(partial)
-    if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists: pass --overwrite to replace it")
     if out.exists() and not _replaceable(out):
         # A typo in --out must not cost a folder of someone's files at the end of a training.
-        raise UserError(f"--overwrite replaces a run directory, and {out} is not one (no "
-                        "config.json): choose another --out, or remove it yourself")
+        raise UserError(f"{out} exists and is not a run directory (no config.json): choose "
+                        "another --out, or remove it yourself")
+    if partial.exists() and not overwrite:
+        raise UserError(f"an interrupted run exists at {partial}: pass --resume to continue "
+                        "it or --overwrite to start again")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists: pass --overwrite to replace it")
+    if partial.exists():
+        shutil.rmtree(partial)
     # Checked before the data are decoded (minutes for a large folder), not when the run's
     # folder is made.
     nearest = next(folder for folder in out.absolute().parents if folder.exists())
