@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from edge_runtime.errors import UserError
+from edge_runtime.manifest import file_sha256
 
 from .workers import Worker, WorkerError, predict_elsewhere
 
@@ -279,6 +280,11 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     run_dir = check_finished_run(run_dir)
     manifest_path = run_dir / "artifacts" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    if manifest is not None and \
+            manifest["source_model"]["sha256"] != file_sha256(run_dir / "model.keras"):
+        # Each variant is measured against the Keras model it was converted from.
+        raise UserError(f"{manifest_path}: its files were converted from another model.keras "
+                        f"than {run_dir}'s: run edgekit convert {run_dir} again")
     backends = installed_backends() | {backend for backend, _ in settings.runtime_pythons}
     subjects = plan_subjects(run_dir, manifest, settings.threads, backends, settings.tta)
     if manifest is None:

@@ -13,9 +13,10 @@ from typing import Optional
 
 import numpy as np
 
+from edge_runtime.manifest import file_sha256
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
 
-from .run_dir import file_sha256, load_run
+from .run_dir import load_run
 from .samples import draw_samples
 from .variants import Variant
 from .verify import accuracy_warning, compare, predict_file

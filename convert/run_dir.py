@@ -1,12 +1,12 @@
 """What the conversion stage reads from a training run directory (and nothing else)."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import UserError
+from edge_runtime.manifest import file_sha256
 from train.finished_run import check_finished_run
 from train.labels import read_labels
 
@@ -24,15 +24,6 @@ class TrainedRun:
     @property
     def image_size(self) -> int:
         return int(self.config["input"]["shape"][0])
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_run(run_dir: Path) -> TrainedRun:

@@ -36,6 +36,15 @@ def manifest_entry(model_path: Path) -> tuple[Optional[dict], Optional[dict]]:
     return manifest, None
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_sha256(model_path: Path, data: bytes, entry: dict) -> None:
     """Refuse a file whose bytes are not the ones the conversion stage wrote and verified."""
     expected = entry.get("sha256")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import time
 from pathlib import Path
+
+from edge_runtime.manifest import file_sha256
 
 STAGES = ("train", "convert", "bench")
 # Flags the pipeline decides itself rather than passing on: where the data and the run are,
@@ -109,10 +110,6 @@ def passed_argv(args: argparse.Namespace, stage: str) -> list[str]:
     return argv
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
                tta: str | None = None) -> bool:
     """Whether a stage's outputs exist and are current (for bench: newer than the manifest,
@@ -140,7 +137,7 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     if not manifest_path.is_file():
         return wanted
     manifest = json.loads(manifest_path.read_text())
-    if manifest["source_model"]["sha256"] != _sha256(run_dir / "model.keras"):
+    if manifest["source_model"]["sha256"] != file_sha256(run_dir / "model.keras"):
         return wanted
     finished = {v["name"] for v in manifest["variants"] if "error" not in v}
     return [name for name in wanted if name not in finished]

@@ -187,6 +187,19 @@ def test_data_of_other_classes_is_refused(converted_run, tmp_path, capsys):
     assert not (run / "report").exists()
 
 
+def test_artifacts_of_another_model_are_refused(converted_run, tmp_path, capsys):
+    # model.keras replaced after the conversion: every "vs Keras" figure would compare files
+    # with a model they were not made from.
+    run, _ = copy_run(converted_run, tmp_path)
+    with open(run / "model.keras", "ab") as handle:
+        handle.write(b"\0")
+    assert main(["bench", str(run), *QUICK]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: {run / 'artifacts' / 'manifest.json'}: its files were converted from "
+        f"another model.keras than {run}'s: run edgekit convert {run} again")
+    assert not (run / "report").exists()
+
+
 def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, capsys):
     # Without --data, convert and bench read the data the run was trained on; a run trained
     # on another machine stores that machine's data path, which --data replaces.
