@@ -280,8 +280,8 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     run_dir = check_finished_run(run_dir)
     manifest_path = run_dir / "artifacts" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    if manifest is not None and \
-            manifest["source_model"]["sha256"] != file_sha256(run_dir / "model.keras"):
+    source_sha256 = (manifest or {}).get("source_model", {}).get("sha256")
+    if source_sha256 and source_sha256 != file_sha256(run_dir / "model.keras"):
         # Each variant is measured against the Keras model it was converted from.
         raise UserError(f"{manifest_path}: its files were converted from another model.keras "
                         f"than {run_dir}'s: run edgekit convert {run_dir} again")
