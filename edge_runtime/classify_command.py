@@ -60,7 +60,9 @@ def run_classify(args: argparse.Namespace) -> int:
             prediction = classifier.classify(path, top_k=args.top_k)
         except ImageReadError as exc:
             failed += 1
-            print(_error_line(path, exc) if args.json else f"{path}: error: {exc}", flush=True)
+            message = _without_path(path, exc)
+            print(json.dumps({"path": str(path), "error": message}) if args.json
+                  else f"{path}: error: {message}", flush=True)
             continue
         done += 1
         if args.json:
@@ -69,14 +71,14 @@ def run_classify(args: argparse.Namespace) -> int:
             ranked = ", ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
             print(f"{path}: {ranked}")
     seconds = time.perf_counter() - start
+    if not done and not failed:  # folders without a single image file
+        raise UserError(f"no image files in {', '.join(args.paths)}")
     print(f"edgekit: classified {done} image(s), {failed} failed, in {seconds:.1f} s",
           file=sys.stderr)
-    return 1 if failed or not done else 0
+    return 1 if failed else 0
 
 
-def _error_line(path: Path, error: Exception) -> str:
-    # The message already names the file; the JSON keeps it without the path prefix.
-    message = str(error)
-    prefix = f"{path}: "
-    return json.dumps({"path": str(path),
-                       "error": message[len(prefix):] if message.startswith(prefix) else message})
+def _without_path(path: Path, error: Exception) -> str:
+    # The message already names the file, which its line names first.
+    message, prefix = str(error), f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message

@@ -68,7 +68,10 @@ class FolderSource:
 
     def __init__(self, folder: Path):
         self.name = str(folder)
-        self.paths = iter(list(expand_image_paths([str(folder)])))
+        paths = list(expand_image_paths([str(folder)]))
+        if not paths:
+            raise CameraError(f"{folder}: no image files in this folder")
+        self.paths = iter(paths)
 
     def read(self) -> Optional[np.ndarray]:
         """The next readable image, or None after the last one."""

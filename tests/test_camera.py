@@ -196,6 +196,7 @@ def test_bad_sources_and_flags(converted_run, tmp_path, capsys):
     model = str(model_file(converted_run))
     for argv, message in [
         (["--source", str(tmp_path / "missing.mp4")], "no such video file or folder"),
+        (["--source", str(tmp_path)], f"{tmp_path}: no image files in this folder"),
         (["--source", "synthetic", "--max-frames", "0"], "--max-frames must be at least 1"),
         (["--source", "synthetic", "--stall-timeout", "0"], "--stall-timeout must be positive"),
     ]:

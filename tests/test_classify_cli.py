@@ -93,6 +93,9 @@ def test_bad_files_are_reported_and_the_rest_classified(converted_run, tmp_path,
     assert records["good.png"]["label"] in LABELS and records["gray.png"]["label"] in LABELS
     assert "classified 2 image(s), 3 failed" in captured.err
     assert "Traceback" not in captured.err
+    # Plain lines name the file once.
+    assert main(["classify", str(model_file(converted_run)), str(tmp_path / "missing.jpg")]) == 1
+    assert capsys.readouterr().out == f"{tmp_path / 'missing.jpg'}: error: no such file\n"
 
 
 def test_globs_and_plain_output(converted_run, capsys):
@@ -152,6 +155,9 @@ def test_user_errors_are_one_line(converted_run, tmp_path, capsys):
          "threads must be at least 1, got 0"),
         (["classify", str(model_file(converted_run)), image, "--top-k", "0"],
          "--top-k must be at least 1, got 0"),
+        # A folder without a single image file: not "0 images classified" and exit 1.
+        (["classify", str(model_file(converted_run)), str(tmp_path)],
+         f"no image files in {tmp_path}"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
