@@ -172,10 +172,40 @@ def check_later_stages(args: argparse.Namespace) -> None:
     check_bench_args(parser.parse_args(commands["bench"]))
 
 
+def check_same_training(args: argparse.Namespace, train_argv: list[str]) -> None:
+    """Refuse to take up a run, finished (skipped) or interrupted (resumed), that was trained
+    with other settings than the train flags given ask for: the run would not be what the
+    command line says. Without train flags a run is taken as it is (one trained elsewhere,
+    a study's added run)."""
+    from edge_runtime.errors import UserError
+    from train.cli import config_from_args
+    from train.config import setting_differences
+    from train.finished_run import staging_dir
+
+    from .cli import build_parser
+
+    run_dir, partial = args.out, staging_dir(args.out)
+    if not passed_argv(args, "train"):
+        return
+    if stage_done("train", run_dir, None) and (run_dir / "config.json").is_file():
+        stored, what, fix = run_dir / "config.json", f"{run_dir} was trained", "train it again"
+    elif (partial / "config.json").is_file():
+        stored, what, fix = (partial / "config.json", f"the interrupted run in {partial} was "
+                             "started", "start it again")
+    else:
+        return
+    differences = setting_differences(json.loads(stored.read_text())["settings"],
+                                      config_from_args(build_parser().parse_args(train_argv)))
+    if differences:
+        raise UserError(f"{what} with other settings than asked ({'; '.join(differences)}): "
+                        f"pass --redo train to {fix} with these, or choose another --out")
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
     from convert.variants import parse_variants
     from edge_runtime.errors import UserError
+    from train.finished_run import staging_dir
 
     from .cli import run_command
 
@@ -185,11 +215,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
         raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
                         f"{', '.join(STAGES)}")
     check_later_stages(args)
+    commands = stage_commands(args)
+    if "train" not in redo:
+        check_same_training(args, commands["train"])
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
     # Names as convert reads them (spaces stripped), so a finished variant is recognised.
     variants = [v.name for v in parse_variants(args.variants)] if args.variants else None
-    commands = stage_commands(args)
     started = time.perf_counter()
     status = 0
     for index, stage in enumerate(STAGES):
@@ -203,7 +235,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 pending_variants(run_dir, variants))})
             argv = stage_commands(pending)["convert"]
         if stage == "train":
-            partial = run_dir.with_name(run_dir.name + ".partial")
+            partial = staging_dir(run_dir)
             if forced and run_dir.exists():
                 argv = argv + ["--overwrite"]
             elif partial.exists():

@@ -324,6 +324,27 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
     assert main(argv + ["--redo", "deploy"]) == 2
     capsys.readouterr()
 
+    # Other train flags on the same --out: refused, not "already done" with the old model.
+    model_time = (run / "model.keras").stat().st_mtime
+    other = [flag if flag != "2" else "3" for flag in argv] + ["--arch", "ds_cnn"]
+    assert main(other) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: {run} was trained with other settings than asked (arch seed_cnn, "
+        "asked ds_cnn; epochs 2, asked 3): pass --redo train to train it again with these, or "
+        "choose another --out")
+    assert (run / "model.keras").stat().st_mtime == model_time
+    # Flags equal to the run's own, given or not, take it as it is.
+    assert main(argv + ["--arch", "seed_cnn", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.count("already done, skipped") == 3
+    # So is an interrupted run that would be resumed with its own settings, not these.
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run, tmp_path / "stopped.partial")
+    assert main([str(stopped) if flag == str(run) else flag for flag in other[:-2]]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: the interrupted run in {tmp_path / 'stopped.partial'} was started "
+        "with other settings than asked (epochs 2, asked 3): pass --redo train to start it "
+        "again with these, or choose another --out")
+
     # A failing stage is reported in the closing line, not called a finished pipeline.
     (run / "model.keras").write_bytes(b"not a model")
     assert main(argv) != 0

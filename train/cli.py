@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .config import TrainConfig
 from .recipes import DEFAULT_RECIPE, RECIPES
 
 ARCH_NAMES = ("seed_cnn", "resnet8", "ds_cnn")  # keep in step with models.ARCHITECTURES (tested)
@@ -86,12 +87,21 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Build the config from flags, train, and print the headline figures."""
+    from .run import train_run
+
+    metrics = train_run(config_from_args(args), resume=args.resume, overwrite=args.overwrite)
+    print(f"{accuracy_summary(metrics)}, {metrics['seconds_per_epoch']:.1f} s/epoch "
+          f"-> {args.out}")
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The resolved settings ``edgekit train`` runs with for these flags (recipe defaults
+    filled in), every value checked; UserError for a bad one."""
     from edge_runtime.errors import UserError
 
-    from .config import TrainConfig
     from .image_folder import default_cache_dir
     from .recipes import resolve_recipe
-    from .run import train_run
 
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
                         ("--image-size", args.image_size)):
@@ -129,10 +139,7 @@ def run_train(args: argparse.Namespace) -> int:
                          init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     if args.arch not in ARCH_NAMES:
         raise UserError(f"unknown --arch {args.arch!r}: choose one of {', '.join(ARCH_NAMES)}")
-    metrics = train_run(config, resume=args.resume, overwrite=args.overwrite)
-    print(f"{accuracy_summary(metrics)}, {metrics['seconds_per_epoch']:.1f} s/epoch "
-          f"-> {args.out}")
-    return 0
+    return config
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:

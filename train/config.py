@@ -37,6 +37,27 @@ class TrainConfig:
         return cls(**values)
 
 
+# Where a run's data and files are, not what it learns: a run whose data moved (trained on
+# another machine) or whose cache is elsewhere keeps its settings.
+PLACE_FIELDS = ("data", "out", "cache_dir", "tensorboard")
+
+
+def setting_differences(stored: dict, asked: TrainConfig) -> list[str]:
+    """What ``asked`` would train differently from the run whose config.json ``settings``
+    are ``stored``, one "epochs 2, asked 60" per setting (the recipe's by their own names,
+    spelled as flags are: "label-smoothing"); where the data and files are is not compared
+    (PLACE_FIELDS)."""
+    def flat(config: TrainConfig) -> dict[str, Any]:
+        values = config.to_dict()
+        recipe = values.pop("recipe")
+        recipe["recipe"] = recipe.pop("name")
+        return {**{k: v for k, v in values.items() if k not in PLACE_FIELDS}, **recipe}
+
+    was, now = flat(TrainConfig.from_dict(stored)), flat(asked)
+    return [f"{key.replace('_', '-')} {was[key]}, asked {now[key]}" for key in now
+            if was[key] != now[key]]
+
+
 def library_versions() -> dict[str, str]:
     """Versions of what produced a run: Python, numpy, Keras and its backend."""
     import keras
