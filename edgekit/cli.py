@@ -80,13 +80,20 @@ RESUME_HINTS = {
 }
 
 
-def _check_named_paths(args: argparse.Namespace) -> None:
-    """The run directory and the data a heavy command names, checked before Keras is imported
-    (4 s on a 2-core CPU), so that a mistyped path is answered at once. The stages check them
-    again where they read them, with the same functions."""
+def _check_before_keras(args: argparse.Namespace) -> None:
+    """A heavy command's flag values, then the run directory and the data it names, checked
+    before Keras is imported (4 s on a 2-core CPU), so that a typo is answered at once. The
+    stages check them again where they use them, with the same functions."""
+    from benchmarks.bench_cli import check_bench_args
+    from convert.cli import check_convert_args
+    from train.cli import config_from_args
     from train.data import data_path
     from train.finished_run import check_finished_run
 
+    flag_check = {"train": config_from_args, "convert": check_convert_args,
+                  "bench": check_bench_args}.get(args.command)
+    if flag_check:
+        flag_check(args)
     if getattr(args, "run_dir", None) is not None:
         check_finished_run(args.run_dir)
     if getattr(args, "data", None):
@@ -100,7 +107,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     try:
         if args.command in EXTRAS:
-            _check_named_paths(args)
+            _check_before_keras(args)
             import_keras()
         return args.handler(args)
     except UserError as exc:

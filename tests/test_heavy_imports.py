@@ -84,8 +84,12 @@ sys.exit(main({argv!r}))
     (["train", "--data", "MISSING", "--out", "RUN"], "data path MISSING does not exist"),
     (["pipeline", "--data", "MISSING", "--out", "RUN"], "data path MISSING does not exist"),
     (["bench", "EMPTY", "--data", "MISSING"], "EMPTY: not a finished run directory"),
+    # Flag values come first, as the stages check them before reading anything.
+    (["train", "--data", "MISSING", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["convert", "MISSING", "--variants", "int4"], "unknown --variants int4"),
+    (["bench", "MISSING", "--threads", "two"], "--threads must be comma-separated integers"),
 ])
-def test_a_mistyped_path_is_answered_before_keras_is_imported(tmp_path, argv, error):
+def test_a_typo_is_answered_before_keras_is_imported(tmp_path, argv, error):
     # Keras' import takes 4 s on a 2-core CPU: a typo deserves its answer at once.
     (tmp_path / "empty").mkdir()
     names = {"MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"),
