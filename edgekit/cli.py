@@ -90,8 +90,10 @@ def _check_before_keras(args: argparse.Namespace) -> None:
     from train.data import data_path
     from train.finished_run import check_finished_run
 
+    from .pipeline import check_pipeline_args
+
     flag_check = {"train": config_from_args, "convert": check_convert_args,
-                  "bench": check_bench_args}.get(args.command)
+                  "bench": check_bench_args, "pipeline": check_pipeline_args}.get(args.command)
     if flag_check:
         flag_check(args)
     if getattr(args, "run_dir", None) is not None:

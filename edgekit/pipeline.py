@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from edge_runtime.manifest import file_sha256
+from train.config import TrainConfig
 
 STAGES = ("train", "convert", "bench")
 # Flags the pipeline decides itself rather than passing on: where the data and the run are,
@@ -172,17 +173,14 @@ def check_later_stages(args: argparse.Namespace) -> None:
     check_bench_args(parser.parse_args(commands["bench"]))
 
 
-def check_same_training(args: argparse.Namespace, train_argv: list[str]) -> None:
+def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
     """Refuse to take up a run, finished (skipped) or interrupted (resumed), that was trained
     with other settings than the train flags given ask for: the run would not be what the
     command line says. Without train flags a run is taken as it is (one trained elsewhere,
     a study's added run)."""
     from edge_runtime.errors import UserError
-    from train.cli import config_from_args
     from train.config import setting_differences
     from train.finished_run import staging_dir
-
-    from .cli import build_parser
 
     run_dir, partial = args.out, staging_dir(args.out)
     if not passed_argv(args, "train"):
@@ -194,20 +192,20 @@ def check_same_training(args: argparse.Namespace, train_argv: list[str]) -> None
                              "started", "start it again")
     else:
         return
-    differences = setting_differences(json.loads(stored.read_text())["settings"],
-                                      config_from_args(build_parser().parse_args(train_argv)))
+    differences = setting_differences(json.loads(stored.read_text())["settings"], asked)
     if differences:
         raise UserError(f"{what} with other settings than asked ({'; '.join(differences)}): "
                         f"pass --redo train to {fix} with these, or choose another --out")
 
 
-def run_pipeline(args: argparse.Namespace) -> int:
-    """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
-    from convert.variants import parse_variants
+def check_pipeline_args(args: argparse.Namespace) -> set[str]:
+    """The stages to redo; UserError for a bad flag of any stage, or for train flags that ask
+    for another training than --out holds. Imports nothing heavy, so it runs before Keras'
+    import, and before any stage."""
     from edge_runtime.errors import UserError
-    from train.finished_run import staging_dir
+    from train.cli import config_from_args
 
-    from .cli import run_command
+    from .cli import build_parser
 
     redo = set(args.redo.split(",")) if args.redo else set()
     unknown = redo - set(STAGES)
@@ -215,9 +213,21 @@ def run_pipeline(args: argparse.Namespace) -> int:
         raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
                         f"{', '.join(STAGES)}")
     check_later_stages(args)
-    commands = stage_commands(args)
+    asked = config_from_args(build_parser().parse_args(stage_commands(args)["train"]))
     if "train" not in redo:
-        check_same_training(args, commands["train"])
+        check_same_training(args, asked)
+    return redo
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
+    from convert.variants import parse_variants
+    from train.finished_run import staging_dir
+
+    from .cli import run_command
+
+    redo = check_pipeline_args(args)
+    commands = stage_commands(args)
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
     # Names as convert reads them (spaces stripped), so a finished variant is recognised.

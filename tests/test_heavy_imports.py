@@ -88,6 +88,7 @@ sys.exit(main({argv!r}))
     (["train", "--data", "MISSING", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["convert", "MISSING", "--variants", "int4"], "unknown --variants int4"),
     (["bench", "MISSING", "--threads", "two"], "--threads must be comma-separated integers"),
+    (["pipeline", "--out", "RUN", "--epochs", "0"], "--epochs must be at least 1, got 0"),
 ])
 def test_a_typo_is_answered_before_keras_is_imported(tmp_path, argv, error):
     # Keras' import takes 4 s on a 2-core CPU: a typo deserves its answer at once.
