@@ -178,7 +178,8 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
 def run_camera(args: argparse.Namespace) -> int:
     """Open the model and the source, run the loop, print the timing summary."""
     for flag, value in (("--top-k", args.top_k), ("--max-frames", args.max_frames),
-                        ("--width", args.width), ("--height", args.height)):
+                        ("--width", args.width), ("--height", args.height),
+                        ("--threads", args.threads)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if not args.stall_timeout > 0:

@@ -46,8 +46,10 @@ def run_classify(args: argparse.Namespace) -> int:
     from .classifier import Classifier
     from .image_paths import expand_image_paths
 
-    if args.top_k < 1:  # before the model loads, and in the flag's own name
-        raise UserError(f"--top-k must be at least 1, got {args.top_k}")
+    # Before the model loads, and in the flags' own names.
+    for flag, value in (("--top-k", args.top_k), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
                             tta=args.tta)
     mirrored = ", each averaged with its mirror image" if args.tta == "flip" else ""

@@ -199,6 +199,7 @@ def test_bad_sources_and_flags(converted_run, tmp_path, capsys):
         (["--source", str(tmp_path)], f"{tmp_path}: no image files in this folder"),
         (["--source", "synthetic", "--max-frames", "0"], "--max-frames must be at least 1"),
         (["--source", "synthetic", "--stall-timeout", "0"], "--stall-timeout must be positive"),
+        (["--source", "synthetic", "--threads", "0"], "--threads must be at least 1, got 0"),
     ]:
         assert main(["camera", model, "--headless", *argv]) == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -152,7 +152,7 @@ def test_user_errors_are_one_line(converted_run, tmp_path, capsys):
         (["classify", str(model_file(converted_run)), image, "--backend", "onnxruntime"],
          "runs .onnx files"),
         (["classify", str(model_file(converted_run)), image, "--threads", "0"],
-         "threads must be at least 1, got 0"),
+         "--threads must be at least 1, got 0"),
         (["classify", str(model_file(converted_run)), image, "--top-k", "0"],
          "--top-k must be at least 1, got 0"),
         # A folder without a single image file: not "0 images classified" and exit 1.
