@@ -14,6 +14,9 @@ def test_walkthrough_notebook_executes(tiny_tree, cache_dir, tmp_path, monkeypat
     from nbclient import NotebookClient
 
     out = tmp_path / "run"
+    # Data copied from a Mac: Finder's files are no images for the runtime's cells to classify.
+    for folder in (tiny_tree / "train", tiny_tree / "test", tiny_tree / "test" / "class1"):
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     for name, value in {"EDGEKIT_NB_DATA": str(tiny_tree), "EDGEKIT_NB_OUT": str(out),
                         "EDGEKIT_NB_EPOCHS": "2", "EDGEKIT_NB_VARIANTS": "float32,int8",
                         "EDGEKIT_NB_QUICK": "1"}.items():
