@@ -92,8 +92,8 @@ def _headline(report: dict) -> list[str]:
     most = max(r["threads"] for r in rows)
     fastest = min((r for r in rows if r["threads"] == most), key=lambda r: r["latency_median_ms"])
     sized = [r for r in rows if r["variant"] != "keras" and r["bytes"]]
-    lines = [f"- Fastest at {threads_text(most)}: **{fastest['variant']}** on {fastest['runtime']}, "
-             f"{fastest['latency_median_ms']:.4f} ms per image (batch 1), "
+    lines = [f"- Fastest at {threads_text(most)}: **{fastest['variant']}** on "
+             f"{fastest['runtime']}, {fastest['latency_median_ms']:.4f} ms per image (batch 1), "
              f"{_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
              f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`."]
     if sized:

@@ -3,8 +3,9 @@
 TensorFlow, the TFLite interpreters and OpenCV log from C++ straight to file descriptor 2, out
 of reach of Python's logging and of their own log-level variables at the moments that matter
 (TensorFlow's import, LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
-every model load, OpenCV's warnings as it opens a camera). ``native_lines_dropped`` runs a block with descriptor 2 captured and passes
-on every captured line but the notes it is told to drop, so warnings and errors still show.
+every model load, OpenCV's warnings as it opens a camera). ``native_lines_dropped`` runs a
+block with descriptor 2 captured and passes on every captured line but the notes it is told
+to drop, so warnings and errors still show.
 """
 from __future__ import annotations
 

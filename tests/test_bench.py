@@ -151,7 +151,8 @@ def test_a_run_without_artifacts_still_measures_keras(converted_run, tmp_path):
 
 def test_bench_user_errors(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "nope")]) == 2
-    assert capsys.readouterr().err == f"edgekit: error: {tmp_path / 'nope'}: no such run directory\n"
+    assert capsys.readouterr().err == (f"edgekit: error: {tmp_path / 'nope'}: no such run "
+                                       "directory\n")
     (tmp_path / "model.keras").write_bytes(b"")
     assert main(["bench", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (f"edgekit: error: {tmp_path}: not a finished run directory "

@@ -197,7 +197,8 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
 @pytest.mark.parametrize("damage, message", [
     (lambda run: shutil.rmtree(run), "no such run directory"),
     (lambda run: (run / "model.keras").write_bytes(b"this is not a zip"), "not a loadable Keras model"),
-    (lambda run: (run / "labels.txt").unlink(), "not a finished run directory (labels.txt missing)"),
+    (lambda run: (run / "labels.txt").unlink(),
+     "not a finished run directory (labels.txt missing)"),
     (lambda run: (run / "config.json").write_text((run / "config.json").read_text().replace(
         '"shape": [\n      32,\n      32,', '"shape": [\n      64,\n      64,')),
      "input shape (32, 32, 3) is not the run's (64, 64, 3)"),
