@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .interleave import interleaved_rounds, ratio_summary, spread
 from .runtime_overhead import bare_call
+from .tool_main import check_positive_counts, run_tool
 
 
 def main(argv=None) -> int:
@@ -36,12 +37,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     args = parser.parse_args(argv)
+    check_positive_counts(args, "width", "height", "rounds", "frames")
 
     classifier = Classifier(args.model, threads=args.threads)
     source = SyntheticSource(args.width, args.height)
     split = {stage: [] for stage in STAGES}
     size = classifier.image_size
-    bare = bare_call(classifier, source.read()[:size, :size].copy())
+    # The bare interpreter gets a frame already at the model's size, whatever --width says.
+    bare = bare_call(classifier, SyntheticSource(size, size).read())
     with open(os.devnull, "w") as sink:
         output = json_lines(sink)
 
@@ -76,4 +79,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
+
+from edge_runtime.errors import UserError
+from train.finished_run import check_finished_run
+
+from .tool_main import child_output, run_tool
 
 
 def classify_accuracy(model: Path, folder: Path) -> tuple[float, int]:
     """(accuracy, images) of ``edgekit classify --json`` over a class-folder tree."""
-    result = subprocess.run([sys.executable, "-m", "edgekit.cli", "classify", str(model),
-                             str(folder), "--json", "--top-k", "1"],
-                            capture_output=True, text=True, check=True)
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    output = child_output([sys.executable, "-m", "edgekit.cli", "classify", str(model),
+                           str(folder), "--json", "--top-k", "1"],
+                          f"edgekit classify {model.name}")
+    records = [json.loads(line) for line in output.splitlines()]
     correct = sum(Path(r["path"]).parent.name == r.get("label") for r in records)
     return correct / len(records), len(records)
+
+
+def _written_by(path: Path, command: str) -> dict:
+    """A JSON file ``edgekit COMMAND RUN_DIR`` writes; UserError naming that command if absent."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file: run edgekit {command} on the run first")
+    return json.loads(path.read_text())
 
 
 def main(argv=None) -> int:
@@ -33,18 +44,25 @@ def main(argv=None) -> int:
     parser.add_argument("test_folder", type=Path, help="class folders of test images")
     parser.add_argument("--variants", default=None, help="comma-separated (default: all)")
     args = parser.parse_args(argv)
-    manifest = json.loads((args.run_dir / "artifacts" / "manifest.json").read_text())
+    check_finished_run(args.run_dir)
+    if not args.test_folder.is_dir():
+        raise UserError(f"{args.test_folder}: no such folder")
+    manifest = _written_by(args.run_dir / "artifacts" / "manifest.json", "convert")
     measured = {}  # each variant's first runtime: the one edgekit classify picks by default
-    for row in json.loads((args.run_dir / "report" / "benchmark.json").read_text())["rows"]:
+    for row in _written_by(args.run_dir / "report" / "benchmark.json", "bench")["rows"]:
         if row.get("accuracy") is not None:
             measured.setdefault(row["variant"], row["accuracy"])
-    wanted = args.variants.split(",") if args.variants else [v["name"] for v in
-                                                             manifest["variants"]]
+    wanted = (args.variants.split(",") if args.variants
+              else [v["name"] for v in manifest["variants"] if v["name"] in measured])
+    unknown = [name for name in wanted if name not in measured]
+    if unknown:
+        raise UserError(f"no accuracy of {', '.join(unknown)} in the benchmark report; "
+                        f"measured: {', '.join(measured) or 'none'}")
     print("| variant | edgekit classify --json | edgekit bench | equal |")
     print("|---|---|---|---|")
     all_equal = True
     for variant in manifest["variants"]:
-        if variant["name"] not in wanted or "error" in variant:
+        if variant["name"] not in wanted:
             continue
         accuracy, images = classify_accuracy(args.run_dir / "artifacts" / variant["file"],
                                              args.test_folder)
@@ -57,4 +75,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from edge_runtime.errors import UserError
+from train.finished_run import check_finished_run
+
+from .tool_main import child_output, run_tool
 
 CLIENT = Path(__file__).with_name("mediapipe_client.py")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -27,6 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=Path, default=None,
                         help="image folder (default: the run's data test/ folder)")
     args = parser.parse_args(argv)
+    check_finished_run(args.run_dir)
 
     from edge_runtime.interpreters import load_model
     from edge_runtime.model_metadata import read_tflite_info
@@ -34,18 +39,23 @@ def main(argv=None) -> int:
     from train.atomic import write_json
 
     model_file = args.run_dir / "artifacts" / "model_int8-mediapipe.tflite"
+    if not model_file.is_file():
+        raise UserError(f"{model_file}: no such file: run edgekit convert {args.run_dir} "
+                        f"--variants int8-mediapipe first")
     info = read_tflite_info(model_file.read_bytes(), model_file.name)
     config = json.loads((args.run_dir / "config.json").read_text())["settings"]
     folder = args.images or Path(config["data"]) / "test"
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise UserError(f"no image files in {folder}")
     model = load_model(model_file)
     ours = []
     for start in range(0, len(paths), 500):
         pixels = np.stack([load_pixels(p, info.image_size) for p in paths[start:start + 500]])
         ours.append(model.predict(scale_pixels(pixels, info.norm_mean, info.norm_std)).argmax(1))
     ours = np.concatenate(ours)
-    output = subprocess.run([args.mediapipe_python, str(CLIENT), str(model_file), *map(str, paths)],
-                            capture_output=True, text=True, check=True).stdout
+    output = child_output([args.mediapipe_python, str(CLIENT), str(model_file),
+                           *map(str, paths)], "MediaPipe's classifier")
     theirs = json.loads(output.strip().splitlines()[-1])
     same_label = [info.labels[i] == name for i, (name, _) in zip(ours, theirs)]
     truth = [p.parent.name for p in paths]
@@ -63,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

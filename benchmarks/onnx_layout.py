@@ -16,6 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from train.finished_run import check_finished_run
+from train.quiet_import import import_keras
+
+from .tool_main import check_positive_counts, run_tool
+
 
 def main(argv=None) -> int:
     """Print transposes and median/min/max milliseconds per inference for both layouts."""
@@ -23,8 +28,10 @@ def main(argv=None) -> int:
     parser.add_argument("run_dir", type=Path, help="a training run directory")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds of 100 runs")
     args = parser.parse_args(argv)
+    check_positive_counts(args, "repeats")
+    check_finished_run(args.run_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+    import_keras()
     import keras
     import onnxruntime
     import tensorflow as tf
@@ -66,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .interleave import interleaved_rounds, ratio_summary, spread
+from .tool_main import check_positive_counts, run_tool
 
 
 def bare_call(classifier, pixels: np.ndarray):
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     args = parser.parse_args(argv)
+    check_positive_counts(args, "rounds", "calls")
 
     rows = []
     for path in args.models:
@@ -76,4 +78,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -15,6 +15,10 @@ import os
 import sys
 from pathlib import Path
 
+from edge_runtime.errors import UserError
+
+from .tool_main import run_tool
+
 # Per quantized channel: one float32 scale and one int64 zero point (TFLite schema).
 BYTES_PER_QUANTIZED_CHANNEL = 4 + 8
 
@@ -25,7 +29,10 @@ def size_breakdown(path: Path) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     # Not allocated: only constant tensors (weights, biases) have data to read then.
-    interpreter = Interpreter(model_path=str(path))
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except ValueError:  # not a flatbuffer: a file of another kind, or a cut-off one
+        raise UserError(f"{path}: not a TFLite model") from None
     weights = quantization = names = 0
     for tensor in interpreter.get_tensor_details():
         names += len(tensor["name"].encode())
@@ -48,8 +55,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
-        print(f"tflite_size: error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise UserError(f"no such file: {', '.join(missing)}")
     for path in args.files:
         parts = size_breakdown(path)
         shares = ", ".join(f"{key} {parts[key]:,} ({100 * parts[key] / parts['file']:.0f}%)"
@@ -59,4 +65,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.tool_main import check_positive_counts, run_tool
 from benchmarks.workers import REPO, worker_environment
 from train.cli import ARCH_NAMES
 
@@ -137,10 +138,7 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(measure(args)))
         return 0
-    for name in ("batch_size", "repeats"):
-        if getattr(args, name) < 1:
-            print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
-            return 2
+    check_positive_counts(args, "batch_size", "repeats")
     rows = []
     for backend in args.backends.split(","):
         for policy in args.policies.split(","):
@@ -163,4 +161,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

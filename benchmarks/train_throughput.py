@@ -22,21 +22,29 @@ import sys
 import time
 from pathlib import Path
 
+from train.cli import ARCH_NAMES
+from train.data import data_path
+from train.quiet_import import import_keras
+
+from .tool_main import check_positive_counts, run_tool
+
 
 def main(argv=None) -> int:
     """Time ``--repeats`` epochs of each pipeline and print/save images per second."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", default="cifar10", help="as for edgekit train")
-    parser.add_argument("--arch", default="seed_cnn", help="architecture")
+    parser.add_argument("--arch", default="seed_cnn", choices=ARCH_NAMES, help="architecture")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size for both")
     parser.add_argument("--repeats", type=int, default=2, help="timed epochs per pipeline")
     parser.add_argument("--out", default="train_throughput.json", help="JSON result file")
     parser.add_argument("--cache-dir", type=Path, default=None, help="decoded-image cache")
     args = parser.parse_args(argv)
+    check_positive_counts(args, "batch_size", "repeats")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+    data_path(args.data)  # a wrong path is answered before Keras' import (seconds)
+    import_keras()
     import keras
 
     from edge_runtime.preprocess import scale_pixels
@@ -99,4 +107,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

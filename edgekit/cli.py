@@ -3,7 +3,6 @@ runs, so ``--help`` is instant and runtime commands never load TensorFlow."""
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
 import sys
@@ -103,31 +102,27 @@ def _check_before_keras(args: argparse.Namespace) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from edge_runtime.errors import UserError
+    from edge_runtime.errors import UserError, user_error_line
+    from train.quiet_import import import_keras
 
-    from .heavy_imports import EXTRAS, import_keras, missing_package_message
+    from .heavy_imports import EXTRAS, missing_package_message
 
     try:
         if args.command in EXTRAS:
             _check_before_keras(args)
             import_keras()
         return args.handler(args)
-    except UserError as exc:
-        print(f"edgekit: error: {exc}", file=sys.stderr)
+    except (UserError, OSError) as exc:
+        line = user_error_line(exc)
+        if line is None:
+            raise
+        print(f"edgekit: error: {line}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         message = missing_package_message(args.command, exc)
         if message is None:
             raise
         print(f"edgekit: error: {message}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        # A path the system refused (--out under a file, a read-only folder, no access) or a
-        # full disk: the user's to fix, so one line. Any other OSError keeps its traceback.
-        if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = f"{exc.filename}: " if exc.filename is not None else ""
-        print(f"edgekit: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

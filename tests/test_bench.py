@@ -78,6 +78,11 @@ def test_bench_measures_every_variant_against_keras(converted_run, tmp_path):
         assert f"| {variant['name']} |" in markdown
     assert "![latency](latency.png)" in markdown
     assert "- Fastest at 1 thread: **" in markdown and "## Speed at 1 thread\n" in markdown
+    # The real edgekit classify command scores the test folder as the benchmark did.
+    from benchmarks.classify_accuracy import main as classify_accuracy
+
+    test_folder = converted_run[0].parent / "data" / "test"
+    assert classify_accuracy([str(run), str(test_folder), "--variants", "int8,onnx-float32"]) == 0
 
 
 def test_broken_artifacts_become_error_rows(converted_run, tmp_path, capsys):

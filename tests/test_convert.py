@@ -251,6 +251,7 @@ def test_size_breakdown_accounts_for_every_byte(converted, capsys):
 
     from benchmarks.tflite_size import main as size_main
     from benchmarks.tflite_size import size_breakdown
+    from benchmarks.tool_main import run_tool
 
     run, _, manifest = converted
     params = keras.saving.load_model(run / "model.keras", compile=False).count_params()
@@ -262,7 +263,7 @@ def test_size_breakdown_accounts_for_every_byte(converted, capsys):
         assert parts["names"] > 0 and parts["rest"] > 0
     assert float32["quantization"] == 0 and float32["weights"] >= 4 * params * 0.9
     assert 0 < int8["quantization"] < int8["weights"] < float32["weights"] / 3
-    assert size_main([str(run / "artifacts" / "missing.tflite")]) == 2
+    assert run_tool(size_main, [str(run / "artifacts" / "missing.tflite")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.heavy_imports import missing_package_message, startup_notes_dropped
+from edgekit.heavy_imports import missing_package_message
+from train.quiet_import import startup_notes_dropped
 
 REPO = Path(__file__).resolve().parents[1]
 NOTES = (b"WARNING: All log messages before absl::InitializeLog() is called are written to "

@@ -291,9 +291,10 @@ def test_step_speed_ratios_are_against_the_first_measured_row():
 
 
 def test_step_speed_refuses_bad_settings_before_starting_a_process(capsys):
+    from benchmarks.tool_main import run_tool
     from benchmarks.train_step_speed import main as step_speed
 
-    assert step_speed(["--repeats", "0"]) == 2
+    assert run_tool(step_speed, ["--repeats", "0"]) == 2
     assert "--repeats must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         step_speed(["--arch", "vgg"])

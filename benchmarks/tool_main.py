@@ -1,0 +1,45 @@
+"""How a measurement tool (``python -m benchmarks.NAME``) checks its flags and ends: a user's
+error is one line and exit 2, Ctrl-C is exit 130, as for ``edgekit`` itself."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Callable, Optional, Sequence
+
+from edge_runtime.errors import UserError, user_error_line
+
+
+def run_tool(main: Callable[[Optional[Sequence[str]]], int],
+             argv: Optional[Sequence[str]] = None) -> int:
+    """``main(argv)``'s exit status, with the errors a user can fix printed as one line."""
+    spec = main.__globals__.get("__spec__")  # under ``python -m``, __module__ is "__main__"
+    name = (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, OSError) as exc:
+        line = user_error_line(exc)
+        if line is None:
+            raise
+        print(f"{name}: error: {line}", file=sys.stderr)
+        return 2
+
+
+def check_positive_counts(args: argparse.Namespace, *names: str) -> None:
+    """UserError naming the flag when one of the integer flags ``names`` is below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def child_output(command: Sequence[str], what: str) -> str:
+    """The standard output of ``command``; UserError with its last error line if it fails."""
+    result = subprocess.run(list(command), capture_output=True, text=True)
+    if result.returncode != 0:
+        said = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{what} failed (exit {result.returncode}): {said}")
+    return result.stdout
