@@ -90,9 +90,11 @@ def _check_before_keras(args: argparse.Namespace) -> None:
     from train.finished_run import check_finished_run
 
     from .pipeline import check_pipeline_args
+    from .study import check_study_args
 
     flag_check = {"train": config_from_args, "convert": check_convert_args,
-                  "bench": check_bench_args, "pipeline": check_pipeline_args}.get(args.command)
+                  "bench": check_bench_args, "pipeline": check_pipeline_args,
+                  "study": check_study_args}.get(args.command)
     if flag_check:
         flag_check(args)
     if getattr(args, "run_dir", None) is not None:

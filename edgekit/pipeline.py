@@ -198,22 +198,29 @@ def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
                         f"pass --redo train to {fix} with these, or choose another --out")
 
 
+def check_stage_flags(args: argparse.Namespace) -> TrainConfig:
+    """The training the pipeline's train flags ask for; UserError for a flag value that any
+    stage would refuse. Imports nothing heavy."""
+    from train.cli import config_from_args
+
+    from .cli import build_parser
+
+    check_later_stages(args)
+    return config_from_args(build_parser().parse_args(stage_commands(args)["train"]))
+
+
 def check_pipeline_args(args: argparse.Namespace) -> set[str]:
     """The stages to redo; UserError for a bad flag of any stage, or for train flags that ask
     for another training than --out holds. Imports nothing heavy, so it runs before Keras'
     import, and before any stage."""
     from edge_runtime.errors import UserError
-    from train.cli import config_from_args
-
-    from .cli import build_parser
 
     redo = set(args.redo.split(",")) if args.redo else set()
     unknown = redo - set(STAGES)
     if unknown:
         raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
                         f"{', '.join(STAGES)}")
-    check_later_stages(args)
-    asked = config_from_args(build_parser().parse_args(stage_commands(args)["train"]))
+    asked = check_stage_flags(args)
     if "train" not in redo:
         check_same_training(args, asked)
     return redo

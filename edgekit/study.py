@@ -26,7 +26,7 @@ import tomllib
 from edge_runtime.classifier import TTA_MODES
 
 from .cell_pool import CellPool
-from .pipeline import check_later_stages, flag_argv, passed_flags
+from .pipeline import check_stage_flags, flag_argv, passed_flags
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -122,7 +122,9 @@ def read_grid(args: argparse.Namespace) -> Grid:
     if args.grid:
         try:
             settings = tomllib.loads(args.grid.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except OSError as exc:
+            raise UserError(f"{args.grid}: unreadable grid file ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{args.grid}: unreadable grid file ({exc})") from None
     try:
         archs = tuple(args.archs.split(",")) if args.archs else \
@@ -191,21 +193,21 @@ def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]
     return command
 
 
-def run_study(args: argparse.Namespace) -> int:
-    """Run (or resume) every cell, then write the study's tables and plots."""
-    from benchmarks.environment import command_line
-    from benchmarks.study_report import write_study
+def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
+    """The grid and its cells; UserError for a bad grid, flag or added run, or for a flag
+    value that a cell's train, convert or bench stage would refuse, so that a typo costs
+    neither a training nor a study directory of failed cells. Imports nothing heavy, so it runs
+    before Keras' import."""
     from edge_runtime.errors import UserError
+    from train.cli import ARCH_NAMES
     from train.data import data_path
-    from train.models import ARCHITECTURES
 
     from .cli import build_parser
 
     grid = read_grid(args)
-    unknown = [a for a in grid.archs if a not in ARCHITECTURES]
+    unknown = [a for a in grid.archs if a not in ARCH_NAMES]
     if unknown:
-        raise UserError(f"bad grid: unknown archs {unknown}; choose from "
-                        f"{', '.join(ARCHITECTURES)}")
+        raise UserError(f"bad grid: unknown archs {unknown}; choose from {', '.join(ARCH_NAMES)}")
     if any(w <= 0 for w in grid.widths):
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
     for flag, value in (("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds)):
@@ -222,8 +224,19 @@ def run_study(args: argparse.Namespace) -> int:
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
-    if cells:  # a typo in --variants or --threads must not surface after the first training
-        check_later_stages(build_parser().parse_args(_cell_command(args, grid, cells[0])[3:]))
+    parser = build_parser()
+    for cell in cells:
+        check_stage_flags(parser.parse_args(_cell_command(args, grid, cell)[3:]))
+    return grid, cells
+
+
+def run_study(args: argparse.Namespace) -> int:
+    """Run (or resume) every cell, then write the study's tables and plots."""
+    from benchmarks.environment import command_line
+    from benchmarks.study_report import write_study
+
+    grid, cells = check_study_args(args)
+    names = [cell.run_dir.name for cell in cells]
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     print(f"study: {len(cells)} cells ({', '.join(names)}), "

@@ -90,6 +90,16 @@ sys.exit(main({argv!r}))
     (["convert", "MISSING", "--variants", "int4"], "unknown --variants int4"),
     (["bench", "MISSING", "--threads", "two"], "--threads must be comma-separated integers"),
     (["pipeline", "--out", "RUN", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["train", "--out", "RUN", "--split", "70/30"], "bad --split '70/30'"),
+    (["train", "--out", "RUN", "--val-fraction", "2"], "--val-fraction must be between 0 and 0.5"),
+    # A study checks every cell's flags before its first cell: a bad value used to fail each
+    # cell in turn and leave a study directory of failures behind.
+    (["study", "--out", "RUN", "--archs", "vgg"], "bad grid: unknown archs ['vgg']"),
+    (["study", "--out", "RUN", "--val-fraction", "2"], "--val-fraction must be between 0 and"),
+    (["study", "--out", "RUN", "--epochs", "0", "--archs", "ds_cnn"],
+     "--epochs must be at least 1, got 0"),
+    (["study", "--out", "RUN", "--grid", "MISSING"], "MISSING: unreadable grid file (No such "
+                                                     "file or directory)"),
 ])
 def test_a_typo_is_answered_before_keras_is_imported(tmp_path, argv, error):
     # Keras' import takes 4 s on a 2-core CPU: a typo deserves its answer at once.

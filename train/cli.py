@@ -102,6 +102,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     from .image_folder import default_cache_dir
     from .recipes import resolve_recipe
+    from .splits import check_val_fraction, parse_split
 
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
                         ("--image-size", args.image_size)):
@@ -121,6 +122,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         raise UserError(f"--label-smoothing must be at least 0 and below 1, "
                         f"got {args.label_smoothing}")
+    parse_split(args.split)
+    check_val_fraction(args.val_fraction)
     if args.distill_weight is not None and not 0 <= args.distill_weight <= 1:
         raise UserError(f"--distill-weight must be between 0 and 1, got {args.distill_weight}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,

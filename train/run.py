@@ -29,7 +29,7 @@ from .data import DataSplits, load_source, make_splits
 from .distribute import distribution_plan, distribution_scope
 from .finished_run import staging_dir
 from .labels import check_same_classes, write_labels
-from .splits import parse_split
+from .splits import check_val_fraction, parse_split
 
 
 def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, Path]:
@@ -71,8 +71,7 @@ def load_splits(config: TrainConfig, class_names: Optional[list[str]] = None) ->
     """The run's data, split by its protocol; data whose classes are not ``class_names``
     (when given) is refused before it is split, which would fail less to the point."""
     spec = parse_split(config.split)
-    if not 0 < config.val_fraction < 0.5:
-        raise UserError(f"--val-fraction must be between 0 and 0.5, got {config.val_fraction}")
+    check_val_fraction(config.val_fraction)
     cache = Path(config.cache_dir) if config.cache_dir else None
     raw = load_source(config.data, config.image_size, cache)
     if class_names is not None:

@@ -47,6 +47,12 @@ def parse_split(text: str) -> SplitSpec:
     return SplitSpec(values)  # type: ignore[arg-type]
 
 
+def check_val_fraction(value: float) -> None:
+    """UserError unless ``--val-fraction`` lies between 0 and 0.5 (a NaN is refused too)."""
+    if not 0 < value < 0.5:
+        raise UserError(f"--val-fraction must be between 0 and 0.5, got {value}")
+
+
 def stratified_split(
     labels: np.ndarray, fractions: Sequence[float], seed: int,
     class_names: Optional[Sequence[str]] = None,
