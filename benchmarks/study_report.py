@@ -157,11 +157,16 @@ def _pareto_plot(rows: list[dict], tta_points: list[dict], key: str,
     return front
 
 
-def write_study(study_dir: Path, cells: list[tuple[str, float, Path]],
-                command: str) -> list[dict]:
+def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: str,
+                refused: dict[str, str] | None = None) -> list[dict]:
     """study.json, study.csv, STUDY.md and the plots; returns the rows. ``command`` is the
-    study's command line, written into STUDY.md."""
-    rows = [row for arch, width, cell in cells for row in cell_rows(arch, width, cell)]
+    study's command line, written into STUDY.md; a cell named in ``refused`` is one error
+    row with that reason instead of its measurements."""
+    refused = refused or {}
+    rows = [row for arch, width, cell in cells
+            for row in ([{"cell": cell.name, "arch": arch, "width": width,
+                          "error": refused[cell.name]}] if cell.name in refused
+                        else cell_rows(arch, width, cell))]
     int8 = [r for r in rows if r.get("variant") in INT8_VARIANTS and not r.get("error")
             and r.get("accuracy") is not None]
     # The fronts and verdicts count one inference per image, as MLPerf Tiny's figures do.

@@ -19,11 +19,12 @@ import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import tomllib
 
 from edge_runtime.classifier import TTA_MODES
+from train.config import TrainConfig
 
 from .cell_pool import CellPool
 from .pipeline import check_stage_flags, flag_argv, passed_flags
@@ -78,6 +79,7 @@ class Cell(NamedTuple):
     width: float
     run_dir: Path
     train_flags: list  # for the cell's train stage; empty for an added run (never trained)
+    asked: Optional[TrainConfig] = None  # the training train_flags ask for (grid cells)
 
 
 def cell_name(arch: str, width: float) -> str:
@@ -225,9 +227,26 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     if clashes:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
     parser = build_parser()
-    for cell in cells:
-        check_stage_flags(parser.parse_args(_cell_command(args, grid, cell)[3:]))
-    return grid, cells
+    checked = [cell._replace(asked=check_stage_flags(
+        parser.parse_args(_cell_command(args, grid, cell)[3:]))) for cell in cells]
+    return grid, [cell if cell.train_flags else cell._replace(asked=None) for cell in checked]
+
+
+def trained_otherwise(cell: Cell) -> Optional[str]:
+    """Why a grid cell's run does not stand for the grid any more: the settings it was trained
+    with that differ from what the grid asks (its pipeline refuses to take it up), or None."""
+    import json
+
+    from train.config import setting_differences
+
+    config = cell.run_dir / "config.json"
+    if cell.asked is None or not config.is_file():
+        return None
+    differences = setting_differences(json.loads(config.read_text())["settings"], cell.asked)
+    if not differences:
+        return None
+    return (f"trained with other settings than the grid asks ({'; '.join(differences)}): "
+            "give the study another --out")
 
 
 def run_study(args: argparse.Namespace) -> int:
@@ -259,8 +278,11 @@ def run_study(args: argparse.Namespace) -> int:
                 failed.append(name)
     data = f" --data {args.data}" if args.data else ""
     command = command_line("study", f"edgekit study{data} --out {args.out}")
+    # A cell refused for its old settings keeps its old report; it no longer answers the grid.
+    refused = {cell.run_dir.name: reason for cell in cells if cell.run_dir.name in failed
+               for reason in [trained_otherwise(cell)] if reason}
     rows = write_study(args.out, [(cell.arch, cell.width, cell.run_dir) for cell in cells],
-                       command)
+                       command, refused)
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(sorted(failed))}" if failed else ""))
     return 1 if failed else 0

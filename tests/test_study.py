@@ -85,6 +85,18 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     log = (study / "logs" / "ds_cnn-w0.25.log").read_text()
     assert log.count("already done, skipped") == 8
 
+    # Resumed with another [train] setting: each cell's pipeline refuses its old run, and the
+    # study says so in place of the old run's rows, which no longer answer the grid.
+    before = (study / "cells" / "ds_cnn-w0.25" / "model.keras").read_bytes()
+    assert main(argv + ["--epochs", "3"]) == 1
+    rows = json.loads((study / "study.json").read_text())["rows"]
+    reason = ("trained with other settings than the grid asks (epochs 2, asked 3): give the "
+              "study another --out")
+    assert [(r["cell"], r["error"]) for r in rows] == [("seed_cnn-w0.25", reason),
+                                                       ("ds_cnn-w0.25", reason)]
+    assert f"| ds_cnn-w0.25 | | |  | | failed: {reason} | | |" in (study / "STUDY.md").read_text()
+    assert (study / "cells" / "ds_cnn-w0.25" / "model.keras").read_bytes() == before
+
 
 def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, capsys):
     # A finished run from outside the grid (say distilled on a GPU machine) joins the study.
