@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Callable, Optional, Sequence
 
-from edge_runtime.errors import UserError, user_error_line
+from edge_runtime.errors import UserError, print_user_error
 
 
 def run_tool(main: Callable[[Optional[Sequence[str]]], int],
@@ -21,10 +21,8 @@ def run_tool(main: Callable[[Optional[Sequence[str]]], int],
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except (UserError, OSError) as exc:
-        line = user_error_line(exc)
-        if line is None:
+        if not print_user_error(exc, name):
             raise
-        print(f"{name}: error: {line}", file=sys.stderr)
         return 2
 
 

@@ -6,7 +6,7 @@ prints a ``UserError`` as one line and exits non-zero instead of showing a trace
 from __future__ import annotations
 
 import errno
-from typing import Optional
+import sys
 
 
 class UserError(Exception):
@@ -17,14 +17,18 @@ class ImageReadError(UserError):
     """An image file could not be opened or decoded."""
 
 
-def user_error_line(exc: BaseException) -> Optional[str]:
-    """The one line to show for an error the user can fix, or None for a bug, which keeps its
-    traceback. Besides ``UserError``: a path the system refused (a folder under a file, a
-    read-only folder, no access, a missing file) and a full disk."""
+def print_user_error(exc: BaseException, program: str) -> bool:
+    """Print ``PROGRAM: error: ...`` on one line for an error the user can fix; False, printing
+    nothing, for a bug, which keeps its traceback. Besides ``UserError``: a path the system
+    refused (a folder under a file, a read-only folder, no access, a missing file) and a full
+    disk."""
     if isinstance(exc, UserError):
-        return str(exc)
-    if isinstance(exc, OSError) and (exc.filename is not None
-                                     or exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        line = str(exc)
+    elif isinstance(exc, OSError) and (exc.filename is not None
+                                       or exc.errno in (errno.ENOSPC, errno.EDQUOT)):
         where = f"{exc.filename}: " if exc.filename is not None else ""
-        return f"{where}{exc.strerror or exc}"
-    return None
+        line = f"{where}{exc.strerror or exc}"
+    else:
+        return False
+    print(f"{program}: error: {line}", file=sys.stderr)
+    return True

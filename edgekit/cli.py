@@ -104,7 +104,7 @@ def _check_before_keras(args: argparse.Namespace) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from edge_runtime.errors import UserError, user_error_line
+    from edge_runtime.errors import UserError, print_user_error
     from train.quiet_import import import_keras
 
     from .heavy_imports import EXTRAS, missing_package_message
@@ -115,10 +115,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             import_keras()
         return args.handler(args)
     except (UserError, OSError) as exc:
-        line = user_error_line(exc)
-        if line is None:
+        if not print_user_error(exc, "edgekit"):
             raise
-        print(f"edgekit: error: {line}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         message = missing_package_message(args.command, exc)
