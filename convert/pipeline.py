@@ -74,9 +74,12 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
     entries = _reusable_entries(artifacts, run.model_sha256)
+    # The sizes drawn, which a small split caps, and the sizes asked for (--calibration-size,
+    # --probe-size), by which the pipeline tells whether these artifacts are what it asks for.
     settings = {"calibration_size": len(samples.calibration),
                 "calibration_source": "train split, seeded sample",
                 "probe_size": len(samples.probe), "probe_source": "validation split",
+                "calibration_size_asked": calibration_size, "probe_size_asked": probe_size,
                 "seed": seed, "qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate,
                 "fold_batchnorm": fold_batchnorm}
     failed = []
@@ -89,7 +92,9 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
             entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
                                  metadata, options, samples.probe, reference,
                                  samples.probe_labels)
-            entries[variant.name] = entry
+            # Each entry keeps the settings it was made with: a later run of convert for some
+            # variants, with other settings, keeps the other entries as they were made.
+            entries[variant.name] = dict(entry, settings=settings)
             # Rewritten after every variant, so it always describes the files on disk, even
             # when a later variant is interrupted.
             manifest = _manifest(run, entries, settings)

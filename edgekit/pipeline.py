@@ -4,7 +4,9 @@ Each stage runs through the same command as when typed alone, so defaults and er
 same. A stage whose outputs are already there and current is skipped, which makes the pipeline
 resumable: an interrupted training continues from its last epoch (RUN_DIR.partial), a
 conversion redoes only missing or failed variants, and the benchmark reruns when the artifacts
-changed. ``--redo STAGE`` forces a stage and the ones after it.
+changed. Current also means made with what the flags given ask for: conversion and benchmark
+flags recorded otherwise run those stages again; train flags that differ from the run's are
+refused instead, a training being costly. ``--redo STAGE`` forces a stage and the ones after it.
 """
 from __future__ import annotations
 
@@ -144,6 +146,66 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     return [name for name in wanted if name not in finished]
 
 
+def _recorded_as(stage: str, asked: argparse.Namespace) -> dict[str, tuple[str, object]]:
+    """For each flag of STAGE (convert or bench) whose value the stage's output records in its
+    ``settings``: the key it is recorded under and the value ``asked`` (the stage's parsed
+    flags) asks for, as it would be recorded."""
+    from benchmarks.bench_cli import check_bench_args
+
+    if stage == "convert":
+        return {"--calibration-size": ("calibration_size_asked", asked.calibration_size),
+                "--probe-size": ("probe_size_asked", asked.probe_size),
+                "--seed": ("seed", asked.seed),
+                "--qat-epochs": ("qat_epochs", asked.qat_epochs),
+                "--qat-learning-rate": ("qat_learning_rate", asked.qat_learning_rate),
+                "--no-fold-batchnorm": ("fold_batchnorm", not asked.no_fold_batchnorm)}
+    pythons = {"tflite-runtime": asked.tflite_runtime_python} if asked.tflite_runtime_python \
+        else {}
+    return {"--threads": ("threads", list(check_bench_args(asked))),
+            "--rounds": ("rounds", asked.rounds),
+            "--latency-seconds": ("latency_seconds", asked.latency_seconds),
+            "--batch": ("throughput_batch", asked.batch),
+            "--test-limit": ("test_limit", asked.test_limit),
+            "--tflite-runtime-python": ("runtime_pythons", pythons)}
+
+
+def _recorded_settings(args: argparse.Namespace, stage: str) -> list[dict]:
+    """The settings STAGE's existing output was made with: the benchmark's, or those of each
+    requested variant already converted (manifests before session 17 record one set for all)."""
+    from convert.variants import parse_variants
+
+    if stage == "bench":
+        report = args.out / "report" / "benchmark.json"
+        return [json.loads(report.read_text())["settings"]] if report.is_file() else []
+    manifest_path = args.out / "artifacts" / "manifest.json"
+    if not manifest_path.is_file():
+        return []
+    manifest = json.loads(manifest_path.read_text())
+    wanted = {v.name for v in parse_variants(args.variants)}
+    return [entry.get("settings", manifest["settings"]) for entry in manifest["variants"]
+            if entry["name"] in wanted and "error" not in entry]
+
+
+def made_otherwise(args: argparse.Namespace, stage: str) -> list[str]:
+    """The flags given for STAGE (convert or bench) that its existing output records with
+    another value, one "qat-epochs 2, asked 5" each: that output is not what the command line
+    asks for. Flags not given are not compared, so outputs are taken as they are without."""
+    from .cli import build_parser
+
+    given = set(passed_argv(args, stage))
+    if not given:
+        return []
+    asked = _recorded_as(stage, build_parser().parse_args(stage_commands(args)[stage]))
+    differences = []
+    for stored in _recorded_settings(args, stage):
+        for flag, (key, value) in asked.items():
+            line = f"{flag[2:]} {stored.get(key, 'not recorded')}, asked {value}"
+            if flag in given and stored.get(key, "not recorded") != value \
+                    and line not in differences:
+                differences.append(line)
+    return differences
+
+
 def stage_commands(args: argparse.Namespace) -> dict[str, list[str]]:
     """Each stage's ``edgekit`` argv, as the pipeline runs it."""
     run_dir = args.out
@@ -243,6 +305,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     status = 0
     for index, stage in enumerate(STAGES):
         forced = index >= first_redo
+        otherwise = [] if forced or stage == "train" else made_otherwise(args, stage)
+        if otherwise:  # redone, and the stages after it, as --redo would
+            print(f"[{index + 1}/3] {stage}: made with other settings than asked "
+                  f"({'; '.join(otherwise)}), so it runs again", flush=True)
+            first_redo, forced = index, True
         if not forced and stage_done(stage, run_dir, variants, args.tta):
             print(f"[{index + 1}/3] {stage}: already done, skipped (--redo {stage} to repeat)")
             continue

@@ -342,6 +342,24 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
     # Flags equal to the run's own, given or not, take it as it is.
     assert main(argv + ["--arch", "seed_cnn", "--seed", "0"]) == 0
     assert capsys.readouterr().out.count("already done, skipped") == 3
+    # Conversion and benchmark flags the outputs record otherwise: those stages run again
+    # (not "already done" with the old files), and the same command then finds them done.
+    other_stages = [{"20": "16", "--rounds": "--rounds"}.get(flag, flag) for flag in argv]
+    other_stages[other_stages.index("--rounds") + 1] = "2"
+    assert main(other_stages) == 0
+    out = capsys.readouterr().out
+    assert "[2/3] convert: made with other settings than asked (calibration-size 20, asked " \
+           "16), so it runs again" in out
+    assert out.count("already done, skipped") == 1  # train only; bench follows convert
+    manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
+    assert {v["settings"]["calibration_size_asked"] for v in manifest["variants"]} == {16}
+    assert json.loads((run / "report" / "benchmark.json").read_text())["settings"]["rounds"] == 2
+    assert main(other_stages) == 0
+    assert capsys.readouterr().out.count("already done, skipped") == 3
+    assert main(other_stages[:-1] + ["1"]) == 0  # --rounds 1: the benchmark alone again
+    out = capsys.readouterr().out
+    assert "[3/3] bench: made with other settings than asked (rounds 2, asked 1)" in out
+    assert out.count("already done, skipped") == 2
     # So is an interrupted run that would be resumed with its own settings, not these.
     stopped = tmp_path / "stopped"
     shutil.copytree(run, tmp_path / "stopped.partial")
