@@ -209,7 +209,8 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     grid = read_grid(args)
     unknown = [a for a in grid.archs if a not in ARCH_NAMES]
     if unknown:
-        raise UserError(f"bad grid: unknown archs {unknown}; choose from {', '.join(ARCH_NAMES)}")
+        raise UserError(f"bad grid: unknown archs {unknown}; choose from "
+                        f"{', '.join(ARCH_NAMES)}")
     if any(w <= 0 for w in grid.widths):
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
     for flag, value in (("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds)):
@@ -227,9 +228,11 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     if clashes:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
     parser = build_parser()
-    checked = [cell._replace(asked=check_stage_flags(
-        parser.parse_args(_cell_command(args, grid, cell)[3:]))) for cell in cells]
-    return grid, [cell if cell.train_flags else cell._replace(asked=None) for cell in checked]
+    for index, cell in enumerate(cells):
+        asked = check_stage_flags(parser.parse_args(_cell_command(args, grid, cell)[3:]))
+        if cell.train_flags:  # an added run is taken as it is: it asks for no training
+            cells[index] = cell._replace(asked=asked)
+    return grid, cells
 
 
 def trained_otherwise(cell: Cell) -> Optional[str]:
