@@ -173,9 +173,13 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
     assert main(["convert", str(copy), "--variants", "float16,onnx-float32"]) == 0
     manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
     assert [v["name"] for v in manifest["variants"]] == ["float16", "onnx-float32"]
-    assert main(["convert", str(copy), "--variants", "float32"]) == 0
+    assert main(["convert", str(copy), "--variants", "float32", "--probe-size", "7"]) == 0
     manifest = json.loads((copy / "artifacts" / "manifest.json").read_text())
     assert [v["name"] for v in manifest["variants"]] == ["float32", "float16", "onnx-float32"]
+    # Each entry keeps the settings it was made with (the sizes asked and the sizes drawn).
+    made = {v["name"]: v["settings"] for v in manifest["variants"]}
+    assert made["float32"]["probe_size_asked"] == 7 and made["float32"]["probe_size"] == 7
+    assert made["float16"]["probe_size_asked"] == 500 and manifest["settings"]["probe_size"] == 7
 
     # a retrained model: entries and files made from the old one go
     import keras
