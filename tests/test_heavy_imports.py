@@ -92,6 +92,9 @@ sys.exit(main({argv!r}))
     (["pipeline", "--out", "RUN", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["train", "--out", "RUN", "--split", "70/30"], "bad --split '70/30'"),
     (["train", "--out", "RUN", "--val-fraction", "2"], "--val-fraction must be between 0 and 0.5"),
+    # numpy refused a negative seed with a traceback, after the data were decoded.
+    (["train", "--out", "RUN", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    (["convert", "EMPTY", "--seed", "4294967296"], "--seed must be between 0 and 4294967295"),
     # A study checks every cell's flags before its first cell: a bad value used to fail each
     # cell in turn and leave a study directory of failures behind.
     (["study", "--out", "RUN", "--archs", "vgg"], "bad grid: unknown archs ['vgg']"),

@@ -95,6 +95,18 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# numpy's legacy global seed (which Keras' set_random_seed sets) takes 32 bits, unsigned.
+SEED_RANGE = range(2**32)
+
+
+def check_seed(seed: int) -> None:
+    """UserError for a ``--seed`` that the random generators seeded with it would refuse."""
+    from edge_runtime.errors import UserError
+
+    if seed not in SEED_RANGE:
+        raise UserError(f"--seed must be between 0 and {SEED_RANGE[-1]}, got {seed}")
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The resolved settings ``edgekit train`` runs with for these flags (recipe defaults
     filled in), every value checked; UserError for a bad one."""
@@ -124,6 +136,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                         f"got {args.label_smoothing}")
     parse_split(args.split)
     check_val_fraction(args.val_fraction)
+    check_seed(args.seed)
     if args.distill_weight is not None and not 0 <= args.distill_weight <= 1:
         raise UserError(f"--distill-weight must be between 0 and 1, got {args.distill_weight}")
     recipe = resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size,
