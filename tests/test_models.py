@@ -2,7 +2,8 @@
 import pytest
 
 from edge_runtime.errors import UserError
-from train.cli import ARCH_NAMES
+from edgekit.cli import build_parser
+from train.cli import ARCH_NAMES, MIN_IMAGE_SIZE, config_from_args
 from train.models import ARCHITECTURES, build_model
 
 
@@ -41,7 +42,20 @@ def test_no_training_only_random_layers():
 
 
 def test_cli_knows_every_architecture():
-    assert set(ARCH_NAMES) == set(ARCHITECTURES)
+    assert set(ARCH_NAMES) == set(ARCHITECTURES) == set(MIN_IMAGE_SIZE)
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_smallest_image_size_builds_and_one_less_is_refused_before_keras(arch):
+    size = MIN_IMAGE_SIZE[arch]
+    assert build_model(arch, (size, size, 3), 3, 1.0).output_shape == (None, 3)
+    if size > 1:  # seed_cnn: the Keras error that --image-size 7 met after decoding
+        with pytest.raises(ValueError):
+            build_model(arch, (size - 1, size - 1, 3), 3, 1.0)
+        args = build_parser().parse_args(["train", "--arch", arch, "--image-size",
+                                          str(size - 1)])
+        with pytest.raises(UserError, match=f"--image-size {size - 1} is too small for {arch}"):
+            config_from_args(args)
 
 
 @pytest.mark.parametrize("arch, width, message", [("vgg", 1.0, "unknown --arch"),

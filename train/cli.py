@@ -8,6 +8,9 @@ from .config import TrainConfig
 from .recipes import DEFAULT_RECIPE, RECIPES
 
 ARCH_NAMES = ("seed_cnn", "resnet8", "ds_cnn")  # keep in step with models.ARCHITECTURES (tested)
+# The smallest --image-size each architecture can take: seed_cnn's three unpadded 2 x 2
+# poolings need 8 pixels; the others pad (tested).
+MIN_IMAGE_SIZE = {"seed_cnn": 8, "resnet8": 1, "ds_cnn": 1}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +158,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                          init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     if args.arch not in ARCH_NAMES:
         raise UserError(f"unknown --arch {args.arch!r}: choose one of {', '.join(ARCH_NAMES)}")
+    if args.image_size < MIN_IMAGE_SIZE[args.arch]:
+        raise UserError(f"--image-size {args.image_size} is too small for {args.arch}: it "
+                        f"takes at least {MIN_IMAGE_SIZE[args.arch]} pixels")
     return config
 
 
