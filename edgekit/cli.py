@@ -85,14 +85,14 @@ def _check_before_keras(args: argparse.Namespace) -> None:
     stages check them again where they use them, with the same functions."""
     from benchmarks.bench_cli import check_bench_args
     from convert.cli import check_convert_args
-    from train.cli import config_from_args
+    from train.cli import check_train_args
     from train.data import data_path
     from train.finished_run import check_finished_run
 
     from .pipeline import check_pipeline_args
     from .study import check_study_args
 
-    flag_check = {"train": config_from_args, "convert": check_convert_args,
+    flag_check = {"train": check_train_args, "convert": check_convert_args,
                   "bench": check_bench_args, "pipeline": check_pipeline_args,
                   "study": check_study_args}.get(args.command)
     if flag_check:
@@ -126,11 +126,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 2
 
 
+def parse_command(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The parsed command line, with ``given``: the long flags typed on it, so that a command
+    can tell a flag given its default value from one left out (train --resume does)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.given = {word.split("=")[0] for word in argv if word.startswith("--")}
+    return args
+
+
 def run_command(argv: Sequence[str]) -> int:
     """Run ``edgekit ARGV`` inside a command that chains others (the pipeline's stages): user
     errors print one line and return 2, as in :func:`main`, but Ctrl-C reaches the caller, so
     that it stops the whole chain instead of only the stage."""
-    return _dispatch(build_parser().parse_args(argv))
+    return _dispatch(parse_command(argv))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -138,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     closed output pipe (``edgekit classify ... | head``) ends quietly with 141, as shell tools do."""
     # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notes) hides our own messages.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    args = build_parser().parse_args(argv)
+    args = parse_command(argv)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

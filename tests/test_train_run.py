@@ -221,7 +221,7 @@ def test_overwrite_replaces_only_a_run_directory(tiny_tree, cache_dir, tmp_path,
         assert len(history_rows(run)) == 1
 
 
-def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path):
+def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path, capsys):
     """A real `kill -9` mid-run: the partial run keeps its last whole epoch and resumes."""
     import os
     import signal
@@ -242,7 +242,14 @@ def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path):
     process.wait()
     done = len(history_rows(partial))
     assert 2 <= done < 40 and not out.exists()
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 0
+    # A flag typed with another value than the run was started with is refused (it used to
+    # be ignored without a word); the same value is not.
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"edgekit: error: {partial} was started with other settings than asked (epochs 40, "
+        "asked 1): --resume continues it as it was started, so leave those flags out, or pass "
+        "--overwrite instead of --resume to start again with them")
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "40"]) == 0
     rows = history_rows(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 41))
 

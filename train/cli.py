@@ -88,11 +88,43 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="write TensorBoard logs to OUT/tensorboard")
 
 
+# Train flags whose setting has another name in a run's config.json (setting_differences
+# spells the others as their flags).
+SETTING_OF_FLAG = {"--lr": "learning-rate", "--sam": "sam-rho"}
+
+
+def check_train_args(args: argparse.Namespace) -> TrainConfig:
+    """``config_from_args``, and on ``--resume`` a UserError for a flag typed with another
+    value than the interrupted run was started with: --resume continues a run with its stored
+    settings, which used to ignore such a flag without a word. ``args.given`` holds the
+    flags typed (edgekit.cli sets it); without it nothing is compared."""
+    import json
+
+    from edge_runtime.errors import UserError
+
+    from .config import setting_differences
+    from .finished_run import staging_dir
+
+    asked = config_from_args(args)
+    stored = staging_dir(args.out) / "config.json"
+    if not args.resume or not stored.is_file():  # train_run says "nothing to resume"
+        return asked
+    typed = {SETTING_OF_FLAG.get(flag, flag[2:]) for flag in getattr(args, "given", ())}
+    differences = [line for line in setting_differences(
+        json.loads(stored.read_text())["settings"], asked) if line.split(" ")[0] in typed]
+    if differences:
+        raise UserError(f"{stored.parent} was started with other settings than asked "
+                        f"({'; '.join(differences)}): --resume continues it as it was started, "
+                        "so leave those flags out, or pass --overwrite instead of --resume to "
+                        "start again with them")
+    return asked
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Build the config from flags, train, and print the headline figures."""
     from .run import train_run
 
-    metrics = train_run(config_from_args(args), resume=args.resume, overwrite=args.overwrite)
+    metrics = train_run(check_train_args(args), resume=args.resume, overwrite=args.overwrite)
     print(f"{accuracy_summary(metrics)}, {metrics['seconds_per_epoch']:.1f} s/epoch "
           f"-> {args.out}")
     return 0
