@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     check_positive_counts(args, "repeats")
     check_finished_run(args.run_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import_keras()
+    import_keras()  # the first import, without TensorFlow's start-up notes
     import keras
     import onnxruntime
     import tensorflow as tf

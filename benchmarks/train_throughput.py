@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     check_positive_counts(args, "batch_size", "repeats")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     data_path(args.data)  # a wrong path is answered before Keras' import (seconds)
-    import_keras()
+    import_keras()  # the first import, without TensorFlow's start-up notes
     import keras
 
     from edge_runtime.preprocess import scale_pixels
