@@ -127,11 +127,20 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def parse_command(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """The parsed command line, with ``given``: the long flags typed on it, so that a command
-    can tell a flag given its default value from one left out (train --resume does)."""
+    """The parsed command line, with ``given``: the long flags typed on it, each by its full
+    name (argparse takes ``--epo`` for ``--epochs``), so that a command can tell a flag given
+    its default value from one left out (train --resume does)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.given = {word.split("=")[0] for word in argv if word.startswith("--")}
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    subparser = parser._subparsers._group_actions[0].choices[args.command]
+    flags = [flag for flag in subparser._option_string_actions if flag.startswith("--")]
+    options = argv[:argv.index("--")] if "--" in argv else argv  # after "--": file names
+    typed = {word.split("=")[0] for word in options if word.startswith("--")}
+    # parse_args took each typed flag, so it is a full name or the prefix of exactly one (a
+    # value that starts with "--" matches none and is left out).
+    args.given = {word if word in flags else matches[0] for word in typed
+                  for matches in [[flag for flag in flags if flag.startswith(word)]] if matches}
     return args
 
 

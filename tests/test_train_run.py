@@ -221,6 +221,16 @@ def test_overwrite_replaces_only_a_run_directory(tiny_tree, cache_dir, tmp_path,
         assert len(history_rows(run)) == 1
 
 
+def test_the_flags_typed_are_known_by_their_full_names():
+    from edgekit.cli import parse_command
+
+    args = parse_command(["train", "--out", "x", "--resume", "--epo", "5", "--lr=0.1"])
+    assert args.given == {"--out", "--resume", "--epochs", "--lr"} and args.epochs == 5
+    # After "--" every word is a file name, even one that starts with "--".
+    args = parse_command(["classify", "m.tflite", "--top-k", "2", "--", "--odd.jpg"])
+    assert args.given == {"--top-k"} and args.paths == ["--odd.jpg"]
+
+
 def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path, capsys):
     """A real `kill -9` mid-run: the partial run keeps its last whole epoch and resumes."""
     import os
