@@ -85,16 +85,16 @@ def _check_before_keras(args: argparse.Namespace) -> None:
     stages check them again where they use them, with the same functions."""
     from benchmarks.bench_cli import check_bench_args
     from convert.cli import check_convert_args
-    from train.cli import check_train_args
+    from train.cli import check_evaluate_args, check_train_args
     from train.data import data_path
     from train.finished_run import check_finished_run
 
     from .pipeline import check_pipeline_args
     from .study import check_study_args
 
-    flag_check = {"train": check_train_args, "convert": check_convert_args,
-                  "bench": check_bench_args, "pipeline": check_pipeline_args,
-                  "study": check_study_args}.get(args.command)
+    flag_check = {"train": check_train_args, "evaluate": check_evaluate_args,
+                  "convert": check_convert_args, "bench": check_bench_args,
+                  "pipeline": check_pipeline_args, "study": check_study_args}.get(args.command)
     if flag_check:
         flag_check(args)
     if getattr(args, "run_dir", None) is not None:

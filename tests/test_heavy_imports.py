@@ -92,6 +92,11 @@ sys.exit(main({argv!r}))
     (["pipeline", "--out", "RUN", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["train", "--out", "RUN", "--split", "70/30"], "bad --split '70/30'"),
     (["train", "--out", "RUN", "--val-fraction", "2"], "--val-fraction must be between 0 and 0.5"),
+    # A file as --cache-dir: the system's bare "File exists" after the progress bar began.
+    (["train", "--out", "RUN", "--cache-dir", "README.md"],
+     "--cache-dir README.md is a file, not a folder"),
+    (["evaluate", "MISSING", "--cache-dir", "README.md"],
+     "--cache-dir README.md is a file, not a folder"),
     # numpy refused a negative seed with a traceback, after the data were decoded.
     (["train", "--out", "RUN", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
     (["convert", "EMPTY", "--seed", "4294967296"], "--seed must be between 0 and 4294967295"),

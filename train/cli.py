@@ -147,7 +147,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     filled in), every value checked; UserError for a bad one."""
     from edge_runtime.errors import UserError
 
-    from .image_folder import default_cache_dir
+    from .image_folder import check_cache_dir, default_cache_dir
     from .recipes import resolve_recipe
     from .splits import check_val_fraction, parse_split
 
@@ -182,7 +182,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                             distill_weight=args.distill_weight,
                             distill_temperature=args.distill_temperature,
                             teacher=str(Path(args.teacher).resolve()) if args.teacher else None)
-    cache_dir = None if args.no_cache else str(args.cache_dir or default_cache_dir())
+    cache_dir = None if args.no_cache else str(check_cache_dir(args.cache_dir
+                                                               or default_cache_dir()))
     config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch, width=args.width,
                          recipe=recipe, split=args.split, val_fraction=args.val_fraction,
                          seed=args.seed, image_size=args.image_size, cache_dir=cache_dir,
@@ -213,11 +214,17 @@ def accuracy_summary(metrics: dict) -> str:
             f"{metrics['val_accuracy']:.4f})")
 
 
+def check_evaluate_args(args: argparse.Namespace) -> Path:
+    """The decode cache ``edgekit evaluate`` uses; UserError when --cache-dir is a file."""
+    from .image_folder import check_cache_dir, default_cache_dir
+
+    return check_cache_dir(args.cache_dir or default_cache_dir())
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Recompute metrics.json and the pictures of a run."""
     from .evaluate import evaluate_run
-    from .image_folder import default_cache_dir
 
-    metrics = evaluate_run(args.run_dir, args.data, args.cache_dir or default_cache_dir())
+    metrics = evaluate_run(args.run_dir, args.data, check_evaluate_args(args))
     print(f"{accuracy_summary(metrics)} -> {args.run_dir}/metrics.json")
     return 0

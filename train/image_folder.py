@@ -117,3 +117,11 @@ def read_image_tree(
 def default_cache_dir() -> Path:
     """``$EDGEKIT_CACHE`` or ``~/.cache/edgekit``."""
     return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit"))
+
+
+def check_cache_dir(path: Path) -> Path:
+    """``path``, or UserError when it names a file (making the folder there would fail with
+    the system's bare "File exists" after the progress bar had started)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--cache-dir {path} is a file, not a folder")
+    return path
