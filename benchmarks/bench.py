@@ -51,6 +51,12 @@ class BenchSettings:
     tta: tuple = ("none",)
 
 
+def recorded_settings(settings: BenchSettings) -> dict:
+    """``settings`` as benchmark.json records them (JSON types: lists, a dict of Pythons)."""
+    return {**asdict(settings), "threads": list(settings.threads), "tta": list(settings.tta),
+            "runtime_pythons": dict(settings.runtime_pythons)}
+
+
 @dataclass
 class Subject:
     """One row of the report: what runs, how, and what was measured."""
@@ -307,9 +313,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
             _stop_workers(subjects)
     _speedups(subjects)
     report = {"run_dir": str(run_dir), "environment": environment(command),
-              "settings": {**asdict(settings), "threads": list(settings.threads),
-                           "tta": list(settings.tta),
-                           "runtime_pythons": dict(settings.runtime_pythons)},
+              "settings": recorded_settings(settings),
               "labels": labels,
               **summary, "rows": rows(subjects, settings)}
     write_report(run_dir / "report", report)

@@ -53,19 +53,25 @@ def check_bench_args(args: argparse.Namespace) -> tuple[int, ...]:
     return threads
 
 
+def bench_settings(args: argparse.Namespace):
+    """The BenchSettings these flags ask for; UserError for a bad flag value."""
+    from .bench import BenchSettings
+
+    return BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
+                         throughput_seconds=args.latency_seconds, throughput_batch=args.batch,
+                         threads=check_bench_args(args), test_limit=args.test_limit,
+                         data=args.data,
+                         runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
+                         if args.tflite_runtime_python else (),
+                         tta=("none",) if args.tta == "none" else ("none", args.tta))
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     """Benchmark, print where the report went; 1 if any subject failed."""
-    from .bench import BenchSettings, run_bench
+    from .bench import run_bench
     from .environment import command_line
 
-    threads = check_bench_args(args)
-    settings = BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
-                             throughput_seconds=args.latency_seconds,
-                             throughput_batch=args.batch, threads=threads,
-                             test_limit=args.test_limit, data=args.data,
-                             runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
-                             if args.tflite_runtime_python else (),
-                             tta=("none",) if args.tta == "none" else ("none", args.tta))
+    settings = bench_settings(args)
     command = command_line("bench", f"edgekit bench {args.run_dir}")
     report, failed = run_bench(args.run_dir, settings, command)
     errors = [r for r in report["rows"] if r["error"]]

@@ -146,27 +146,30 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     return [name for name in wanted if name not in finished]
 
 
-def _recorded_as(stage: str, asked: argparse.Namespace) -> dict[str, tuple[str, object]]:
-    """For each flag of STAGE (convert or bench) whose value the stage's output records in its
-    ``settings``: the key it is recorded under and the value ``asked`` (the stage's parsed
-    flags) asks for, as it would be recorded."""
-    from benchmarks.bench_cli import check_bench_args
+# The flags of convert and bench whose values their outputs record, and the key of each in
+# the recorded ``settings`` (manifest.json's entries, benchmark.json).
+RECORDED_KEYS = {
+    "convert": {"--calibration-size": "calibration_size_asked",
+                "--probe-size": "probe_size_asked", "--seed": "seed",
+                "--qat-epochs": "qat_epochs", "--qat-learning-rate": "qat_learning_rate",
+                "--no-fold-batchnorm": "fold_batchnorm"},
+    "bench": {"--threads": "threads", "--rounds": "rounds",
+              "--latency-seconds": "latency_seconds", "--batch": "throughput_batch",
+              "--test-limit": "test_limit", "--tflite-runtime-python": "runtime_pythons"},
+}
 
-    if stage == "convert":
-        return {"--calibration-size": ("calibration_size_asked", asked.calibration_size),
-                "--probe-size": ("probe_size_asked", asked.probe_size),
-                "--seed": ("seed", asked.seed),
-                "--qat-epochs": ("qat_epochs", asked.qat_epochs),
-                "--qat-learning-rate": ("qat_learning_rate", asked.qat_learning_rate),
-                "--no-fold-batchnorm": ("fold_batchnorm", not asked.no_fold_batchnorm)}
-    pythons = {"tflite-runtime": asked.tflite_runtime_python} if asked.tflite_runtime_python \
-        else {}
-    return {"--threads": ("threads", list(check_bench_args(asked))),
-            "--rounds": ("rounds", asked.rounds),
-            "--latency-seconds": ("latency_seconds", asked.latency_seconds),
-            "--batch": ("throughput_batch", asked.batch),
-            "--test-limit": ("test_limit", asked.test_limit),
-            "--tflite-runtime-python": ("runtime_pythons", pythons)}
+
+def _asked_settings(stage: str, asked: argparse.Namespace) -> dict:
+    """What STAGE would record for its parsed flags ``asked``, under RECORDED_KEYS' keys."""
+    from benchmarks.bench import recorded_settings
+    from benchmarks.bench_cli import bench_settings
+
+    if stage == "bench":
+        return recorded_settings(bench_settings(asked))
+    return {"calibration_size_asked": asked.calibration_size,
+            "probe_size_asked": asked.probe_size, "seed": asked.seed,
+            "qat_epochs": asked.qat_epochs, "qat_learning_rate": asked.qat_learning_rate,
+            "fold_batchnorm": not asked.no_fold_batchnorm}
 
 
 def _recorded_settings(args: argparse.Namespace, stage: str) -> list[dict]:
@@ -192,16 +195,17 @@ def made_otherwise(args: argparse.Namespace, stage: str) -> list[str]:
     asks for. Flags not given are not compared, so outputs are taken as they are without."""
     from .cli import build_parser
 
-    given = set(passed_argv(args, stage))
+    given = [word for word in passed_argv(args, stage) if word in RECORDED_KEYS[stage]]
     if not given:
         return []
-    asked = _recorded_as(stage, build_parser().parse_args(stage_commands(args)[stage]))
+    asked = _asked_settings(stage, build_parser().parse_args(stage_commands(args)[stage]))
     differences = []
     for stored in _recorded_settings(args, stage):
-        for flag, (key, value) in asked.items():
-            line = f"{flag[2:]} {stored.get(key, 'not recorded')}, asked {value}"
-            if flag in given and stored.get(key, "not recorded") != value \
-                    and line not in differences:
+        for flag in given:
+            key = RECORDED_KEYS[stage][flag]
+            was = stored.get(key, "not recorded")
+            line = f"{flag[2:]} {was}, asked {asked[key]}"
+            if was != asked[key] and line not in differences:
                 differences.append(line)
     return differences
 

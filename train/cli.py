@@ -110,8 +110,7 @@ def check_train_args(args: argparse.Namespace) -> TrainConfig:
     if not args.resume or not stored.is_file():  # train_run says "nothing to resume"
         return asked
     typed = {SETTING_OF_FLAG.get(flag, flag[2:]) for flag in getattr(args, "given", ())}
-    differences = [line for line in setting_differences(
-        json.loads(stored.read_text())["settings"], asked) if line.split(" ")[0] in typed]
+    differences = setting_differences(json.loads(stored.read_text())["settings"], asked, typed)
     if differences:
         raise UserError(f"{stored.parent} was started with other settings than asked "
                         f"({'; '.join(differences)}): --resume continues it as it was started, "

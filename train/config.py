@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
 from .recipes import Recipe
 
@@ -42,11 +42,12 @@ class TrainConfig:
 PLACE_FIELDS = ("data", "out", "cache_dir", "tensorboard")
 
 
-def setting_differences(stored: dict, asked: TrainConfig) -> list[str]:
+def setting_differences(stored: dict, asked: TrainConfig,
+                        only: Optional[Collection[str]] = None) -> list[str]:
     """What ``asked`` would train differently from the run whose config.json ``settings``
     are ``stored``, one "epochs 2, asked 60" per setting (the recipe's by their own names,
-    spelled as flags are: "label-smoothing"); where the data and files are is not compared
-    (PLACE_FIELDS)."""
+    spelled as flags are: "label-smoothing"), of the settings named in ``only`` when given;
+    where the data and files are is not compared (PLACE_FIELDS)."""
     def flat(config: TrainConfig) -> dict[str, Any]:
         values = config.to_dict()
         recipe = values.pop("recipe")
@@ -54,8 +55,9 @@ def setting_differences(stored: dict, asked: TrainConfig) -> list[str]:
         return {**{k: v for k, v in values.items() if k not in PLACE_FIELDS}, **recipe}
 
     was, now = flat(TrainConfig.from_dict(stored)), flat(asked)
-    return [f"{key.replace('_', '-')} {was[key]}, asked {now[key]}" for key in now
-            if was[key] != now[key]]
+    names = {key: key.replace("_", "-") for key in now}
+    return [f"{names[key]} {was[key]}, asked {now[key]}" for key in now
+            if was[key] != now[key] and (only is None or names[key] in only)]
 
 
 def library_versions() -> dict[str, str]:
