@@ -34,17 +34,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def check_bench_args(args: argparse.Namespace) -> tuple[int, ...]:
     """The thread counts to measure; UserError for a bad flag value. Imports nothing heavy, so
     ``edgekit pipeline`` checks its benchmark flags with it before training."""
-    from edge_runtime.errors import UserError
+    from edge_runtime.errors import UserError, check_counts
 
     try:
         threads = tuple(sorted({int(t) for t in args.threads.split(",")}))
     except ValueError:
         raise UserError(f"--threads must be comma-separated integers, got {args.threads!r}") \
             from None
-    for flag, value in (("--rounds", args.rounds), ("--batch", args.batch),
-                        ("--threads", min(threads)), ("--test-limit", args.test_limit)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_counts(("--rounds", args.rounds), ("--batch", args.batch), ("--threads", min(threads)),
+                 ("--test-limit", args.test_limit))
     if not args.latency_seconds > 0:
         raise UserError(f"--latency-seconds must be positive, got {args.latency_seconds}")
     if args.tflite_runtime_python and not shutil.which(args.tflite_runtime_python):

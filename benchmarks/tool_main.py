@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Callable, Optional, Sequence
 
-from edge_runtime.errors import UserError, print_user_error
+from edge_runtime.errors import UserError, check_counts, print_user_error
 
 
 def run_tool(main: Callable[[Optional[Sequence[str]]], int],
@@ -27,11 +27,9 @@ def run_tool(main: Callable[[Optional[Sequence[str]]], int],
 
 
 def check_positive_counts(args: argparse.Namespace, *names: str) -> None:
-    """UserError naming the flag when one of the integer flags ``names`` is below 1."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    """UserError naming the flag when one of the integer flags ``names`` (argparse's
+    attribute names) is below 1."""
+    check_counts(*((f"--{name.replace('_', '-')}", getattr(args, name)) for name in names))
 
 
 def child_output(command: Sequence[str], what: str) -> str:

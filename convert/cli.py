@@ -32,7 +32,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 def check_convert_args(args: argparse.Namespace) -> list:
     """The requested variants; UserError for a bad flag value. Imports nothing heavy, so
     ``edgekit pipeline`` checks its conversion flags with it before training."""
-    from edge_runtime.errors import UserError
+    from edge_runtime.errors import UserError, check_counts
     from train.cli import check_seed
 
     from .samples import check_sample_sizes
@@ -41,8 +41,7 @@ def check_convert_args(args: argparse.Namespace) -> list:
     variants = parse_variants(args.variants)
     check_sample_sizes(args.calibration_size, args.probe_size)
     check_seed(args.seed)
-    if args.qat_epochs < 1:
-        raise UserError(f"--qat-epochs must be at least 1, got {args.qat_epochs}")
+    check_counts(("--qat-epochs", args.qat_epochs))
     if not args.qat_learning_rate > 0:
         raise UserError(f"--qat-learning-rate must be positive, got {args.qat_learning_rate}")
     return variants

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge_runtime.errors import UserError
+from edge_runtime.errors import check_counts
 
 from .run_dir import TrainedRun
 
@@ -28,9 +28,7 @@ class Samples:
 
 def check_sample_sizes(calibration_size: int, probe_size: int) -> None:
     """UserError unless both sample sizes are at least 1 (cheap: checked before any data)."""
-    for flag, value in (("--calibration-size", calibration_size), ("--probe-size", probe_size)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_counts(("--calibration-size", calibration_size), ("--probe-size", probe_size))
 
 
 def draw_samples(run: TrainedRun, calibration_size: int, probe_size: int, seed: int,

@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a file: make the package importable, the
 
 from .classifier import Classifier, Prediction
 from .classify_command import add_model_arguments
-from .errors import UserError
+from .errors import UserError, check_counts
 from .frame_sources import CameraError, open_source
 from .preprocess import square_resize
 
@@ -177,11 +177,8 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_camera(args: argparse.Namespace) -> int:
     """Open the model and the source, run the loop, print the timing summary."""
-    for flag, value in (("--top-k", args.top_k), ("--max-frames", args.max_frames),
-                        ("--width", args.width), ("--height", args.height),
-                        ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_counts(("--top-k", args.top_k), ("--max-frames", args.max_frames),
+                 ("--width", args.width), ("--height", args.height), ("--threads", args.threads))
     if not args.stall_timeout > 0:
         raise UserError(f"--stall-timeout must be positive, got {args.stall_timeout}")
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .classifier import TTA_MODES
-from .errors import ImageReadError, UserError
+from .errors import ImageReadError, UserError, check_counts
 from .interpreters import BACKENDS
 
 
@@ -47,9 +47,7 @@ def run_classify(args: argparse.Namespace) -> int:
     from .image_paths import expand_image_paths
 
     # Before the model loads, and in the flags' own names.
-    for flag, value in (("--top-k", args.top_k), ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_counts(("--top-k", args.top_k), ("--threads", args.threads))
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
                             tta=args.tta)
     mirrored = ", each averaged with its mirror image" if args.tta == "flip" else ""

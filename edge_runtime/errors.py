@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from typing import Optional
 
 
 class UserError(Exception):
@@ -15,6 +16,14 @@ class UserError(Exception):
 
 class ImageReadError(UserError):
     """An image file could not be opened or decoded."""
+
+
+def check_counts(*flags: tuple[str, Optional[int]]) -> None:
+    """UserError naming the first of the (flag, value) pairs whose value is below 1; a value
+    of None (a flag not given) is not checked."""
+    for flag, value in flags:
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
 
 
 def print_user_error(exc: BaseException, program: str) -> bool:

@@ -200,7 +200,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     value that a cell's train, convert or bench stage would refuse, so that a typo costs
     neither a training nor a study directory of failed cells. Imports nothing heavy, so it runs
     before Keras' import."""
-    from edge_runtime.errors import UserError
+    from edge_runtime.errors import UserError, check_counts
     from train.cli import ARCH_NAMES
     from train.data import data_path
 
@@ -213,9 +213,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
                         f"{', '.join(ARCH_NAMES)}")
     if any(w <= 0 for w in grid.widths):
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
-    for flag, value in (("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_counts(("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds))
     if args.data:
         data_path(args.data)  # a missing folder is one error here, not one per cell
     shared_flags = grid.train_argv()

@@ -144,16 +144,14 @@ def check_seed(seed: int) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The resolved settings ``edgekit train`` runs with for these flags (recipe defaults
     filled in), every value checked; UserError for a bad one."""
-    from edge_runtime.errors import UserError
+    from edge_runtime.errors import UserError, check_counts
 
     from .image_folder import check_cache_dir, default_cache_dir
     from .recipes import resolve_recipe
     from .splits import check_val_fraction, parse_split
 
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--image-size", args.image_size)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    check_counts(("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                 ("--image-size", args.image_size))
     # Written as "not ... >=" and "not ... >" so that a NaN is refused too.
     for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout),
                         ("--weight-decay", args.weight_decay), ("--mixup", args.mixup),
