@@ -112,7 +112,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command in EXTRAS:
             _check_before_keras(args)
-            import_keras()
+            # The pipeline's stages import Keras as they run (run_command), so a finished run,
+            # or each finished cell of a resumed study, is answered in half a second, not five.
+            if args.command != "pipeline":
+                import_keras()
         return args.handler(args)
     except (UserError, OSError) as exc:
         if not print_user_error(exc, "edgekit"):
