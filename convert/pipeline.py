@@ -40,14 +40,14 @@ def conversion_versions() -> dict:
 
 
 def _build_in_child(run_dir: Path, variant: Variant, calibration_file: Path,
-                    target: Path, metadata: dict, options: dict) -> dict:
+                    target: Path, metadata: dict, options: dict, label: str) -> dict:
     """Run ``worker.build_variant`` in a fresh spawned process; its exception comes back."""
     from .worker import build_variant
 
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         future = pool.submit(build_variant, str(run_dir), variant.name,
-                             str(calibration_file), str(target), metadata, options)
+                             str(calibration_file), str(target), metadata, options, label)
         return future.result()
 
 
@@ -91,7 +91,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
             print(f"{prefix}: converting...", flush=True)
             entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
                                  metadata, options, samples.probe, reference,
-                                 samples.probe_labels)
+                                 samples.probe_labels, prefix)
             # Each entry keeps the settings it was made with: a later run of convert for some
             # variants, with other settings, keeps the other entries as they were made.
             entries[variant.name] = dict(entry, settings=settings)
@@ -154,8 +154,9 @@ def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
 
 def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, artifacts: Path,
                  metadata: dict, options: dict, probe_pixels: np.ndarray, reference: np.ndarray,
-                 labels: np.ndarray) -> dict:
-    """Build one variant in a child, verify it, and move it into place; or say why not."""
+                 labels: np.ndarray, prefix: str) -> dict:
+    """Build one variant in a child, verify it, and move it into place; or say why not.
+    ``prefix`` ("[7/10] qat-int8") starts the lines the child prints while it works."""
     entry = {"name": variant.name, "file": variant.file, "format": variant.format,
              "precision": variant.precision, "description": variant.description,
              "input_normalization": {"mean": variant.norm_mean, "std": variant.norm_std}}
@@ -166,7 +167,7 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
     try:
         try:
             facts = _build_in_child(run.path, variant, calibration_file, target, metadata,
-                                    options)
+                                    options, prefix)
         finally:
             log = Path(f"{target}.log")
             if log.is_file():

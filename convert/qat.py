@@ -7,6 +7,8 @@ Keras for the whole process.
 """
 from __future__ import annotations
 
+from typing import Optional, TextIO
+
 import numpy as np
 
 from .graph import endpoint_name, layer_parents
@@ -97,15 +99,23 @@ def _annotate(model, per_channel: bool):
 
 def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: float,
                             validation: tuple, calibration: np.ndarray, seed: int = 0,
-                            label_smoothing: float = 0.0,
-                            per_channel: bool = True) -> tuple[bytes, dict]:
+                            label_smoothing: float = 0.0, per_channel: bool = True,
+                            progress: Optional[tuple[str, TextIO]] = None
+                            ) -> tuple[bytes, dict]:
     """Fine-tune a fake-quantized copy for ``epochs`` with the training loss (same label
     smoothing) and a cosine-decaying rate from ``learning_rate``, then convert it to int8
     TFLite (int8 input and output), weight scales per output channel or, with
-    ``per_channel=False``, one per tensor (the smaller file). Returns the flatbuffer and the
-    fine-tuning history."""
+    ``per_channel=False``, one per tensor (the smaller file). ``progress``: (label, stream)
+    for a bar per epoch on a terminal and a line per epoch (train's EpochBars). Returns the
+    flatbuffer and the fine-tuning history."""
     import tensorflow as tf
     import tf_keras
+
+    from train.epoch_progress import EpochBars
+
+    # Defined here: tf_keras is imported in the conversion child only.
+    class FineTuningProgress(EpochBars, tf_keras.callbacks.Callback):
+        """EpochBars as a tf_keras callback."""
 
     # tf_keras' Dropout draws from TensorFlow's global generator: unseeded, two conversions
     # of the same model differed by 0.5 points of test accuracy (measured).
@@ -119,8 +129,13 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
                       loss=tf_keras.losses.CategoricalCrossentropy(
                           label_smoothing=label_smoothing),
                       metrics=["accuracy"])
+    # Fine-tuning takes minutes on a full data set: the user sees it move.
+    callbacks = [] if progress is None else [
+        FineTuningProgress(epochs, epochs_data.steps(), f"{progress[0]}: fine-tuning ",
+                           progress[1])]
     history = quantized.fit(epochs_data.batches(0), steps_per_epoch=epochs_data.steps(),
-                            epochs=epochs, validation_data=validation, verbose=2)
+                            epochs=epochs, validation_data=validation, verbose=2,
+                            callbacks=callbacks)
     if per_channel:
         converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     else:

@@ -17,14 +17,17 @@ FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "onnx-int8", "dy
 
 
 def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
-                  metadata: dict, options: dict) -> dict:
+                  metadata: dict, options: dict, label: str = "") -> dict:
     """Convert RUN_DIR/model.keras into variant ``name`` at ``target``, with labels and the
     variant's input normalization embedded; returns timing (and fine-tuning) facts.
 
     ``options``: ``fold_batchnorm`` (for post-training integer variants), ``qat_epochs``,
     ``qat_learning_rate`` and ``data`` (where the run's data is now, or None; QAT only).
+    ``label`` names the variant in the fine-tuning's progress lines ("[7/10] qat-int8").
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # The user's stderr, kept before the output goes to the log: fine-tuning reports there.
+    user_stream = os.fdopen(os.dup(2), "w", buffering=1)
     _redirect_output(target + ".log")
     import keras
     import numpy as np
@@ -58,9 +61,11 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
         "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
-        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, options, facts),
+        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, options, facts,
+                                                (label, user_stream)),
         "qat-int8-per-tensor": lambda: _quantization_aware(model, Path(run_dir), calibration,
-                                                           options, facts, per_channel=False),
+                                                           options, facts, (label, user_stream),
+                                                           per_channel=False),
     }
     content = builders[name]()
     info = dict(metadata, norm_mean=variant.norm_mean, norm_std=variant.norm_std)
@@ -77,10 +82,10 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
 
 
 def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts: dict,
-                        per_channel: bool = True) -> bytes:
+                        progress: tuple, per_channel: bool = True) -> bytes:
     """Fine-tune with fake quantization (weight scales per output channel, or one per tensor)
     on the run's own training split and recipe augmentation, then convert; records the
-    settings and history in ``facts``."""
+    settings and history in ``facts``. ``progress``: (label, stream) for the epochs' progress."""
     import json
 
     from edge_runtime.preprocess import scale_pixels
@@ -99,7 +104,7 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
     content, history = quantization_aware_int8(model, epochs_data, options["qat_epochs"],
                                                options["qat_learning_rate"], validation,
                                                calibration, options["seed"],
-                                               recipe.label_smoothing, per_channel)
+                                               recipe.label_smoothing, per_channel, progress)
     facts["qat"] = {"epochs": options["qat_epochs"],
                     "learning_rate": options["qat_learning_rate"],
                     "batch_size": recipe.batch_size, "history": history}

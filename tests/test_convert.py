@@ -271,7 +271,7 @@ def test_size_breakdown_accounts_for_every_byte(converted, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_quantization_aware_ds_cnn_has_the_post_training_graph(converted, tmp_path):
+def test_quantization_aware_ds_cnn_has_the_post_training_graph(converted, tmp_path, capfd):
     # ds_cnn's BNs follow convolutions; unfolded, the QAT file kept each as a Mul and an Add
     # (measured on CIFAR-10: twice the post-training file's latency).
     run, _, _ = converted
@@ -279,8 +279,11 @@ def test_quantization_aware_ds_cnn_has_the_post_training_graph(converted, tmp_pa
     ds_run = tmp_path / "ds_cnn"
     assert main(["train", "--data", str(data), "--out", str(ds_run), "--arch", "ds_cnn",
                  "--width", "0.25", "--epochs", "1", "--batch-size", "8"]) == 0
+    capfd.readouterr()
     assert main(["convert", str(ds_run), "--variants", "int8,qat-int8-per-tensor",
                  "--qat-epochs", "1", "--calibration-size", "30"]) == 0
+    # The fine-tuning child reports each epoch to the user, not only to its log.
+    assert "[2/2] qat-int8-per-tensor: fine-tuning epoch 1/1 - " in capfd.readouterr().err
     manifest = json.loads((ds_run / "artifacts" / "manifest.json").read_text())
 
     def operators(name):
