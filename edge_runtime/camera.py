@@ -131,13 +131,27 @@ def json_lines(stream: TextIO) -> Callable:
 
 def window(title: str, bgr: bool) -> Callable:
     """Output for desktop use: the frame in an OpenCV window with the top-k labels and fps;
-    q or Esc closes it."""
+    q, Esc or the window's close button ends the run."""
     try:
         import cv2
     except ImportError:
         raise UserError("showing frames needs OpenCV with GUI support (pip install "
                         "opencv-python, or apt install python3-opencv); or use --headless") \
             from None
+    seen_open: set = set()
+
+    def closed_by_user() -> bool:
+        # Without this check the next imshow opened the window again, and only Ctrl-C ended
+        # the run. Backends say "closed" on different properties: GTK (Pi OS's OpenCV) drops
+        # the window (AUTOSIZE reads -1) and reports VISIBLE as -1 always; Qt hides it
+        # (VISIBLE reads 0). So a property counts only once it has read "open".
+        try:
+            states = {"exists": cv2.getWindowProperty(title, cv2.WND_PROP_AUTOSIZE) >= 0,
+                      "visible": cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) >= 1}
+        except cv2.error:  # some builds raise for a window that is gone
+            return bool(seen_open)
+        seen_open.update(name for name, is_open in states.items() if is_open)
+        return any(not states[name] for name in seen_open)
 
     def show(index, frame, prediction, fps, timing):
         image = np.ascontiguousarray(frame if bgr else frame[..., ::-1])
@@ -152,7 +166,7 @@ def window(title: str, bgr: bool) -> Callable:
         except cv2.error:
             raise UserError("this OpenCV build cannot open windows (opencv-python-headless?); "
                             "use --headless, or install opencv-python") from None
-        if key in (ord("q"), 27):
+        if key in (ord("q"), 27) or closed_by_user():
             raise StopIteration
     return show
 

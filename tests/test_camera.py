@@ -1,6 +1,7 @@
 """The camera loop: synthetic, folder and video sources, headless JSON lines, the timing split,
 latest-frame-wins for live cameras, and a camera that stops delivering frames."""
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -228,3 +229,54 @@ def test_synthetic_source_cycles_frames():
     source = SyntheticSource(64, 48, distinct_frames=3)
     frames = [source.read() for _ in range(4)]
     assert frames[0].shape == (48, 64, 3) and frames[3] is frames[0]
+
+
+class FakeGuiOpenCV:
+    """Just enough of cv2 for ``camera.window``: a window the user closes after ``open_for``
+    frames, its properties reported as the backend ``reports`` them (a function of whether the
+    window is open and the property asked)."""
+
+    WND_PROP_AUTOSIZE, WND_PROP_VISIBLE = 1, 4
+    FONT_HERSHEY_SIMPLEX, LINE_AA = 0, 16
+    error = RuntimeError
+
+    def __init__(self, open_for, reports):
+        self.open_for, self.reports, self.shown = open_for, reports, 0
+
+    def putText(self, *args):
+        pass
+
+    def imshow(self, title, image):
+        self.shown += 1
+
+    def waitKey(self, delay):
+        return -1  # no key pressed
+
+    def getWindowProperty(self, title, prop):
+        return self.reports(self.shown <= self.open_for, prop)
+
+
+def gtk(is_open, prop):
+    """GTK drops a closed window (-1 for every property) and never implements VISIBLE."""
+    return 1.0 if is_open and prop == FakeGuiOpenCV.WND_PROP_AUTOSIZE else -1.0
+
+
+def qt(is_open, prop):
+    """Qt hides a closed window: it still exists, and VISIBLE reads 0."""
+    return 1.0 if is_open or prop == FakeGuiOpenCV.WND_PROP_AUTOSIZE else 0.0
+
+
+def neither(is_open, prop):
+    """A build that implements neither property."""
+    return -1.0
+
+
+@pytest.mark.parametrize("reports,frames", [(gtk, 3), (qt, 3), (neither, 8)])
+def test_closing_the_window_ends_the_run(converted_run, monkeypatch, capsys, reports, frames):
+    # The window's close button used to be ignored: the next frame opened it again.
+    fake = FakeGuiOpenCV(open_for=3, reports=reports)
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    assert main(["camera", str(model_file(converted_run)), "--source", "synthetic",
+                 "--max-frames", "8"]) == 0
+    assert f"{frames} frames" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert fake.shown == min(frames + 1, 8)
