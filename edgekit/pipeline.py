@@ -49,7 +49,7 @@ def _takers(flag: str) -> list[str]:
             if any(action.option_strings[0] == flag for action in actions)]
 
 
-def _as_typed(convert):
+def as_typed(convert):
     """An argparse type that refuses what CONVERT refuses (say, ``int``) but keeps the text:
     the stage gets the flag as the user typed it (``1e-3``, not ``0.001``)."""
     def check(text: str) -> str:
@@ -70,7 +70,7 @@ def _pass_through(action: argparse.Action) -> dict:
     help_text = f"{action.help}{default}; passed to edgekit {' and '.join(_takers(flag))}"
     if action.nargs == 0:  # a switch: passed bare when given
         return {"action": "store_true", "help": help_text}
-    return {"default": None, "type": action.type and _as_typed(action.type),
+    return {"default": None, "type": action.type and as_typed(action.type),
             "choices": action.choices, "metavar": action.metavar, "help": help_text}
 
 

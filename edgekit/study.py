@@ -27,7 +27,7 @@ from edge_runtime.classifier import TTA_MODES
 from train.config import TrainConfig
 
 from .cell_pool import CellPool
-from .pipeline import check_stage_flags, flag_argv, passed_flags
+from .pipeline import as_typed, check_stage_flags, flag_argv, passed_flags
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -46,10 +46,11 @@ DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
 PER_CELL_FLAGS = ("--arch", "--width", "--init-from")
 
 
-def train_keys() -> dict[str, bool]:
-    """The keys a grid file's [train] table takes, each with whether it is a switch (true or
-    false in TOML): every edgekit train flag the pipeline passes on but PER_CELL_FLAGS."""
-    return {action.option_strings[0][2:]: action.nargs == 0
+def train_keys() -> dict[str, argparse.Action]:
+    """The keys a grid file's [train] table takes, each with its edgekit train flag (a switch,
+    true or false in TOML, when its nargs is 0): every train flag the pipeline passes on but
+    PER_CELL_FLAGS."""
+    return {action.option_strings[0][2:]: action
             for action in passed_flags()["train"] if action.option_strings[0] not in PER_CELL_FLAGS}
 
 
@@ -105,8 +106,12 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=None, help="passed to edgekit convert")
     parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
                         help="a finished edgekit train run to include (repeatable)")
+    typed = {action.option_strings[0]: action.type for action in passed_flags()["train"]}
     for flag in ("--epochs", "--batch-size", "--val-fraction"):
-        parser.add_argument(flag, default=None, help="passed to edgekit train")
+        # train's type check (a typo answered by the study, not by a cell's pipeline), the
+        # text kept as typed
+        parser.add_argument(flag, default=None, type=as_typed(typed[flag]),
+                            help="passed to edgekit train")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
     parser.add_argument("--bench-rounds", type=int, default=3,
                         help="edgekit bench --rounds per cell")
@@ -128,22 +133,53 @@ def read_grid(args: argparse.Namespace) -> Grid:
             raise UserError(f"{args.grid}: unreadable grid file ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{args.grid}: unreadable grid file ({exc})") from None
+        check_grid_keys(settings)
+    archs = tuple(args.archs.split(",")) if args.archs else \
+        tuple(settings.get("archs", DEFAULT_ARCHS))
     try:
-        archs = tuple(args.archs.split(",")) if args.archs else \
-            tuple(settings.get("archs", DEFAULT_ARCHS))
         widths = tuple(float(w) for w in args.widths.split(",")) if args.widths else \
             tuple(float(w) for w in settings.get("widths", DEFAULT_WIDTHS))
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad --widths or widths in the grid file ({exc})") from None
+    except ValueError as exc:
+        raise UserError(f"bad --widths ({exc})") from None
     train = read_train_table(settings.get("train", {}))
     for key in ("epochs", "batch_size", "val_fraction"):
         if getattr(args, key):
             train[key.replace("_", "-")] = getattr(args, key)
-    runs = settings.get("runs", [])
-    if not (isinstance(runs, list) and all(isinstance(run, str) for run in runs)):
-        raise UserError(f"bad runs in the grid file: a list of run directories, got {runs!r}")
-    runs = tuple(runs) + tuple(args.add_run)
+    runs = tuple(settings.get("runs", [])) + tuple(args.add_run)
     return Grid(archs, widths, args.variants or settings.get("variants"), train, runs)
+
+
+# What each top-level key of a grid file holds: a check, and the form to name when it fails.
+GRID_KEYS = {
+    "archs": (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+              'a list such as ["seed_cnn", "ds_cnn"]'),
+    "widths": (lambda v: isinstance(v, list) and all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) for w in v),
+               "a list of numbers such as [0.5, 1.0]"),
+    "variants": (lambda v: isinstance(v, str), 'a comma-separated string such as "float32,int8"'),
+    "runs": (lambda v: isinstance(v, list) and all(isinstance(r, str) for r in v),
+             'a list of run directories such as ["runs/distilled"]'),
+    "train": (lambda v: isinstance(v, dict), "a table of edgekit train flags"),
+}
+
+
+def check_grid_keys(settings: dict) -> None:
+    """UserError for a top-level key of a grid file that is unknown (an edgekit train flag
+    written above [train] would otherwise be dropped, and the cells trained without it) or
+    whose value has the wrong form."""
+    from edge_runtime.errors import UserError
+
+    unknown = sorted(set(settings) - set(GRID_KEYS))
+    if unknown:
+        in_train = [key for key in unknown if key in train_keys()]
+        hint = (f"; {', '.join(in_train)} {'goes' if len(in_train) == 1 else 'go'} in the "
+                "[train] table") if in_train else ""
+        known = [f"[{key}]" if key == "train" else key for key in GRID_KEYS]
+        raise UserError(f"unknown keys in the grid file: {', '.join(unknown)} (known: "
+                        f"{', '.join(known)}){hint}")
+    for key, (valid, form) in GRID_KEYS.items():
+        if key in settings and not valid(settings[key]):
+            raise UserError(f"bad {key} in the grid file: {form}, got {settings[key]!r}")
 
 
 def read_train_table(table) -> dict:
@@ -152,19 +188,29 @@ def read_train_table(table) -> dict:
     from edge_runtime.errors import UserError
 
     keys = train_keys()
-    if not isinstance(table, dict):
-        raise UserError(f"bad [train] in the grid file: a table of edgekit train flags, got "
-                        f"{table!r}")
     unknown = set(table) - set(keys)
     if unknown:
         raise UserError(f"unknown [train] keys in the grid file: {', '.join(sorted(unknown))} "
                         f"(known: {', '.join(keys)})")
     train = {}
     for key, value in table.items():
-        if keys[key] != isinstance(value, bool) or isinstance(value, (dict, list)):
-            wanted = "true or false" if keys[key] else "a number or a string"
+        action = keys[key]
+        switch = action.nargs == 0
+        if switch != isinstance(value, bool) or isinstance(value, (dict, list)):
+            wanted = "true or false" if switch else "a number or a string"
             raise UserError(f"bad [train] {key} = {value!r} in the grid file: {wanted}")
-        train[key] = value if keys[key] else str(value)
+        train[key] = value if switch else str(value)
+        # The flag's own type and choices, checked here so that the error names the grid
+        # file's key (the cells' command line would answer with the pipeline's usage).
+        try:
+            if not switch and action.type:
+                action.type(train[key])
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            raise UserError(f"bad [train] {key} = {value!r} in the grid file: not a valid "
+                            f"{getattr(action.type, '__name__', 'value')}") from None
+        if action.choices and train[key] not in action.choices:
+            raise UserError(f"bad [train] {key} = {value!r} in the grid file: choose from "
+                            f"{', '.join(action.choices)}")
     return train
 
 

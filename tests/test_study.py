@@ -167,6 +167,31 @@ def test_bad_grid_files(tmp_path, capsys):
         grid.write_text(f"[train]\n{table}\n")
         assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
         assert message in capsys.readouterr().err
+    # A train flag above [train] was dropped without a word (the study then trained every
+    # cell with the default 60 epochs); values of the wrong form ended in tracebacks or in the
+    # cells' pipeline usage text.
+    for content, message in (
+            ("epochs = 3\nlr = 1e-3", "unknown keys in the grid file: epochs, lr (known: archs, "
+                                      "widths, variants, runs, [train]); epochs, lr go in the "
+                                      "[train] table"),
+            ('archs = "seed_cnn"', "bad archs in the grid file: a list such as "
+                                   "[\"seed_cnn\", \"ds_cnn\"], got 'seed_cnn'"),
+            ("widths = 0.5", "bad widths in the grid file: a list of numbers such as [0.5, 1.0], "
+                             "got 0.5"),
+            ('variants = ["int8"]', "bad variants in the grid file: a comma-separated string "
+                                    "such as \"float32,int8\", got ['int8']"),
+            ("train = 3", "bad train in the grid file: a table of edgekit train flags, got 3"),
+            ('[train]\nepochs = "three"', "bad [train] epochs = 'three' in the grid file: not "
+                                          "a valid int"),
+            ('[train]\noptimizer = "lion"', "bad [train] optimizer = 'lion' in the grid file: "
+                                            "choose from adam, adamw, sgd")):
+        grid.write_text(content + "\n")
+        assert main(["study", "--out", str(tmp_path / "s"), "--grid", str(grid)]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [f"edgekit: error: {message}"]
+    with pytest.raises(SystemExit):  # the study's own train flags: the study's usage
+        main(["study", "--out", str(tmp_path / "s"), "--epochs", "three"])
+    assert "edgekit study: error: argument --epochs: invalid int value: 'three'" in \
+        capsys.readouterr().err
     assert not (tmp_path / "s").exists()
     # An --out the study cannot make: the system's reason and the path, no traceback.
     assert main(["study", "--out", str(grid / "s"), "--archs", "seed_cnn"]) == 2
