@@ -57,11 +57,14 @@ def parse_variants(text: Optional[str]) -> list[Variant]:
     """``--variants a,b,...`` (default: all) in the registry's order."""
     from edge_runtime.errors import UserError
 
-    if not text:
+    if text is None:
         return list(VARIANTS.values())
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
-    if unknown or not names:
-        raise UserError(f"unknown --variants {', '.join(unknown) or repr(text)}: choose from "
+    if unknown:
+        raise UserError(f"unknown --variants {', '.join(unknown)}: choose from "
+                        f"{', '.join(VARIANTS)}")
+    if not names:  # an unset shell variable, say; it used to mean all ten variants
+        raise UserError(f"--variants {text!r} names no variant: choose from "
                         f"{', '.join(VARIANTS)}")
     return [v for v in VARIANTS.values() if v.name in names]

@@ -281,7 +281,7 @@ def check_pipeline_args(args: argparse.Namespace) -> set[str]:
     import, and before any stage."""
     from edge_runtime.errors import UserError
 
-    redo = set(args.redo.split(",")) if args.redo else set()
+    redo = {stage.strip() for stage in (args.redo or "").split(",") if stage.strip()}
     unknown = redo - set(STAGES)
     if unknown:
         raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
@@ -304,7 +304,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
     # Names as convert reads them (spaces stripped), so a finished variant is recognised.
-    variants = [v.name for v in parse_variants(args.variants)] if args.variants else None
+    variants = None if args.variants is None else [v.name for v in parse_variants(args.variants)]
     started = time.perf_counter()
     status = 0
     for index, stage in enumerate(STAGES):

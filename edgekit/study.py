@@ -146,7 +146,8 @@ def read_grid(args: argparse.Namespace) -> Grid:
         if getattr(args, key):
             train[key.replace("_", "-")] = getattr(args, key)
     runs = tuple(settings.get("runs", [])) + tuple(args.add_run)
-    return Grid(archs, widths, args.variants or settings.get("variants"), train, runs)
+    variants = args.variants if args.variants is not None else settings.get("variants")
+    return Grid(archs, widths, variants, train, runs)
 
 
 # What each top-level key of a grid file holds: a check, and the form to name when it fails.
@@ -232,7 +233,7 @@ def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]
                "--rounds", str(args.bench_rounds), *cell.train_flags]
     if args.data:
         command += ["--data", args.data]
-    if grid.variants:
+    if grid.variants is not None:
         command += ["--variants", grid.variants]
     if args.threads:
         command += ["--threads", args.threads]

@@ -13,7 +13,7 @@ from conftest import LABELS
 
 from benchmarks.bench import plain_variant, tta_variant
 from edgekit.cli import build_parser, main
-from edgekit.pipeline import stage_commands
+from edgekit.pipeline import check_pipeline_args, stage_commands
 
 pytestmark = pytest.mark.slow
 
@@ -307,6 +307,13 @@ def test_the_pipeline_passes_every_stage_flag_on():
     for stage in ("train", "convert", "bench"):
         missing = set(subcommands[stage]._option_string_actions) - pipeline_flags
         assert missing <= {"--resume", "--overwrite"}, stage
+
+
+def test_redo_stages_are_read_as_variants_are(tmp_path):
+    # "convert, bench" used to be refused: "unknown --redo stage  bench" (a leading space).
+    args = build_parser().parse_args(["pipeline", "--out", str(tmp_path / "run"),
+                                      "--redo", "convert, bench,"])
+    assert check_pipeline_args(args) == {"convert", "bench"}
 
 
 def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsys):

@@ -88,6 +88,10 @@ sys.exit(main({argv!r}))
     # Flag values come first, as the stages check them before reading anything.
     (["train", "--data", "MISSING", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["convert", "MISSING", "--variants", "int4"], "unknown --variants int4"),
+    # An empty value (an unset shell variable) converted all ten variants.
+    (["convert", "MISSING", "--variants", ""], "--variants '' names no variant: choose from"),
+    (["pipeline", "--out", "RUN", "--variants", " , "], "--variants ' , ' names no variant"),
+    (["study", "--out", "RUN", "--variants", ""], "--variants '' names no variant"),
     (["bench", "MISSING", "--threads", "two"], "--threads must be comma-separated integers"),
     (["pipeline", "--out", "RUN", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["train", "--out", "RUN", "--split", "70/30"], "bad --split '70/30'"),
