@@ -134,10 +134,11 @@ def read_grid(args: argparse.Namespace) -> Grid:
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{args.grid}: unreadable grid file ({exc})") from None
         check_grid_keys(settings)
-    archs = tuple(args.archs.split(",")) if args.archs else \
+    archs = listed(args.archs, "--archs") if args.archs is not None else \
         tuple(settings.get("archs", DEFAULT_ARCHS))
     try:
-        widths = tuple(float(w) for w in args.widths.split(",")) if args.widths else \
+        widths = tuple(float(w) for w in listed(args.widths, "--widths")) \
+            if args.widths is not None else \
             tuple(float(w) for w in settings.get("widths", DEFAULT_WIDTHS))
     except ValueError as exc:
         raise UserError(f"bad --widths ({exc})") from None
@@ -148,6 +149,17 @@ def read_grid(args: argparse.Namespace) -> Grid:
     runs = tuple(settings.get("runs", [])) + tuple(args.add_run)
     variants = args.variants if args.variants is not None else settings.get("variants")
     return Grid(archs, widths, variants, train, runs)
+
+
+def listed(text: str, flag: str) -> tuple[str, ...]:
+    """A comma-separated flag value's items, spaces stripped ("seed_cnn, ds_cnn"); UserError
+    when it names none (an unset shell variable, which used to mean the default grid)."""
+    from edge_runtime.errors import UserError
+
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    if not items:
+        raise UserError(f"{flag} {text!r} names nothing")
+    return items
 
 
 # What each top-level key of a grid file holds: a check, and the form to name when it fails.
@@ -235,7 +247,7 @@ def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]
         command += ["--data", args.data]
     if grid.variants is not None:
         command += ["--variants", grid.variants]
-    if args.threads:
+    if args.threads is not None:
         command += ["--threads", args.threads]
     if args.tta:
         command += ["--tta", args.tta]
@@ -268,6 +280,8 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
                   ["--arch", arch, "--width", f"{width:g}", *shared_flags])
              for arch, width in grid.cells()]
     cells += [added_run(run) for run in grid.runs]
+    if not cells:
+        raise UserError("the grid has no cells: give it archs and widths, or runs to add")
     names = [cell.run_dir.name for cell in cells]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:

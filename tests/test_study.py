@@ -181,6 +181,7 @@ def test_bad_grid_files(tmp_path, capsys):
             ('variants = ["int8"]', "bad variants in the grid file: a comma-separated string "
                                     "such as \"float32,int8\", got ['int8']"),
             ("train = 3", "bad train in the grid file: a table of edgekit train flags, got 3"),
+            ("archs = []", "the grid has no cells: give it archs and widths, or runs to add"),
             ('[train]\nepochs = "three"', "bad [train] epochs = 'three' in the grid file: not "
                                           "a valid int"),
             ('[train]\noptimizer = "lion"', "bad [train] optimizer = 'lion' in the grid file: "
@@ -207,6 +208,12 @@ def test_every_train_flag_but_the_cells_own_goes_in_the_train_table(tmp_path):
                                                 "--grid", str(grid_file)]))
     assert grid.train_argv() == ["--image-size", "64", "--no-cache", "--lr", "0.001"]
     assert {"arch", "width", "init-from", "out", "resume"}.isdisjoint(train_keys())
+    # Lists on the command line read as --variants reads its own: spaces after the commas
+    # ("unknown archs [' ds_cnn']" before).
+    grid = read_grid(build_parser().parse_args(["study", "--out", str(tmp_path / "s"),
+                                                "--archs", "seed_cnn, ds_cnn",
+                                                "--widths", "0.5, 1"]))
+    assert (grid.archs, grid.widths) == (("seed_cnn", "ds_cnn"), (0.5, 1.0))
 
 
 def test_help_shows_a_grid_file_that_read_grid_accepts(tmp_path, capsys):
