@@ -146,6 +146,16 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"edgekit: error: classes of {tiny_tree} (class0, class1, class2, class3) differ from "
         "the model's (class0, class1, class2)")
+    # Data moved since training: the error says whose path it is and what to do.
+    moved = tmp_path / "moved"
+    tiny_tree.rename(moved)
+    assert main(["evaluate", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: data path {tiny_tree}, where this run was trained, does not exist: "
+        "give --data with where the data is now")
+    shutil.rmtree(moved / "train" / "class3")
+    shutil.rmtree(moved / "test" / "class3")
+    assert main(["evaluate", str(out), "--data", str(moved)]) == 0
 
 
 @pytest.mark.parametrize("args, message", [

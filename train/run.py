@@ -88,6 +88,9 @@ def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[P
     config = TrainConfig.from_dict(settings)
     if data:
         config = replace(config, data=data)
+    elif config.data != "cifar10" and not Path(config.data).expanduser().exists():
+        raise UserError(f"data path {config.data}, where this run was trained, does not exist: "
+                        "give --data with where the data is now")
     if cache_dir:
         config = replace(config, cache_dir=str(cache_dir))
     return config, load_splits(config, class_names)
