@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from edge_runtime.classifier import TTA_MODES
@@ -45,10 +46,25 @@ def check_bench_args(args: argparse.Namespace) -> tuple[int, ...]:
                  ("--test-limit", args.test_limit))
     if not args.latency_seconds > 0:
         raise UserError(f"--latency-seconds must be positive, got {args.latency_seconds}")
-    if args.tflite_runtime_python and not shutil.which(args.tflite_runtime_python):
-        raise UserError(f"--tflite-runtime-python {args.tflite_runtime_python}: no such "
-                        "Python executable")
+    if args.tflite_runtime_python:
+        check_runtime_python(args.tflite_runtime_python)
     return threads
+
+
+def check_runtime_python(python: str) -> None:
+    """UserError unless ``python`` runs and imports what a tflite-runtime worker needs: else
+    every .tflite file's tflite-runtime row failed, one by one, after the benchmark's other
+    measurements (0.1 s for the check)."""
+    from edge_runtime.errors import UserError
+
+    if not shutil.which(python):
+        raise UserError(f"--tflite-runtime-python {python}: no such Python executable")
+    probe = subprocess.run([python, "-c", "import numpy, PIL, tflite_runtime.interpreter"],
+                           capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        reason = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+        raise UserError(f"--tflite-runtime-python {python} cannot run the tflite-runtime "
+                        f"worker ({reason}): pip install tflite-runtime 'numpy<2' pillow there")
 
 
 def bench_settings(args: argparse.Namespace):

@@ -96,6 +96,10 @@ sys.exit(main({argv!r}))
     (["study", "--out", "RUN", "--widths", " "], "--widths ' ' names nothing"),
     (["study", "--out", "RUN", "--threads", ""], "--threads must be comma-separated integers"),
     (["bench", "MISSING", "--threads", "two"], "--threads must be comma-separated integers"),
+    # A Python without tflite-runtime failed every .tflite file's row after the other ones.
+    (["bench", "MISSING", "--tflite-runtime-python", sys.executable],
+     f"--tflite-runtime-python {sys.executable} cannot run the tflite-runtime worker "
+     "(ModuleNotFoundError: No module named 'tflite_runtime')"),
     (["pipeline", "--out", "RUN", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["train", "--out", "RUN", "--split", "70/30"], "bad --split '70/30'"),
     (["train", "--out", "RUN", "--val-fraction", "2"], "--val-fraction must be between 0 and 0.5"),
