@@ -159,6 +159,24 @@ def test_cifar_python_archive(tmp_path):
     assert np.array_equal(again.train.x, raw.train.x)
 
 
+def test_cifar_python_archives_that_cannot_be_read(tmp_path):
+    # Each error one line: tarfile's own listed every compression it tried, over five lines.
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(np.random.default_rng(0).integers(0, 256, 1000, np.uint8).tobytes())
+    with pytest.raises(UserError) as error:
+        load_source(str(archive), 32, None)
+    assert str(error.value) == (f"{archive}: not a readable CIFAR-10 python archive (not a tar "
+                                "archive, compressed or not)")
+    with tarfile.open(archive, "w:gz") as tar:  # a tar archive whose batch is not a pickle
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    with pytest.raises(UserError) as error:
+        load_source(str(archive), 32, None)
+    assert "not a readable CIFAR-10 python archive" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 def test_cifar_python_with_missing_batches(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()

@@ -85,6 +85,11 @@ def _cifar_batches(path: Path) -> dict[str, dict]:
     """Unpickled CIFAR python batches keyed by file name, from a .tar.gz or a folder."""
     wanted = {f"data_batch_{i}" for i in range(1, 6)} | {"test_batch", "batches.meta"}
     batches: dict[str, dict] = {}
+    # tarfile's own message for a file that is not a tar archive lists every compression it
+    # tried, over five lines; an error here is one line.
+    if path.is_file() and not tarfile.is_tarfile(path):
+        raise UserError(f"{path}: not a readable CIFAR-10 python archive (not a tar archive, "
+                        "compressed or not)")
     try:
         if path.is_file():
             with tarfile.open(path, "r:*") as archive:
@@ -98,7 +103,8 @@ def _cifar_batches(path: Path) -> dict[str, dict]:
                     with open(path / name, "rb") as handle:
                         batches[name] = pickle.load(handle, encoding="bytes")
     except (tarfile.TarError, pickle.UnpicklingError, EOFError, OSError) as exc:
-        raise UserError(f"{path}: not a readable CIFAR-10 python archive ({exc})") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path}: not a readable CIFAR-10 python archive ({reason})") from None
     missing = sorted(wanted - set(batches))
     if missing:
         raise UserError(f"{path}: CIFAR-10 python files missing: {', '.join(missing)}")
