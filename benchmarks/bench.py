@@ -125,14 +125,13 @@ def _accuracy_pass(run_dir: Path, test, subjects: list[Subject], settings: Bench
                    progress) -> dict:
     """Predictions of Keras and of each (file, runtime) on the ``test`` split; fills accuracy
     fields."""
-    import keras
-
     from edge_runtime.preprocess import scale_pixels
+    from train.finished_run import load_keras_model
 
     from .bench_worker import top1_classes
 
     x, y = test.x[:settings.test_limit], test.y[:settings.test_limit]
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    model = load_keras_model(run_dir / "model.keras")
     reference = np.asarray(model.predict(scale_pixels(x), batch_size=500, verbose=0))
     predictions = {("keras", mode): reference.argmax(1) for mode in KERAS_MODES}
     progress.update(1)

@@ -42,11 +42,10 @@ PLOTS = {"macs": ("study_accuracy_vs_macs.png", "MACs per image (log scale)"),
 
 def model_cost(model_path: Path) -> tuple[int, int]:
     """(parameters, MACs) of a saved Keras model."""
-    import keras
-
+    from train.finished_run import load_keras_model
     from train.macs import count_macs
 
-    model = keras.saving.load_model(model_path, compile=False)
+    model = load_keras_model(model_path)
     return model.count_params(), count_macs(model)
 
 

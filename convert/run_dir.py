@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge_runtime.errors import UserError
 from edge_runtime.manifest import file_sha256
-from train.finished_run import check_finished_run
+from train.finished_run import check_finished_run, load_keras_model
 from train.labels import read_labels
 
 
@@ -28,15 +28,9 @@ class TrainedRun:
 
 def load_run(run_dir: Path) -> TrainedRun:
     """Load RUN_DIR/model.keras, labels.txt and config.json, checking they fit together."""
-    import keras
-
     run_dir = check_finished_run(run_dir)
     model_file = run_dir / "model.keras"
-    try:
-        model = keras.saving.load_model(model_file, compile=False)
-    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...
-        raise UserError(f"{model_file}: not a loadable Keras model ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    model = load_keras_model(model_file)
     config = json.loads((run_dir / "config.json").read_text())
     class_names = read_labels(run_dir)
     expected = tuple(config["input"]["shape"])

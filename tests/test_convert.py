@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,35 @@ def test_bad_run_directory(converted, tmp_path, capsys, damage, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and "Traceback" not in "\n".join(err)
     assert not (copy / "artifacts" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"this is not a zip", "(not a .keras zip archive)"),  # Keras: "File not found"
+    (None, "(ValueError: Expected a model.weights.h5 or model.weights.npz file.)"),
+])
+def test_a_damaged_model_is_one_line_for_every_command(converted, tmp_path, capsys, content,
+                                                      reason):
+    # bench, and train's --init-from and --teacher, ended in a traceback.
+    run, _, _ = converted
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts"))
+    model = copy / "model.keras"
+    if content is None:  # a zip archive, but no model's
+        with zipfile.ZipFile(model, "w") as archive:
+            archive.writestr("config.json", "{}")
+    else:
+        model.write_bytes(content)
+    data = str(run.parent / "data")
+    for argv in (["evaluate", str(copy)], ["convert", str(copy), "--variants", "float32"],
+                 ["bench", str(copy)],
+                 ["train", "--data", data, "--out", str(tmp_path / "a"), "--init-from", str(copy)],
+                 ["train", "--data", data, "--out", str(tmp_path / "b"), "--teacher", str(copy)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1] == \
+            f"edgekit: error: {model}: not a loadable Keras model {reason}", argv
+        assert "Traceback" not in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_failing_variant_is_reported_and_others_finish(converted, tmp_path, monkeypatch, capsys):

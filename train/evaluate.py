@@ -11,7 +11,6 @@ from typing import Optional
 
 import numpy as np
 
-from edge_runtime.errors import UserError
 from edge_runtime.preprocess import scale_pixels
 
 from . import plots
@@ -56,9 +55,7 @@ def write_evaluation(model, splits: DataSplits, run_dir: Path,
 
 def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) -> dict:
     """Recompute a finished run's evaluation files, on its own data or on ``data``."""
-    import keras
-
-    from .finished_run import check_finished_run
+    from .finished_run import check_finished_run, load_keras_model
     from .run import run_splits
 
     check_finished_run(run_dir)
@@ -66,10 +63,7 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     config_file = run_dir / "config.json"
     config, splits = run_splits(json.loads(config_file.read_text())["settings"], data, cache_dir,
                                 read_labels(run_dir))
-    try:
-        model = keras.saving.load_model(model_file)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise UserError(f"{model_file}: cannot load Keras model ({exc})") from None
+    model = load_keras_model(model_file, compile=True)
     previous = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     keep = {k: previous[k] for k in ("epochs_trained", "train_seconds", "seconds_per_epoch",
                                      "train_images_per_second") if k in previous}

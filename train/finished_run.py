@@ -40,19 +40,35 @@ def check_finished_run(run_dir, flag: str = "", needs: tuple = RUN_FILES) -> Pat
     return folder
 
 
+def load_keras_model(model_file: Path, compile: bool = False) -> keras.Model:
+    """A saved Keras model; UserError in one line for a file Keras cannot load (Keras raises
+    ValueError, OSError, zipfile errors, ..., over several lines, and calls a file that is no
+    zip archive "File not found")."""
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(model_file):
+        raise UserError(f"{model_file}: not a loadable Keras model (not a .keras zip archive)")
+    try:
+        return keras.saving.load_model(model_file, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - any failure means this file is unusable
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise UserError(f"{model_file}: not a loadable Keras model ({type(exc).__name__}: "
+                        f"{reason})") from None
+
+
 def load_run_model(run_dir: str, flag: str, class_names: list[str],
                    input_shape: tuple) -> keras.Model:
     """The model of the finished run in ``run_dir``, checked to have the new run's classes and
     input shape; ``flag`` names the option in the errors."""
-    import keras
-
     folder = check_finished_run(run_dir, flag)
     model_file, config_file = folder / "model.keras", folder / "config.json"
     run_classes = json.loads(config_file.read_text()).get("class_names")
     if run_classes != class_names:
         raise UserError(f"{flag} {run_dir}: its classes ({', '.join(run_classes or [])}) "
                         f"differ from this data's ({', '.join(class_names)})")
-    model = keras.saving.load_model(model_file, compile=False)
+    model = load_keras_model(model_file)
     if tuple(model.input_shape[1:]) != tuple(input_shape):
         raise UserError(f"{flag} {run_dir}: it takes images of shape "
                         f"{tuple(model.input_shape[1:])}, this run {tuple(input_shape)}")
