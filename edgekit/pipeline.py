@@ -246,7 +246,7 @@ def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
     a study's added run)."""
     from edge_runtime.errors import UserError
     from train.config import setting_differences
-    from train.finished_run import staging_dir
+    from train.finished_run import read_run_config, staging_dir
 
     run_dir, partial = args.out, staging_dir(args.out)
     if not passed_argv(args, "train"):
@@ -258,7 +258,7 @@ def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
                              "started", "start it again")
     else:
         return
-    differences = setting_differences(json.loads(stored.read_text())["settings"], asked)
+    differences = setting_differences(read_run_config(stored)["settings"], asked)
     if differences:
         raise UserError(f"{what} with other settings than asked ({'; '.join(differences)}): "
                         f"pass --redo train to {fix} with these, or choose another --out")

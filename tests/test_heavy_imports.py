@@ -1,5 +1,6 @@
 """The heavy commands' start-up: TensorFlow's absl INFO notes dropped, its warnings and errors
 kept, and a missing package reported as the extra to install, in one line."""
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.cli import build_parser
 from edgekit.heavy_imports import missing_package_message
+from train.cli import config_from_args
 from train.quiet_import import startup_notes_dropped
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +56,14 @@ def test_a_runtime_only_install_gets_one_line_for_a_heavy_command(tmp_path, argv
     # A Pi with `pip install "edgekit[runtime]"`: no Keras, no TensorFlow.
     argv = [str(tmp_path / "run") if arg == "RUN" else arg for arg in argv]
     if argv[0] == "bench":  # a run copied over from the training machine
-        (tmp_path / "run").mkdir()
-        for name in ("model.keras", "config.json", "labels.txt"):
-            (tmp_path / "run" / name).write_text("")
+        run = tmp_path / "run"
+        run.mkdir()
+        settings = config_from_args(build_parser().parse_args(["train", "--out", str(run)]))
+        (run / "config.json").write_text(json.dumps({
+            "settings": settings.to_dict(), "class_names": ["a", "b"],
+            "input": {"shape": [32, 32, 3]}}))
+        for name in ("model.keras", "labels.txt"):
+            (run / name).write_text("")
     code = f"""
 import importlib.abc, sys
 class Missing(importlib.abc.MetaPathFinder):
@@ -85,6 +93,11 @@ sys.exit(main({argv!r}))
     (["train", "--data", "MISSING", "--out", "RUN"], "data path MISSING does not exist"),
     (["pipeline", "--data", "MISSING", "--out", "RUN"], "data path MISSING does not exist"),
     (["bench", "EMPTY", "--data", "MISSING"], "EMPTY: not a finished run directory"),
+    # A damaged config.json ended every command that read it in a traceback (KeyError).
+    (["convert", "DAMAGED"], "DAMAGED/config.json: damaged (no 'recipe'); edgekit train "
+                             "writes it, so restore it or train the run again"),
+    (["evaluate", "DAMAGED"], "DAMAGED/config.json: damaged (no 'recipe')"),
+    (["bench", "DAMAGED"], "DAMAGED/config.json: damaged (no 'recipe')"),
     # Flag values come first, as the stages check them before reading anything.
     (["train", "--data", "MISSING", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["convert", "MISSING", "--variants", "int4"], "unknown --variants int4"),
@@ -123,8 +136,13 @@ sys.exit(main({argv!r}))
 def test_a_typo_is_answered_before_keras_is_imported(tmp_path, argv, error):
     # Keras' import takes 4 s on a 2-core CPU: a typo deserves its answer at once.
     (tmp_path / "empty").mkdir()
+    damaged = tmp_path / "damaged"  # a run directory whose config.json is not a run's
+    damaged.mkdir()
+    for name, text in (("model.keras", "x"), ("labels.txt", "a\nb\n"),
+                       ("config.json", '{"settings": {"epochs": 3}}')):
+        (damaged / name).write_text(text)
     names = {"MISSING": str(tmp_path / "missing"), "EMPTY": str(tmp_path / "empty"),
-             "RUN": str(tmp_path / "run")}
+             "RUN": str(tmp_path / "run"), "DAMAGED": str(damaged)}
     argv = [names.get(arg, arg) for arg in argv]
     code = f"""
 import sys
@@ -140,4 +158,4 @@ sys.exit(code if not heavy else 99)
         error = error.replace(placeholder, path)
     assert result.stderr.startswith(f"edgekit: error: {error}")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "empty"]  # nothing new

@@ -98,19 +98,17 @@ def check_train_args(args: argparse.Namespace) -> TrainConfig:
     value than the interrupted run was started with: --resume continues a run with its stored
     settings, which used to ignore such a flag without a word. ``args.given`` holds the
     flags typed (edgekit.cli sets it); without it nothing is compared."""
-    import json
-
     from edge_runtime.errors import UserError
 
     from .config import setting_differences
-    from .finished_run import staging_dir
+    from .finished_run import read_run_config, staging_dir
 
     asked = config_from_args(args)
     stored = staging_dir(args.out) / "config.json"
     if not args.resume or not stored.is_file():  # train_run says "nothing to resume"
         return asked
     typed = {SETTING_OF_FLAG.get(flag, flag[2:]) for flag in getattr(args, "given", ())}
-    differences = setting_differences(json.loads(stored.read_text())["settings"], asked, typed)
+    differences = setting_differences(read_run_config(stored)["settings"], asked, typed)
     if differences:
         raise UserError(f"{stored.parent} was started with other settings than asked "
                         f"({'; '.join(differences)}): --resume continues it as it was started, "

@@ -22,6 +22,24 @@ def staging_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+def read_run_config(path: Path) -> dict:
+    """A run's config.json (finished or interrupted), checked to hold what later commands
+    read: its settings, classes and input shape. UserError in one line for a damaged file
+    (every command that read one ended in a traceback)."""
+    from .config import TrainConfig
+
+    try:
+        config = json.loads(path.read_text())
+        TrainConfig.from_dict(config["settings"])
+        if not (isinstance(config["class_names"], list) and len(config["input"]["shape"]) == 3):
+            raise ValueError("bad class_names or input shape")
+    except (ValueError, KeyError, TypeError) as exc:
+        reason = f"no {exc}" if isinstance(exc, KeyError) else (str(exc).splitlines() or [""])[0]
+        raise UserError(f"{path}: damaged ({reason}); edgekit train writes it, so restore it "
+                        "or train the run again") from None
+    return config
+
+
 def check_finished_run(run_dir, flag: str = "", needs: tuple = RUN_FILES) -> Path:
     """``run_dir`` as a Path when it holds the files of a finished run (``needs``), else a
     UserError saying what is missing; a run still being trained (or stopped) is named as
@@ -37,6 +55,8 @@ def check_finished_run(run_dir, flag: str = "", needs: tuple = RUN_FILES) -> Pat
     if missing:
         raise UserError(f"{where}: not a finished run directory ({', '.join(missing)} "
                         "missing)")
+    if "config.json" in needs:
+        read_run_config(folder / "config.json")
     return folder
 
 
@@ -81,7 +101,7 @@ def start_from(model: keras.Model, run_dir: str, class_names: list[str]) -> None
     source = load_run_model(run_dir, "--init-from", class_names, model.input_shape[1:])
     weights = source.get_weights()
     if [w.shape for w in weights] != [tuple(v.shape) for v in model.weights]:
-        settings = json.loads((Path(run_dir) / "config.json").read_text()).get("settings", {})
+        settings = read_run_config(Path(run_dir) / "config.json")["settings"]
         raise UserError(f"--init-from {run_dir}: its model ({settings.get('arch')} at width "
                         f"{settings.get('width')}, {source.count_params():,} parameters) differs "
                         f"from this run's ({model.count_params():,} parameters): pass the same "

@@ -6,7 +6,6 @@ partial run up at its last completed epoch, with its stored settings.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -27,7 +26,7 @@ from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits
 from .distribute import distribution_plan, distribution_scope
-from .finished_run import staging_dir
+from .finished_run import read_run_config, staging_dir
 from .labels import check_same_classes, write_labels
 from .splits import check_val_fraction, parse_split
 
@@ -41,7 +40,7 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[T
         if not stored.is_file():
             done = " (it is already finished)" if (out / "model.keras").is_file() else ""
             raise UserError(f"nothing to resume: {partial} has no interrupted run{done}")
-        config = TrainConfig.from_dict(json.loads(stored.read_text())["settings"])
+        config = TrainConfig.from_dict(read_run_config(stored)["settings"])
         return config, partial
     if out.exists() and not _replaceable(out):
         # A typo in --out must not cost a folder of someone's files at the end of a training.
@@ -108,7 +107,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     # Data errors surface before anything is written.
     splits = load_splits(config)
     if resume:
-        stored = json.loads((partial / "config.json").read_text())["data_fingerprint"]
+        stored = read_run_config(partial / "config.json").get("data_fingerprint")
         if stored != splits.fingerprint:
             raise UserError(f"the data of {config.data} changed since {partial} started "
                             f"(fingerprint {splits.fingerprint}, was {stored}): start again "
