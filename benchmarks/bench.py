@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from edge_runtime.errors import UserError
-from edge_runtime.manifest import file_sha256
+from edge_runtime.manifest import file_sha256, read_manifest
 
 from .workers import Worker, WorkerError, predict_elsewhere
 
@@ -284,7 +284,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
 
     run_dir = check_finished_run(run_dir)
     manifest_path = run_dir / "artifacts" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    manifest = read_manifest(manifest_path) if manifest_path.is_file() else None
     source_sha256 = (manifest or {}).get("source_model", {}).get("sha256")
     if source_sha256 and source_sha256 != file_sha256(run_dir / "model.keras"):
         # Each variant is measured against the Keras model it was converted from.

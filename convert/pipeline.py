@@ -136,12 +136,13 @@ def _registry_order(name: str) -> int:
 def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
     """Entries of an earlier manifest made from this same model (kept when --variants converts
     a subset); artifacts of a different model are deleted rather than left mislabelled."""
-    import json
+    from edge_runtime.errors import UserError
+    from edge_runtime.manifest import read_manifest
 
     path = artifacts / MANIFEST
     try:
-        previous = json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
+        previous = read_manifest(path) if path.is_file() else {}
+    except UserError:  # damaged: written again from scratch
         previous = {}
     entries = {e["name"]: e for e in previous.get("variants", [])}
     if previous.get("source_model", {}).get("sha256") == model_sha256:

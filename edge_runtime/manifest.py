@@ -18,20 +18,31 @@ class IntegrityError(UserError):
     """A model file whose sha256 differs from the one its manifest recorded."""
 
 
+def read_manifest(path: Path) -> dict:
+    """A manifest.json, checked to list its variants as the conversion stage writes them (each
+    with a name and a file); UserError in one line naming the file otherwise."""
+    try:
+        manifest = json.loads(path.read_text())
+        variants = manifest["variants"]
+        if not (isinstance(variants, list) and all(
+                isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("file"), str) for entry in variants)):
+            raise ValueError("its variants are not a list of entries with a name and a file")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = f"no {exc}" if isinstance(exc, KeyError) else (str(exc).splitlines() or [""])[0]
+        raise UserError(f"{path}: unreadable manifest ({reason}); fix or remove it") from None
+    return manifest
+
+
 def manifest_entry(model_path: Path) -> tuple[Optional[dict], Optional[dict]]:
     """(manifest, this file's variant entry) from manifest.json beside the model; (None, None)
     without a manifest, (manifest, None) when the manifest does not list this file."""
     manifest_path = model_path.parent / MANIFEST_NAME
     if not manifest_path.is_file():
         return None, None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        variants = manifest["variants"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{manifest_path}: unreadable manifest ({exc}); fix or remove it") \
-            from None
-    for entry in variants:
-        if isinstance(entry, dict) and entry.get("file") == model_path.name:
+    manifest = read_manifest(manifest_path)
+    for entry in manifest["variants"]:
+        if entry["file"] == model_path.name:
             return manifest, entry
     return manifest, None
 

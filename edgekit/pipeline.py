@@ -123,11 +123,36 @@ def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
         return (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
     if stage == "convert":
         return not pending_variants(run_dir, variants)
-    if not (benchmark.is_file() and manifest_path.is_file() and
-            benchmark.stat().st_mtime >= manifest_path.stat().st_mtime):
+    bench_settings = _benchmark_settings(run_dir)
+    if bench_settings is None or not (manifest_path.is_file() and
+                                      benchmark.stat().st_mtime >= manifest_path.stat().st_mtime):
         return False
-    measured = json.loads(benchmark.read_text())["settings"].get("tta", ["none"])
+    measured = bench_settings.get("tta", ["none"])
     return tta in (None, "none") or tta in measured
+
+
+# A stage's damaged JSON output reads as missing: the stage runs again and rewrites it (those
+# reads ended the pipeline in a traceback).
+def _manifest(run_dir: Path) -> dict | None:
+    """RUN_DIR/artifacts/manifest.json, or None when it is missing or damaged."""
+    from edge_runtime.errors import UserError
+    from edge_runtime.manifest import read_manifest
+
+    path = run_dir / "artifacts" / "manifest.json"
+    try:
+        return read_manifest(path) if path.is_file() else None
+    except UserError:
+        return None
+
+
+def _benchmark_settings(run_dir: Path) -> dict | None:
+    """The settings RUN_DIR/report/benchmark.json records, or None when it is missing or
+    damaged."""
+    try:
+        settings = json.loads((run_dir / "report" / "benchmark.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return settings if isinstance(settings, dict) else None
 
 
 def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
@@ -136,11 +161,9 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     from convert.variants import VARIANTS
 
     wanted = variants if variants is not None else list(VARIANTS)
-    manifest_path = run_dir / "artifacts" / "manifest.json"
-    if not manifest_path.is_file():
-        return wanted
-    manifest = json.loads(manifest_path.read_text())
-    if manifest["source_model"]["sha256"] != file_sha256(run_dir / "model.keras"):
+    manifest = _manifest(run_dir)
+    if manifest is None or manifest.get("source_model", {}).get("sha256") != \
+            file_sha256(run_dir / "model.keras"):
         return wanted
     finished = {v["name"] for v in manifest["variants"] if "error" not in v}
     return [name for name in wanted if name not in finished]
@@ -178,14 +201,13 @@ def _recorded_settings(args: argparse.Namespace, stage: str) -> list[dict]:
     from convert.variants import parse_variants
 
     if stage == "bench":
-        report = args.out / "report" / "benchmark.json"
-        return [json.loads(report.read_text())["settings"]] if report.is_file() else []
-    manifest_path = args.out / "artifacts" / "manifest.json"
-    if not manifest_path.is_file():
+        settings = _benchmark_settings(args.out)
+        return [] if settings is None else [settings]
+    manifest = _manifest(args.out)
+    if manifest is None:
         return []
-    manifest = json.loads(manifest_path.read_text())
     wanted = {v.name for v in parse_variants(args.variants)}
-    return [entry.get("settings", manifest["settings"]) for entry in manifest["variants"]
+    return [entry.get("settings", manifest.get("settings", {})) for entry in manifest["variants"]
             if entry["name"] in wanted and "error" not in entry]
 
 

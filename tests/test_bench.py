@@ -232,6 +232,23 @@ def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, caps
                  *quick]) == 0
     rows = json.loads((copy / "report" / "benchmark.json").read_text())["rows"]
     assert {r["variant"] for r in rows} == {"keras", "float32"}
+    capsys.readouterr()
+    # A stage's damaged output reads as missing: the stage runs again and rewrites it (the
+    # pipeline ended in a traceback); bench refuses a damaged manifest in one line.
+    here = ["pipeline", "--data", data_here, "--out", str(copy), *quick]
+    (copy / "report" / "benchmark.json").write_text("{not json")
+    assert main(here) == 0
+    out = capsys.readouterr().out
+    assert out.count("already done, skipped") == 2 and "[3/3] bench: done" in out
+    (copy / "artifacts" / "manifest.json").write_text('{"variants": 3}')
+    assert main(["bench", str(copy), "--data", data_here, *QUICK]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: {copy / 'artifacts' / 'manifest.json'}: unreadable manifest (its "
+        "variants are not a list of entries with a name and a file); fix or remove it")
+    assert main(here) == 0
+    assert "[2/3] convert: done" in capsys.readouterr().out
+    assert "error" not in json.loads((copy / "artifacts" / "manifest.json").read_text())[
+        "variants"][0]
 
 
 def test_pipeline_converts_only_what_an_interrupted_conversion_left(converted_run, tmp_path,

@@ -173,6 +173,9 @@ def test_a_changed_file_is_refused(converted_run, tmp_path, capsys):
     (copy / "manifest.json").write_text("{not json")
     with pytest.raises(UserError, match="unreadable manifest"):
         Classifier(model)
+    (copy / "manifest.json").write_text('{"variants": 3}')  # JSON, not a manifest: a TypeError
+    with pytest.raises(UserError, match="unreadable manifest .its variants are not a list"):
+        Classifier(model)
 
 
 @pytest.mark.parametrize("content, suffix, message", [
