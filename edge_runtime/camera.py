@@ -141,10 +141,11 @@ def window(title: str, bgr: bool) -> Callable:
     seen_open: set = set()
 
     def closed_by_user() -> bool:
-        # Without this check the next imshow opened the window again, and only Ctrl-C ended
-        # the run. Backends say "closed" on different properties: GTK (Pi OS's OpenCV) drops
-        # the window (AUTOSIZE reads -1) and reports VISIBLE as -1 always; Qt hides it
-        # (VISIBLE reads 0). So a property counts only once it has read "open".
+        # Without this check the loop went on after the window was closed (GTK opens it again
+        # at the next imshow), and only Ctrl-C ended the run. Backends say "closed" on
+        # different properties: GTK (Pi OS's OpenCV) drops the window (AUTOSIZE reads -1) and
+        # reports VISIBLE as -1 always; Qt hides it (VISIBLE reads 0). So a property counts
+        # only once it has read "open".
         try:
             states = {"exists": cv2.getWindowProperty(title, cv2.WND_PROP_AUTOSIZE) >= 0,
                       "visible": cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) >= 1}
