@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 
-from edge_runtime.errors import UserError
+from edge_runtime.errors import UserError, damage_reason
 from train.atomic import write_json, write_text
 from train.config import TrainConfig
 from train.plots import save_figure
@@ -61,12 +61,18 @@ def training_facts(cell: Path) -> dict:
             raise UserError(f"{cell.name} started from {run} (--init-from), which is no longer "
                             "a finished run: its training can't be totalled")
         config = json.loads((run / "config.json").read_text())
-        metrics = json.loads((run / "metrics.json").read_text())
-        epochs += metrics["epochs_trained"]
-        seconds += metrics["train_seconds"]
+        try:
+            metrics = json.loads((run / "metrics.json").read_text())
+            run_epochs, run_seconds = metrics["epochs_trained"], metrics["train_seconds"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{run / 'metrics.json'}: damaged ({damage_reason(exc)}); training "
+                            "wrote its epochs and time there, so restore it or train the run "
+                            "again") from None
+        epochs += run_epochs
+        seconds += run_seconds
         earlier = config.get("devices", [])  # this run came before the ones already read
         if not on_gpu(", ".join(earlier)):
-            cpu_seconds += metrics["train_seconds"]
+            cpu_seconds += run_seconds
         devices = earlier + [d for d in devices if d not in earlier]
         start = config["settings"].get("init_from")
         default_recipe = default_recipe and not start and (

@@ -26,6 +26,14 @@ def check_counts(*flags: tuple[str, Optional[int]]) -> None:
             raise UserError(f"{flag} must be at least 1, got {value}")
 
 
+def damage_reason(exc: Exception) -> str:
+    """What is wrong with a damaged JSON file, in a few words: the missing key, or the first
+    line of the parser's message."""
+    if isinstance(exc, KeyError):
+        return f"no {exc}"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def print_user_error(exc: BaseException, program: str) -> bool:
     """Print ``PROGRAM: error: ...`` on one line for an error the user can fix; False, printing
     nothing, for a bug, which keeps its traceback. Besides ``UserError``: a path the system

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError
+from .errors import UserError, damage_reason
 from .model_metadata import ModelInfo
 
 MANIFEST_NAME = "manifest.json"
@@ -29,8 +29,8 @@ def read_manifest(path: Path) -> dict:
                 and isinstance(entry.get("file"), str) for entry in variants)):
             raise ValueError("its variants are not a list of entries with a name and a file")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        reason = f"no {exc}" if isinstance(exc, KeyError) else (str(exc).splitlines() or [""])[0]
-        raise UserError(f"{path}: unreadable manifest ({reason}); fix or remove it") from None
+        raise UserError(f"{path}: unreadable manifest ({damage_reason(exc)}); fix or remove "
+                        "it") from None
     return manifest
 
 

@@ -309,6 +309,12 @@ def test_training_facts_total_the_runs_a_cell_started_from(tmp_path, capsys):
     quick = write_finished_run(tmp_path / "quick", 10, 1500.0, ["cpu:0"], init_from=str(first))
     assert check_tiny_target([{**row, **training_facts(quick)}]).met
 
+    (first / "metrics.json").write_text('{"epochs_trained": 60}')  # a traceback before
+    with pytest.raises(UserError) as error:
+        training_facts(second)
+    assert str(error.value) == (f"{first / 'metrics.json'}: damaged (no 'train_seconds'); "
+                                "training wrote its epochs and time there, so restore it or "
+                                "train the run again")
     shutil.rmtree(first)
     with pytest.raises(UserError, match="second started from .*first .*no longer a finished run"):
         training_facts(second)

@@ -155,7 +155,10 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
         "give --data with where the data is now")
     shutil.rmtree(moved / "train" / "class3")
     shutil.rmtree(moved / "test" / "class3")
+    (out / "metrics.json").write_text("{not json")  # a traceback before: now written anew
     assert main(["evaluate", str(out), "--data", str(moved)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] == \
+        pytest.approx(before["test_accuracy"])
 
 
 @pytest.mark.parametrize("args, message", [

@@ -64,7 +64,11 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
     config, splits = run_splits(json.loads(config_file.read_text())["settings"], data, cache_dir,
                                 read_labels(run_dir))
     model = load_keras_model(model_file, compile=True)
-    previous = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    try:  # the training facts it recorded are kept; a damaged file is written anew
+        previous = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        previous = {}
+    previous = previous if isinstance(previous, dict) else {}
     keep = {k: previous[k] for k in ("epochs_trained", "train_seconds", "seconds_per_epoch",
                                      "train_images_per_second") if k in previous}
     return write_evaluation(model, splits, run_dir, dict(keep, evaluated_on=config.data))

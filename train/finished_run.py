@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_runtime.errors import UserError
+from edge_runtime.errors import UserError, damage_reason
 
 if TYPE_CHECKING:
     import keras
@@ -34,9 +34,8 @@ def read_run_config(path: Path) -> dict:
         if not (isinstance(config["class_names"], list) and len(config["input"]["shape"]) == 3):
             raise ValueError("bad class_names or input shape")
     except (ValueError, KeyError, TypeError) as exc:
-        reason = f"no {exc}" if isinstance(exc, KeyError) else (str(exc).splitlines() or [""])[0]
-        raise UserError(f"{path}: damaged ({reason}); edgekit train writes it, so restore it "
-                        "or train the run again") from None
+        raise UserError(f"{path}: damaged ({damage_reason(exc)}); edgekit train writes it, so "
+                        "restore it or train the run again") from None
     return config
 
 
