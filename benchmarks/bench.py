@@ -10,7 +10,6 @@ falls on every subject alike; speedups are ratios against Keras within each roun
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import statistics
 import sys
@@ -274,7 +273,7 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
-    from train.finished_run import check_finished_run
+    from train.finished_run import check_finished_run, read_run_config
     from train.labels import read_labels
     from train.progress import progress_bar
     from train.run import run_splits
@@ -301,7 +300,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     # Decoded before the bench bar opens: decoding's own bar inside it would nest, which off a
     # terminal leaves cursor-up codes in the log.
     labels = read_labels(run_dir)
-    _, splits = run_splits(json.loads((run_dir / "config.json").read_text())["settings"],
+    _, splits = run_splits(read_run_config(run_dir / "config.json")["settings"],
                            settings.data, class_names=labels)
     with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, splits.test, subjects, settings, progress)

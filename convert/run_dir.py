@@ -1,13 +1,12 @@
 """What the conversion stage reads from a training run directory (and nothing else)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import UserError
 from edge_runtime.manifest import file_sha256
-from train.finished_run import check_finished_run, load_keras_model
+from train.finished_run import check_finished_run, load_keras_model, read_run_config
 from train.labels import read_labels
 
 
@@ -31,7 +30,7 @@ def load_run(run_dir: Path) -> TrainedRun:
     run_dir = check_finished_run(run_dir)
     model_file = run_dir / "model.keras"
     model = load_keras_model(model_file)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_run_config(run_dir / "config.json")
     class_names = read_labels(run_dir)
     expected = tuple(config["input"]["shape"])
     shape = tuple(model.input_shape[1:])

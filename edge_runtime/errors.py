@@ -26,12 +26,18 @@ def check_counts(*flags: tuple[str, Optional[int]]) -> None:
             raise UserError(f"{flag} must be at least 1, got {value}")
 
 
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none): libraries'
+    messages run over several lines, and an error we report is one line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def damage_reason(exc: Exception) -> str:
     """What is wrong with a damaged JSON file, in a few words: the missing key, or the first
     line of the parser's message."""
     if isinstance(exc, KeyError):
         return f"no {exc}"
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return first_line(exc)
 
 
 def print_user_error(exc: BaseException, program: str) -> bool:

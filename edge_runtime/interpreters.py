@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .native_log import native_lines_dropped
 from .preprocess import scale_pixels
 
@@ -63,11 +63,6 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * scale
 
 
-def _first_line(error: Exception) -> str:
-    """Interpreters' messages run over several lines; an error we report is one line."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def _check_rgb_input(path: Path, shape) -> int:
     """The square side of an (N, S, S, 3) input; anything else cannot be fed images."""
     dims = [int(d) for d in shape]
@@ -88,7 +83,7 @@ class TFLiteModel:
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{path}: not a loadable TFLite model "
-                                 f"({_first_line(exc)})") from None
+                                 f"({first_line(exc)})") from None
         self._read_details()
         self.image_size = _check_rgb_input(path, self.input["shape"])
         dtype = np.dtype(self.input["dtype"])
@@ -127,7 +122,7 @@ class TFLiteModel:
             self.interpreter.resize_tensor_input(self.input_index, shape)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise UserError(f"this model cannot take a batch of {batch} ({_first_line(exc)}); "
+            raise UserError(f"this model cannot take a batch of {batch} ({first_line(exc)}); "
                             "classify one image at a time") from None
         self._read_details()
 
@@ -200,7 +195,7 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise ModelLoadError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") \
+            raise ModelLoadError(f"{path}: not a loadable ONNX model ({first_line(exc)})") \
                 from None
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name

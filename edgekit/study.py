@@ -184,7 +184,8 @@ def check_grid_keys(settings: dict) -> None:
 
     unknown = sorted(set(settings) - set(GRID_KEYS))
     if unknown:
-        in_train = [key for key in unknown if key in train_keys()]
+        flags = train_keys()
+        in_train = [key for key in unknown if key in flags]
         hint = (f"; {', '.join(in_train)} {'goes' if len(in_train) == 1 else 'go'} in the "
                 "[train] table") if in_train else ""
         known = [f"[{key}]" if key == "train" else key for key in GRID_KEYS]
@@ -230,13 +231,11 @@ def read_train_table(table) -> dict:
 def added_run(run_dir: str) -> Cell:
     """The cell of a run given by ``runs``/``--add-run``; UserError unless its training is
     finished, so that the study converts and benchmarks it, never trains it."""
-    import json
-
-    from train.finished_run import RUN_FILES, check_finished_run
+    from train.finished_run import RUN_FILES, check_finished_run, read_run_config
 
     # metrics.json too: the study reads a run's training facts from it.
     path = check_finished_run(run_dir, "--add-run", RUN_FILES + ("metrics.json",))
-    settings = json.loads((path / "config.json").read_text())["settings"]
+    settings = read_run_config(path / "config.json")["settings"]
     return Cell(settings["arch"], float(settings["width"]), path, [])
 
 

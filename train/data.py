@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from edge_runtime.errors import UserError
+from edge_runtime.errors import UserError, first_line
 from edge_runtime.preprocess import to_rgb_square
 
 from .image_folder import read_image_tree
@@ -103,8 +103,8 @@ def _cifar_batches(path: Path) -> dict[str, dict]:
                     with open(path / name, "rb") as handle:
                         batches[name] = pickle.load(handle, encoding="bytes")
     except (tarfile.TarError, pickle.UnpicklingError, EOFError, OSError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path}: not a readable CIFAR-10 python archive ({reason})") from None
+        raise UserError(f"{path}: not a readable CIFAR-10 python archive ({first_line(exc)})") \
+            from None
     missing = sorted(wanted - set(batches))
     if missing:
         raise UserError(f"{path}: CIFAR-10 python files missing: {', '.join(missing)}")

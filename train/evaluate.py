@@ -55,13 +55,13 @@ def write_evaluation(model, splits: DataSplits, run_dir: Path,
 
 def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) -> dict:
     """Recompute a finished run's evaluation files, on its own data or on ``data``."""
-    from .finished_run import check_finished_run, load_keras_model
+    from .finished_run import check_finished_run, load_keras_model, read_run_config
     from .run import run_splits
 
     check_finished_run(run_dir)
     model_file = run_dir / "model.keras"
     config_file = run_dir / "config.json"
-    config, splits = run_splits(json.loads(config_file.read_text())["settings"], data, cache_dir,
+    config, splits = run_splits(read_run_config(config_file)["settings"], data, cache_dir,
                                 read_labels(run_dir))
     model = load_keras_model(model_file, compile=True)
     try:  # the training facts it recorded are kept; a damaged file is written anew

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_runtime.errors import UserError, damage_reason
+from edge_runtime.errors import UserError, damage_reason, first_line
 
 if TYPE_CHECKING:
     import keras
@@ -72,9 +72,8 @@ def load_keras_model(model_file: Path, compile: bool = False) -> keras.Model:
     try:
         return keras.saving.load_model(model_file, compile=compile)
     except Exception as exc:  # noqa: BLE001 - any failure means this file is unusable
-        reason = (str(exc).strip().splitlines() or [""])[0]
         raise UserError(f"{model_file}: not a loadable Keras model ({type(exc).__name__}: "
-                        f"{reason})") from None
+                        f"{first_line(exc)})") from None
 
 
 def load_run_model(run_dir: str, flag: str, class_names: list[str],
@@ -83,7 +82,7 @@ def load_run_model(run_dir: str, flag: str, class_names: list[str],
     input shape; ``flag`` names the option in the errors."""
     folder = check_finished_run(run_dir, flag)
     model_file, config_file = folder / "model.keras", folder / "config.json"
-    run_classes = json.loads(config_file.read_text()).get("class_names")
+    run_classes = read_run_config(config_file)["class_names"]
     if run_classes != class_names:
         raise UserError(f"{flag} {run_dir}: its classes ({', '.join(run_classes or [])}) "
                         f"differ from this data's ({', '.join(class_names)})")
