@@ -74,6 +74,23 @@ def test_batches_equal_single_images(converted_run):
                                 "image_size=32, tta='none')")
 
 
+def test_ranking_puts_ties_in_class_order(converted_run):
+    """int8 outputs take only 256 values, so equal scores are common: the top-k must rank
+    them by class index, as argmax does (accuracy figures and classify's agree)."""
+    run, _, manifest = converted_run
+    classifier = Classifier(artifact(run, manifest, "int8"))
+    tied = np.array([[0.25, 0.375, 0.375], [0.5, 0.25, 0.25], [0.125, 0.125, 0.75]], np.float32)
+    classifier.model.predict_pixels = lambda pixels: tied[:len(pixels)]
+    image = np.zeros((32, 32, 3), np.uint8)
+    assert classifier.classify(image, top_k=3).top_k == [
+        ("class1", 0.375), ("class2", 0.375), ("class0", 0.25)]
+    ranked = classifier.classify(np.zeros((3, 32, 32, 3), np.uint8), top_k=2)
+    assert [p.top_k for p in ranked] == [[("class1", 0.375), ("class2", 0.375)],
+                                         [("class0", 0.5), ("class1", 0.25)],
+                                         [("class2", 0.75), ("class0", 0.125)]]
+    assert [p.label for p in ranked] == [LABELS[i] for i in tied.argmax(1)]
+
+
 @pytest.mark.parametrize("name", ["int8", "onnx-float32"])
 def test_flip_tta_averages_each_image_with_its_mirror_image(converted_run, name):
     run, _, manifest = converted_run
