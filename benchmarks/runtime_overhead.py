@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.preprocess import scale_pixels
+
 from .interleave import interleaved_rounds, ratio_summary, spread
 from .tool_main import check_positive_counts, run_tool
 
@@ -24,10 +26,11 @@ from .tool_main import check_positive_counts, run_tool
 def bare_call(classifier, pixels: np.ndarray):
     """The interpreter alone, fed the exact input tensor classify would build."""
     model = classifier.model
-    ready = model.pixel_table[pixels[None]]
     if classifier.backend == "onnxruntime":
-        feed = {model.input_name: ready}
+        feed = {model.input_name: scale_pixels(pixels[None], classifier.norm_mean,
+                                               classifier.norm_std)}
         return lambda: model.session.run(None, feed)
+    ready = model.pixel_table[pixels[None]]
     interpreter, input_index, output_index = model.interpreter, model.input_index, \
         model.output_index
 

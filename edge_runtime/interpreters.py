@@ -2,10 +2,12 @@
 tflite-runtime, and ONNX Runtime.
 
 Each wrapper offers two ways in. ``predict`` takes scaled float32 images (N, H, W, 3), for
-verification and benchmarks. ``predict_pixels`` takes uint8 pixels and a 256-entry table
-(``set_normalization``) that maps a pixel value straight to the model's input value,
-normalization and quantization included, so the hot path is one lookup. Both quantize and
-dequantize with the parameters stored in the model itself (never assumed).
+verification and benchmarks. ``predict_pixels`` takes uint8 pixels and maps them to the
+model's input as ``set_normalization`` prepared: for TFLite through a 256-entry table from a
+pixel value straight to the input value, normalization and quantization included, so the hot
+path is one lookup; for ONNX by the same float arithmetic as ``predict``'s callers, into a
+buffer bound to the session. Both quantize and dequantize with the parameters stored in the
+model itself (never assumed).
 """
 from __future__ import annotations
 
@@ -220,8 +222,14 @@ class OnnxModel:
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
     def set_normalization(self, mean: float, std: float) -> None:
-        """Prepare ``predict_pixels``: the float input value of each uint8 pixel value."""
-        self.pixel_table = scale_pixels(np.arange(256, dtype=np.uint8), mean, std)
+        """Prepare ``predict_pixels``: pixels scaled by (mean, std) as ``scale_pixels``
+        does, and for one image an input buffer bound to the session once (ONNX Runtime's
+        I/O binding), so a call neither builds a feed nor copies the image again."""
+        self.norm_mean, self.norm_std = np.float32(mean), np.float32(std)
+        self.image_buffer = np.empty((1, self.image_size, self.image_size, 3), np.float32)
+        self.binding = self.session.io_binding()
+        self.binding.bind_cpu_input(self.input_name, self.image_buffer)
+        self.binding.bind_output(self.session.get_outputs()[0].name, "cpu")
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for scaled float32 images (N, H, W, 3)."""
@@ -229,9 +237,17 @@ class OnnxModel:
         return np.asarray(self.session.run(None, feed)[0], np.float32)
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities for uint8 pixels (N, S, S, 3), mapped as ``set_normalization``
-        prepared."""
-        return self.predict(self.pixel_table[pixels])
+        """Probabilities for uint8 pixels (N, S, S, 3), scaled as ``set_normalization``
+        prepared. One image (classify's and the camera's path) goes through the bound
+        buffer: 5% less time per call than ``run`` with a fresh feed (README, "Runtime")."""
+        if len(pixels) != 1:
+            return self.predict(scale_pixels(pixels, self.norm_mean, self.norm_std))
+        # dtype float32 picks the ufuncs' float32 loops, the arithmetic of scale_pixels:
+        # numpy < 2 would otherwise compute uint8 - float32 scalar in float16.
+        np.subtract(pixels, self.norm_mean, out=self.image_buffer, dtype=np.float32)
+        np.divide(self.image_buffer, self.norm_std, out=self.image_buffer, dtype=np.float32)
+        self.session.run_with_iobinding(self.binding)
+        return self.binding.copy_outputs_to_cpu()[0]
 
 
 def load_model(path: Path, threads: Optional[int] = None, backend: str = "auto"):

@@ -74,6 +74,24 @@ def test_batches_equal_single_images(converted_run):
                                 "image_size=32, tta='none')")
 
 
+@pytest.mark.parametrize("name", ["float32", "int8", "onnx-float32", "onnx-int8"])
+def test_pixels_reach_the_model_as_scale_pixels_makes_them(converted_run, name):
+    """predict_pixels' fast paths (a lookup table for TFLite, a buffer bound to the session
+    for ONNX) give exactly what predict gives for scale_pixels' input, one image or a batch,
+    and each call's answer is its own array (flip TTA holds one while making the next)."""
+    run, _, manifest = converted_run
+    classifier = Classifier(artifact(run, manifest, name))
+    model = classifier.model
+    pixels = np.stack([load_pixels(p, 32) for p in tiny_test_images(run)[:3]])
+    scaled = scale_pixels(pixels, classifier.norm_mean, classifier.norm_std)
+    singles = [model.predict(scaled[i:i + 1]) for i in range(3)]
+    answers = [model.predict_pixels(pixels[i:i + 1]) for i in range(3)]
+    assert not np.array_equal(singles[0], singles[1])
+    for answer, single in zip(answers, singles):
+        assert np.array_equal(answer, single)
+    assert np.array_equal(model.predict_pixels(pixels), model.predict(scaled))
+
+
 def test_ranking_puts_ties_in_class_order(converted_run):
     """int8 outputs take only 256 values, so equal scores are common: the top-k must rank
     them by class index, as argmax does (accuracy figures and classify's agree)."""
