@@ -6,6 +6,7 @@ reported on its own line and the command keeps going; the exit code is 1 if any 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 import time
@@ -57,6 +58,10 @@ def run_classify(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for path in expand_image_paths(args.paths):
         try:
+            if glob.has_magic(str(path)) and not path.exists():
+                # A pattern that matched nothing; the shell's globs are case-sensitive too,
+                # and cameras write both .jpg and .JPG.
+                raise ImageReadError("no file matches this pattern (case-sensitive)")
             prediction = classifier.classify(path, top_k=args.top_k)
         except ImageReadError as exc:
             failed += 1

@@ -109,6 +109,11 @@ def test_globs_and_plain_output(converted_run, capsys):
         path, ranked = line.split(": ")
         assert Path(path).parent.name == "class1"
         assert len(ranked.split(", ")) == 3
+    # A pattern that matches nothing says so, rather than "no such file".
+    unmatched = str(run.parent / "data" / "test" / "class1" / "*.PNG")
+    assert main(["classify", str(model_file(converted_run)), unmatched]) == 1
+    assert capsys.readouterr().out == \
+        f"{unmatched}: error: no file matches this pattern (case-sensitive)\n"
 
 
 def test_a_folder_from_a_mac_classifies_its_photos_only(converted_run, tmp_path, capsys):
