@@ -65,6 +65,12 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * scale
 
 
+def batch_refused(batch: int, reason: str) -> UserError:
+    """The error for a batch size the model's input cannot take."""
+    return UserError(f"this model cannot take a batch of {batch} ({reason}); classify one "
+                     "image at a time")
+
+
 def _check_rgb_input(path: Path, shape) -> int:
     """The square side of an (N, S, S, 3) input; anything else cannot be fed images."""
     dims = [int(d) for d in shape]
@@ -124,8 +130,7 @@ class TFLiteModel:
             self.interpreter.resize_tensor_input(self.input_index, shape)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise UserError(f"this model cannot take a batch of {batch} ({first_line(exc)}); "
-                            "classify one image at a time") from None
+            raise batch_refused(batch, first_line(exc)) from None
         self._read_details()
 
     def _to_input(self, images: np.ndarray) -> np.ndarray:
@@ -206,6 +211,8 @@ class OnnxModel:
                                  "(float)")
         self.image_size = _check_rgb_input(
             path, [1 if not isinstance(d, int) else d for d in model_input.shape])
+        # None when the batch dimension is named (any batch), else the one batch it takes.
+        self.batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
 
     def describe(self) -> dict:
         """dtype and shape of the input and output tensors (QDQ models keep float IO)."""
@@ -233,6 +240,8 @@ class OnnxModel:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for scaled float32 images (N, H, W, 3)."""
+        if self.batch is not None and len(images) != self.batch:
+            raise batch_refused(len(images), f"its input's batch is fixed at {self.batch}")
         feed = {self.input_name: np.asarray(images, np.float32)}
         return np.asarray(self.session.run(None, feed)[0], np.float32)
 
@@ -240,7 +249,7 @@ class OnnxModel:
         """Probabilities for uint8 pixels (N, S, S, 3), scaled as ``set_normalization``
         prepared. One image (classify's and the camera's path) goes through the bound
         buffer: 5% less time per call than ``run`` with a fresh feed (README, "Runtime")."""
-        if len(pixels) != 1:
+        if len(pixels) != 1 or self.batch not in (None, 1):
             return self.predict(scale_pixels(pixels, self.norm_mean, self.norm_std))
         # dtype float32 picks the ufuncs' float32 loops, the arithmetic of scale_pixels:
         # numpy < 2 would otherwise compute uint8 - float32 scalar in float16.

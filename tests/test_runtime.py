@@ -192,6 +192,26 @@ def test_labels_come_from_the_manifest_when_the_file_has_no_metadata(converted_r
     assert classifier.labels == LABELS and classifier.norm_std == 255.0
 
 
+def test_an_onnx_file_with_a_fixed_batch(converted_run, tmp_path):
+    """A user's ONNX file whose batch dimension is a number, not a name: one image at a
+    time works, a batch is refused in one line (ONNX Runtime's own error before)."""
+    import onnx
+
+    run, _, manifest = converted_run
+    source = artifact(run, manifest, "onnx-float32")
+    model = onnx.load(source)
+    for tensor in [*model.graph.input, *model.graph.output]:
+        tensor.type.tensor_type.shape.dim[0].dim_value = 1
+    fixed = tmp_path / source.name
+    onnx.save(model, fixed)
+    classifier, dynamic = Classifier(fixed), Classifier(source)
+    images = np.stack([load_pixels(p, 32) for p in tiny_test_images(run)[:3]])
+    assert classifier.classify(images[0]) == dynamic.classify(images[0])
+    with pytest.raises(UserError, match=r"^this model cannot take a batch of 3 \(its input's "
+                                        r"batch is fixed at 1\); classify one image at a time$"):
+        classifier.classify(images)
+
+
 def test_a_changed_file_is_refused(converted_run, tmp_path, capsys):
     from edgekit.cli import main
 
