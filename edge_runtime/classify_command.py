@@ -15,6 +15,7 @@ from pathlib import Path
 from .classifier import TTA_MODES
 from .errors import ImageReadError, UserError, check_counts
 from .interpreters import BACKENDS
+from .progress_line import ProgressLine
 
 
 def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,9 +55,17 @@ def run_classify(args: argparse.Namespace) -> int:
     mirrored = ", each averaged with its mirror image" if args.tta == "flip" else ""
     print(f"edgekit: {args.model.name} on {classifier.backend}, {len(classifier.labels)} "
           f"classes, {classifier.image_size} px input{mirrored}", file=sys.stderr)
+    paths = list(expand_image_paths(args.paths))
+    if not paths:  # folders without a single image file
+        raise UserError(f"no image files in {', '.join(args.paths)}")
+    # Every answer is a line on stdout, which shows the progress on a terminal; when the
+    # answers go to a file, a counter on the terminal's stderr does.
+    progress = ProgressLine("edgekit: classifying", len(paths), sys.stderr,
+                            wanted=not sys.stdout.isatty())
     done = failed = 0
     start = time.perf_counter()
-    for path in expand_image_paths(args.paths):
+    for path in paths:
+        progress.update(done + failed, f", {failed} failed" if failed else "")
         try:
             if glob.has_magic(str(path)) and not path.exists():
                 # A pattern that matched nothing; the shell's globs are case-sensitive too,
@@ -75,9 +84,8 @@ def run_classify(args: argparse.Namespace) -> int:
         else:
             ranked = ", ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
             print(f"{path}: {ranked}")
+    progress.close()
     seconds = time.perf_counter() - start
-    if not done and not failed:  # folders without a single image file
-        raise UserError(f"no image files in {', '.join(args.paths)}")
     print(f"edgekit: classified {done} image(s), {failed} failed, in {seconds:.1f} s",
           file=sys.stderr)
     return 1 if failed else 0

@@ -1,5 +1,6 @@
 """``edgekit classify``: files, folders and globs in, one line (or JSON object) per image out,
 bad files reported without stopping; and the runtime works with TensorFlow unimportable."""
+import io
 import json
 import shutil
 import subprocess
@@ -114,6 +115,35 @@ def test_globs_and_plain_output(converted_run, capsys):
     assert main(["classify", str(model_file(converted_run)), unmatched]) == 1
     assert capsys.readouterr().out == \
         f"{unmatched}: error: no file matches this pattern (case-sensitive)\n"
+
+
+def test_a_counter_on_the_terminal_when_the_answers_go_to_a_file(converted_run, tmp_path,
+                                                                   capsys, monkeypatch):
+    import edge_runtime.progress_line as progress_line
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    images = sorted((converted_run[0].parent / "data" / "test" / "class1").glob("*.png"))[:2]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    clock = iter(range(100))  # a second between any two looks at the clock: every update shows
+    monkeypatch.setattr(progress_line.time, "monotonic", lambda: next(clock))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["classify", str(model_file(converted_run)), str(broken), *map(str, images),
+                 "--json"]) == 1
+    counter = "edgekit: classifying: "
+    assert f"\r{counter}0/3\r{counter}1/3, 1 failed\r{counter}2/3, 1 failed" \
+           f"\r{' ' * len(counter + '2/3, 1 failed')}\redgekit: classified 2 image(s), " \
+           "1 failed" in terminal.getvalue()
+    assert "\r" not in capsys.readouterr().out  # the answers themselves stay clean
+    # With the answers on the terminal they are the progress: no counter.
+    terminal.truncate(0)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert main(["classify", str(model_file(converted_run)), *map(str, images)]) == 0
+    assert "\r" not in terminal.getvalue()
 
 
 def test_a_folder_from_a_mac_classifies_its_photos_only(converted_run, tmp_path, capsys):
