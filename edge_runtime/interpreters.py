@@ -235,6 +235,8 @@ class OnnxModel:
         self.norm_mean, self.norm_std = np.float32(mean), np.float32(std)
         self.image_buffer = np.empty((1, self.image_size, self.image_size, 3), np.float32)
         self.binding = self.session.io_binding()
+        # ONNX Runtime backs a bound CPU input with the array's own memory (its
+        # bind_cpu_input keeps a reference for that reason): writing the buffer feeds the model.
         self.binding.bind_cpu_input(self.input_name, self.image_buffer)
         self.binding.bind_output(self.session.get_outputs()[0].name, "cpu")
 
