@@ -11,7 +11,8 @@ from typing import TextIO
 
 
 class ProgressLine:
-    """``update(done)`` as work goes; ``close()`` when it ends (wipes the line)."""
+    """``update(done)`` as work goes; ``close()`` when it ends (wipes the line).
+    ``wanted=False`` keeps it silent, for a caller whose output already shows progress."""
 
     def __init__(self, label: str, total: int, stream: TextIO, interval: float = 0.5,
                  wanted: bool = True):
