@@ -58,33 +58,32 @@ def run_classify(args: argparse.Namespace) -> int:
     paths = list(expand_image_paths(args.paths))
     if not paths:  # folders without a single image file
         raise UserError(f"no image files in {', '.join(args.paths)}")
-    # Every answer is a line on stdout, which shows the progress on a terminal; when the
-    # answers go to a file, a counter on the terminal's stderr does.
-    progress = ProgressLine("edgekit: classifying", len(paths), sys.stderr,
-                            wanted=not sys.stdout.isatty())
     done = failed = 0
     start = time.perf_counter()
-    for path in paths:
-        progress.update(done + failed, f", {failed} failed" if failed else "")
-        try:
-            if glob.has_magic(str(path)) and not path.exists():
-                # A pattern that matched nothing; the shell's globs are case-sensitive too,
-                # and cameras write both .jpg and .JPG.
-                raise ImageReadError("no file matches this pattern (case-sensitive)")
-            prediction = classifier.classify(path, top_k=args.top_k)
-        except ImageReadError as exc:
-            failed += 1
-            message = _without_path(path, exc)
-            print(json.dumps({"path": str(path), "error": message}) if args.json
-                  else f"{path}: error: {message}", flush=True)
-            continue
-        done += 1
-        if args.json:
-            print(json.dumps({"path": str(path), **prediction.to_dict()}))
-        else:
-            ranked = ", ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
-            print(f"{path}: {ranked}")
-    progress.close()
+    # Every answer is a line on stdout, which shows the progress on a terminal; when the
+    # answers go to a file, a counter on the terminal's stderr does.
+    with ProgressLine("edgekit: classifying", len(paths), sys.stderr,
+                      wanted=not sys.stdout.isatty()) as progress:
+        for path in paths:
+            progress.update(done + failed, f", {failed} failed" if failed else "")
+            try:
+                if glob.has_magic(str(path)) and not path.exists():
+                    # A pattern that matched nothing; the shell's globs are
+                    # case-sensitive too, and cameras write both .jpg and .JPG.
+                    raise ImageReadError("no file matches this pattern (case-sensitive)")
+                prediction = classifier.classify(path, top_k=args.top_k)
+            except ImageReadError as exc:
+                failed += 1
+                message = _without_path(path, exc)
+                print(json.dumps({"path": str(path), "error": message}) if args.json
+                      else f"{path}: error: {message}", flush=True)
+                continue
+            done += 1
+            if args.json:
+                print(json.dumps({"path": str(path), **prediction.to_dict()}))
+            else:
+                ranked = ", ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
+                print(f"{path}: {ranked}")
     seconds = time.perf_counter() - start
     print(f"edgekit: classified {done} image(s), {failed} failed, in {seconds:.1f} s",
           file=sys.stderr)

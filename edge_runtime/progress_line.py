@@ -11,8 +11,9 @@ from typing import TextIO
 
 
 class ProgressLine:
-    """``update(done)`` as work goes; ``close()`` when it ends (wipes the line).
-    ``wanted=False`` keeps it silent, for a caller whose output already shows progress."""
+    """``update(done)`` as work goes; ``close()`` when it ends (wipes the line), which a
+    ``with`` block does however it ends, Ctrl-C included. ``wanted=False`` keeps it silent,
+    for a caller whose output already shows progress."""
 
     def __init__(self, label: str, total: int, stream: TextIO, interval: float = 0.5,
                  wanted: bool = True):
@@ -38,3 +39,9 @@ class ProgressLine:
         if self.enabled and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
+
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -12,6 +12,7 @@ import pytest
 from conftest import LABELS
 from PIL import Image
 
+from edge_runtime.classifier import Classifier
 from edge_runtime.interpreters import load_model
 from edge_runtime.preprocess import load_pixels, scale_pixels
 from edgekit.cli import main
@@ -139,7 +140,21 @@ def test_a_counter_on_the_terminal_when_the_answers_go_to_a_file(converted_run, 
            f"\r{' ' * len(counter + '2/3, 1 failed')}\redgekit: classified 2 image(s), " \
            "1 failed" in terminal.getvalue()
     assert "\r" not in capsys.readouterr().out  # the answers themselves stay clean
+    # Ctrl-C wipes the counter before the "interrupted" line.
+    terminal.seek(0)
+    terminal.truncate(0)
+
+    def interrupted(self, image, top_k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Classifier, "classify", interrupted)
+        assert main(["classify", str(model_file(converted_run)), *map(str, images),
+                     "--json"]) == 130
+    assert terminal.getvalue().endswith(
+        f"\r{counter}0/2\r{' ' * len(counter + '0/2')}\redgekit: interrupted\n")
     # With the answers on the terminal they are the progress: no counter.
+    terminal.seek(0)
     terminal.truncate(0)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     assert main(["classify", str(model_file(converted_run)), *map(str, images)]) == 0
