@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from edge_runtime.classifier import Classifier, Prediction
+from edge_runtime.classifier import PYTHON_RANKING_MAX_CLASSES, Classifier, Prediction
 from edge_runtime.errors import ImageReadError, UserError
 from edge_runtime.interpreters import ModelLoadError, load_model
 from edge_runtime.manifest import IntegrityError
@@ -107,6 +107,15 @@ def test_ranking_puts_ties_in_class_order(converted_run):
                                          [("class0", 0.5), ("class1", 0.25)],
                                          [("class2", 0.75), ("class0", 0.125)]]
     assert [p.label for p in ranked] == [LABELS[i] for i in tied.argmax(1)]
+    # Past PYTHON_RANKING_MAX_CLASSES numpy ranks them, with the same order for ties.
+    many = PYTHON_RANKING_MAX_CLASSES + 14
+    classifier.labels = [f"c{i}" for i in range(many)]
+    scores = np.zeros((1, many), np.float32)
+    scores[0, [3, 40, many - 1]] = 0.5
+    scores[0, many - 2] = 0.25
+    classifier.model.predict_pixels = lambda pixels: scores
+    assert [label for label, _ in classifier.classify(image, top_k=6).top_k] == [
+        "c3", "c40", f"c{many - 1}", f"c{many - 2}", "c0", "c1"]
 
 
 @pytest.mark.parametrize("name", ["int8", "onnx-float32"])
