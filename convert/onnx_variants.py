@@ -57,9 +57,10 @@ def int8_qdq(float_model: bytes, calibration: np.ndarray) -> bytes:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         (work / "float.onnx").write_bytes(float_model)
-        # ONNX's own shape inference is enough for these CNNs: the symbolic one adds nothing
-        # to them (seed_cnn's int8 file gave the same outputs on 1,000 test images either
-        # way) and needs sympy, which onnxruntime >= 1.32 no longer installs, so a fresh
+        # ONNX's own shape inference is enough for these CNNs: the symbolic one changes no
+        # output (the trained default seed_cnn on 1,000 test images, and seed_cnn, resnet8
+        # and ds_cnn untrained on 200 random ones, each quantized both ways) and needs
+        # sympy, which onnxruntime >= 1.32 no longer installs, so a fresh
         # `pip install .[convert]` failed this variant (README, "The two commands").
         quant_pre_process(str(work / "float.onnx"), str(work / "prepared.onnx"),
                           skip_symbolic_shape=True)
