@@ -5,8 +5,8 @@ Each wrapper offers two ways in. ``predict`` takes scaled float32 images (N, H, 
 verification and benchmarks. ``predict_pixels`` takes uint8 pixels and maps them to the
 model's input as ``set_normalization`` prepared: for TFLite through a 256-entry table from a
 pixel value straight to the input value, normalization and quantization included, so the hot
-path is one lookup; for ONNX by the same float arithmetic as ``predict``'s callers, into a
-buffer bound to the session. Both quantize and dequantize with the parameters stored in the
+path is one lookup; for ONNX by ``scale_pixels``, as ``predict``'s callers scale them, into
+a buffer bound to the session. Both quantize and dequantize with the parameters stored in the
 model itself (never assumed).
 """
 from __future__ import annotations
@@ -232,7 +232,7 @@ class OnnxModel:
         """Prepare ``predict_pixels``: pixels scaled by (mean, std) as ``scale_pixels``
         does, and for one image an input buffer bound to the session once (ONNX Runtime's
         I/O binding), so a call neither builds a feed nor copies the image again."""
-        self.norm_mean, self.norm_std = np.float32(mean), np.float32(std)
+        self.norm_mean, self.norm_std = mean, std
         self.image_buffer = np.empty((1, self.image_size, self.image_size, 3), np.float32)
         self.binding = self.session.io_binding()
         # ONNX Runtime backs a bound CPU input with the array's own memory (its
@@ -253,9 +253,7 @@ class OnnxModel:
         buffer: 5% less time per call than ``run`` with a fresh feed (README, "Runtime")."""
         if len(pixels) != 1 or self.batch not in (None, 1):
             return self.predict(scale_pixels(pixels, self.norm_mean, self.norm_std))
-        # uint8 pixels and float32 scalars: float32 arithmetic, as scale_pixels does it.
-        np.subtract(pixels, self.norm_mean, out=self.image_buffer)
-        np.divide(self.image_buffer, self.norm_std, out=self.image_buffer)
+        scale_pixels(pixels, self.norm_mean, self.norm_std, out=self.image_buffer)
         self.session.run_with_iobinding(self.binding)
         return self.binding.copy_outputs_to_cpu()[0]
 

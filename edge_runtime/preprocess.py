@@ -10,7 +10,7 @@ import functools
 import io
 import os
 import struct
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -143,8 +143,12 @@ def load_pixels(source: ImageSource, size: int) -> np.ndarray:
     return to_rgb_square(open_image(source), size)
 
 
-def scale_pixels(pixels: np.ndarray, mean: float = NORM_MEAN, std: float = NORM_STD) -> np.ndarray:
+def scale_pixels(pixels: np.ndarray, mean: float = NORM_MEAN, std: float = NORM_STD,
+                 out: Optional[np.ndarray] = None) -> np.ndarray:
     """Scale uint8 pixels (any leading shape, last axis RGB) to float32 model input:
-    ``(pixel - mean) / std``. The defaults are the project's; a model file's metadata may
-    name others (the MediaPipe variant takes raw pixels: mean 0, std 1)."""
-    return (np.asarray(pixels, dtype=np.float32) - mean) / std
+    ``(pixel - mean) / std``, in float32. The defaults are the project's; a model file's
+    metadata may name others (the MediaPipe variant takes raw pixels: mean 0, std 1).
+    ``out``: a float32 array of the pixels' shape to write into instead of a new one (the
+    ONNX runtime's input buffer, bound to its session)."""
+    scaled = np.subtract(pixels, np.float32(mean), out=out, dtype=np.float32)
+    return np.divide(scaled, np.float32(std), out=scaled)

@@ -24,8 +24,10 @@ class ProgressLine:
 
     def update(self, done: int, note: str = "") -> None:
         """Show ``done`` of ``total`` (and ``note``) if ``interval`` seconds have passed."""
+        if not self.enabled:
+            return
         now = time.monotonic()
-        if not self.enabled or now - self._shown_at < self.interval:
+        if now - self._shown_at < self.interval:
             return
         self._shown_at = now
         text = f"{self.label}: {done}/{self.total}{note}"
