@@ -30,7 +30,8 @@ def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray
         pixels_file = Path(folder) / "pixels.npy"
         np.save(pixels_file, pixels)
         result = subprocess.run([python, "-m", "benchmarks.bench_worker", "predict", backend,
-                                 str(model), str(pixels_file), tta], capture_output=True, text=True,
+                                 str(Path(model).absolute()), str(pixels_file), tta],
+                                capture_output=True, text=True,
                                 env=worker_environment(), cwd=REPO, timeout=1800)
     lines = result.stdout.strip().splitlines()
     if not lines:
@@ -51,8 +52,11 @@ class Worker:
 
     def __init__(self, kind: str, target: Path, threads: int, python: str = sys.executable,
                  start_timeout: float = 300, tta: str = "none"):
+        # The child runs in the repository (so that it imports this benchmarks package, not
+        # one in the user's folder), where a path relative to the user's folder means nothing.
         self.process = subprocess.Popen(
-            [python, "-m", "benchmarks.bench_worker", kind, str(target), str(threads), tta],
+            [python, "-m", "benchmarks.bench_worker", kind, str(Path(target).absolute()),
+             str(threads), tta],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=worker_environment(), cwd=REPO)
         self._lines: queue.Queue = queue.Queue()

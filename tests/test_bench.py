@@ -3,6 +3,7 @@ row per variant and setting with sane values, error rows for broken input, and a
 pipeline end to end."""
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -140,9 +141,21 @@ def test_tta_row_names_map_back_to_the_manifest_variant():
     assert plain_variant("qat-int8-per-tensor", "none") == "qat-int8-per-tensor"
 
 
-def test_tflite_runtime_in_another_python(converted_run, tmp_path, pi_python):
+def test_relative_run_directory_from_another_folder(converted_run, tmp_path, monkeypatch):
+    # The workers start in the repository's folder; the user's relative path must reach them.
     run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
-    assert main(["bench", str(run), *QUICK, "--tflite-runtime-python", pi_python]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "run", *QUICK]) == 0
+    rows = read_report(run)[0]["rows"]
+    assert {r["variant"] for r in rows} == {"keras", "int8"}
+    assert all(r["error"] is None for r in rows)
+
+
+def test_tflite_runtime_in_another_python(converted_run, tmp_path, pi_python, monkeypatch):
+    run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
+    monkeypatch.chdir(tmp_path)  # both paths relative to a folder other than the repository
+    assert main(["bench", "run", *QUICK, "--tflite-runtime-python",
+                 os.path.relpath(pi_python, tmp_path)]) == 0
     rows = {r["runtime"]: r for r in read_report(run)[0]["rows"] if r["variant"] == "int8"}
     assert set(rows) == {"ai-edge-litert", "tflite-runtime"}
     litert, old = rows["ai-edge-litert"], rows["tflite-runtime"]
