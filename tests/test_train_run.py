@@ -127,13 +127,17 @@ def test_resume_without_an_interrupted_run(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path, capsys):
+def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path, capsys,
+                                                  monkeypatch):
     out = tmp_path / "run"
-    assert train(tiny_tree, out) == 0
+    # Trained with a relative --data, evaluated from another folder: the run still finds it.
+    monkeypatch.chdir(tmp_path)
+    assert train(tiny_tree.relative_to(tmp_path), out) == 0
     before = json.loads((out / "metrics.json").read_text())
     (out / "metrics.json").write_text(json.dumps(dict(before, test_accuracy=-1.0)))
     (out / "confusion_matrix.png").unlink()
-    assert main(["evaluate", str(out)]) == 0
+    monkeypatch.chdir(out)
+    assert main(["evaluate", "."]) == 0
     after = json.loads((out / "metrics.json").read_text())
     assert after["test_accuracy"] == pytest.approx(before["test_accuracy"])
     assert after["epochs_trained"] == 3
@@ -144,15 +148,15 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
         shutil.copy(next((tiny_tree / part / "class0").iterdir()), tiny_tree / part / "class3")
     assert main(["evaluate", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"edgekit: error: classes of {tiny_tree} (class0, class1, class2, class3) differ from "
-        "the model's (class0, class1, class2)")
+        f"edgekit: error: classes of {tiny_tree.resolve()} (class0, class1, class2, class3) "
+        "differ from the model's (class0, class1, class2)")
     # Data moved since training: the error says whose path it is and what to do.
     moved = tmp_path / "moved"
     tiny_tree.rename(moved)
     assert main(["evaluate", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"edgekit: error: data path {tiny_tree}, where this run was trained, does not exist: "
-        "give --data with where the data is now")
+        f"edgekit: error: data path {tiny_tree.resolve()}, where this run was trained, does "
+        "not exist: give --data with where the data is now")
     shutil.rmtree(moved / "train" / "class3")
     shutil.rmtree(moved / "test" / "class3")
     (out / "metrics.json").write_text("{not json")  # a traceback before: now written anew

@@ -157,6 +157,12 @@ def data_path(data: str) -> Optional[Path]:
     return path
 
 
+def recorded_data(data: str) -> str:
+    """``--data`` as a run records it: ``cifar10`` as it is, a path made absolute, so that the
+    run's later stages (evaluate, convert, bench) find the data from any folder."""
+    return data if data == "cifar10" else str(Path(data).expanduser().resolve())
+
+
 def load_source(data: str, size: int, cache_dir: Optional[Path]) -> RawData:
     """Load ``--data``: ``cifar10`` (Keras download) or a path of a supported layout."""
     path = data_path(data)
