@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
               "stage_ms": {stage: statistics.median(v) for stage, v in split.items()},
               "loop_rate_share_of_bare": rate_share,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "command": "python -m benchmarks.camera_loop " + " ".join(sys.argv[1:])}
+              "command": "python -m benchmarks.camera_loop " + shlex.join(sys.argv[1:])}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

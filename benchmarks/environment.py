@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
@@ -27,7 +28,7 @@ def command_line(subcommand: str, fallback: str) -> str:
     """The ``edgekit SUBCOMMAND ...`` line this process was started with, or ``fallback`` when
     it was called some other way (from Python, or by another subcommand)."""
     if sys.argv[1:2] == [subcommand]:
-        return " ".join(["edgekit", *sys.argv[1:]])
+        return shlex.join(["edgekit", *sys.argv[1:]])
     return fallback
 
 

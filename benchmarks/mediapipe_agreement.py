@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     same_label = [info.labels[i] == name for i, (name, _) in zip(ours, theirs)]
     truth = [p.parent.name for p in paths]
     result = {
-        "command": "python -m benchmarks.mediapipe_agreement " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.mediapipe_agreement " + shlex.join(sys.argv[1:]),
         "images": len(paths),
         "top1_agreement": float(np.mean(same_label)),
         "edge_runtime_accuracy": float(np.mean([info.labels[i] == t for i, t in zip(ours, truth)])),

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
                      "bare_ms": spread(times["bare"]), "classify_ms": spread(times["classify"]),
                      "ratio": ratio_summary(times["classify"], times["bare"])})
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; command: python -m "
-          f"benchmarks.runtime_overhead {' '.join(sys.argv[1:])}")
+          f"benchmarks.runtime_overhead {shlex.join(sys.argv[1:])}")
     print("| model | backend | bare ms (median) | classify ms (median) | ratio median "
           "[min, max] |")
     print("|---|---|---|---|---|")

@@ -17,6 +17,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     from train.atomic import write_json
 
     result = {
-        "command": " ".join(["python -m benchmarks.train_step_speed", *argv]),
+        "command": "python -m benchmarks.train_step_speed " + shlex.join(argv),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "arch": args.arch, "width": args.width, "teacher_arch": args.teacher_arch,
         "teacher_width": args.teacher_width, "batch_size": args.batch_size, "rows": rows,

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
             seconds[name].append(time.perf_counter() - started)
     images = len(splits.train)
     result = {
-        "command": " ".join(["python -m benchmarks.train_throughput"] + sys.argv[1:]),
+        "command": "python -m benchmarks.train_throughput " + shlex.join(sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "backend": keras.backend.backend(), "arch": args.arch, "width": args.width,
         "batch_size": args.batch_size,

@@ -6,6 +6,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import platform
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -121,7 +122,7 @@ def _manifest(run, entries: dict, settings: dict) -> dict:
                   "layout": "NHWC"},
         "settings": settings,
         "versions": conversion_versions(),
-        "command": " ".join(sys.argv),
+        "command": shlex.join(sys.argv),
         "variants": [entries[name] for name in sorted(entries, key=_registry_order)],
     }
 

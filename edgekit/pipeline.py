@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -350,7 +351,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 argv = argv + ["--overwrite"]
             elif partial.exists():
                 argv = argv + ["--resume"]
-        print(f"[{index + 1}/3] {stage}: edgekit {' '.join(argv)}", flush=True)
+        print(f"[{index + 1}/3] {stage}: edgekit {shlex.join(argv)}", flush=True)
         stage_started = time.perf_counter()
         code = run_command(argv)
         print(f"[{index + 1}/3] {stage}: {'done' if code == 0 else f'exit {code}'} in "

@@ -4,6 +4,7 @@ pipeline end to end."""
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -228,13 +229,16 @@ def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, caps
     # Without --data, convert and bench read the data the run was trained on; a run trained
     # on another machine stores that machine's data path, which --data replaces.
     run, _, _ = converted_run
-    copy = tmp_path / "run"
+    copy = tmp_path / "the run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("artifacts", "report"))
     quick = ["--variants", "float32", "--calibration-size", "20", "--threads", "1",
              "--rounds", "1"]
     assert main(["pipeline", "--out", str(copy), *quick]) == 0
     out = capsys.readouterr().out
     assert "[1/3] train: already done" in out and "--data" not in out
+    # Each stage's command is shown as a shell would take it back, spaces and all.
+    convert_line = next(line for line in out.splitlines() if line.startswith("[2/3] convert: e"))
+    assert shlex.split(convert_line.split(": ", 1)[1])[:3] == ["edgekit", "convert", str(copy)]
     config = json.loads((copy / "config.json").read_text())
     data_here = config["settings"]["data"]
     config["settings"]["data"] = str(tmp_path / "gone" / "on-the-gpu-box")

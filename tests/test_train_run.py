@@ -2,6 +2,7 @@
 errors a user sees for bad input (one line, exit 2, nothing written)."""
 import csv
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -27,12 +28,16 @@ def history_rows(run_dir):
         return list(csv.DictReader(handle))
 
 
-def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path, capsys):
-    out = tmp_path / "run"
+def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path, capsys,
+                                                 monkeypatch):
+    out = tmp_path / "my run"
+    argv = ["edgekit", "train", "--data", str(tiny_tree), "--out", str(out), "--epochs", "3",
+            "--batch-size", "8"]
+    monkeypatch.setattr("sys.argv", argv)
     assert train(tiny_tree, out) == 0
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     assert not (out / "checkpoint.npz").exists()
-    assert not (tmp_path / "run.partial").exists()
+    assert not (tmp_path / "my run.partial").exists()
     assert (out / "labels.txt").read_text() == "class0\nclass1\nclass2\n"
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["recipe"]["name"] == "fast"
@@ -40,6 +45,7 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
     assert len(config["data_fingerprint"]) == 16 and config["versions"]["keras"]
     assert config["parameters"] == 357_706 - 129 * 7  # 3 classes instead of 10
     assert config["distribution"] == "single-device"  # CI: one CPU, no strategy
+    assert shlex.split(config["command"]) == argv  # pasted into a shell, it runs again
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["num_test_images"] == 12
     assert set(metrics["per_class"]) == {"class0", "class1", "class2"}

@@ -7,6 +7,7 @@ partial run up at its last completed epoch, with its stored settings.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import replace
@@ -196,7 +197,7 @@ def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, mo
                   "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
                   "preprocess_version": PREPROCESS_VERSION},
         "parameters": int(model.count_params()),
-        "command": " ".join(sys.argv),
+        "command": shlex.join(sys.argv),
     })
     write_labels(partial, splits.class_names)
 
