@@ -18,6 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from train.atomic import write_json
+
 from .interleave import interleaved_rounds, ratio_summary, spread
 from .runtime_overhead import bare_call
 from .tool_main import check_positive_counts, run_tool
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
               "command": "python -m benchmarks.camera_loop " + shlex.join(sys.argv[1:])}
     print(json.dumps(result, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 

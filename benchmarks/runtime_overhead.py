@@ -9,7 +9,6 @@ dequantize, top-5 with labels), interleaved in the same run. Target: at most 1.1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.preprocess import scale_pixels
+from train.atomic import write_json
 
 from .interleave import interleaved_rounds, ratio_summary, spread
 from .tool_main import check_positive_counts, run_tool
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
               f"{row['classify_ms']['median']:.4f} | {ratio['median']:.3f} "
               f"[{ratio['min']:.3f}, {ratio['max']:.3f}] |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json(args.json, rows)
     return 0
 
 

@@ -16,6 +16,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        # The temporary name means nothing to the user: the error names the file they asked for.
+        if exc.filename == str(tmp):
+            exc.filename = str(target)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
