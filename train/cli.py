@@ -180,9 +180,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                             teacher=str(Path(args.teacher).resolve()) if args.teacher else None)
     cache_dir = None if args.no_cache else str(check_cache_dir(args.cache_dir
                                                                or default_cache_dir()))
-    config = TrainConfig(data=recorded_data(args.data), out=str(args.out), arch=args.arch, width=args.width,
-                         recipe=recipe, split=args.split, val_fraction=args.val_fraction,
-                         seed=args.seed, image_size=args.image_size, cache_dir=cache_dir,
+    config = TrainConfig(data=recorded_data(args.data), out=str(args.out), arch=args.arch,
+                         width=args.width, recipe=recipe, split=args.split,
+                         val_fraction=args.val_fraction, seed=args.seed, image_size=args.image_size, cache_dir=cache_dir,
                          tensorboard=args.tensorboard,
                          init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     if args.arch not in ARCH_NAMES:
