@@ -120,11 +120,16 @@ def _classify_frames(classifier: Classifier, source, output: Callable, top_k: in
         stats.frames += 1
 
 
-def json_lines(stream: TextIO) -> Callable:
-    """Output for --headless: one JSON object per frame (top-k, fps, ms per stage so far)."""
+def json_lines(stream: TextIO, source=None) -> Callable:
+    """Output for --headless: one JSON object per frame (top-k, fps, ms per stage so far),
+    with the frame's file ("path", as edgekit classify writes it) when ``source`` is a
+    folder."""
     def write(index, frame, prediction, fps, timing):
-        record = {"frame": index, **prediction.to_dict(), "fps": round(fps, 1),
-                  "ms": {stage: round(1000 * s, 3) for stage, s in timing.items()}}
+        record = {"frame": index}
+        if getattr(source, "current", None) is not None:
+            record["path"] = source.current
+        record.update(prediction.to_dict(), fps=round(fps, 1),
+                      ms={stage: round(1000 * s, 3) for stage, s in timing.items()})
         stream.write(json.dumps(record) + "\n")
     return write
 
@@ -201,7 +206,7 @@ def run_camera(args: argparse.Namespace) -> int:
     source = open_source(args.source, args.width, args.height, args.stall_timeout)
     print(f"edgekit camera: {source.name} -> {classifier.path.name} on {classifier.backend}",
           file=sys.stderr)
-    output = json_lines(sys.stdout) if args.headless else window("edgekit", source.bgr)
+    output = json_lines(sys.stdout, source) if args.headless else window("edgekit", source.bgr)
     try:
         stats = run_loop(classifier, source, output, args.top_k, args.max_frames)
     finally:

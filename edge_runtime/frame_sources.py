@@ -61,7 +61,7 @@ class SyntheticSource:
 
 class FolderSource:
     """The images of a folder (recursively, sorted) as frames, once each; unreadable files
-    are reported on stderr and skipped."""
+    are reported on stderr and skipped. ``current`` is the file of the frame last read."""
 
     bgr = False
     live = False
@@ -72,14 +72,18 @@ class FolderSource:
         if not paths:
             raise CameraError(f"{folder}: no image files in this folder")
         self.paths = iter(paths)
+        self.current: Optional[str] = None
 
     def read(self) -> Optional[np.ndarray]:
         """The next readable image, or None after the last one."""
         for path in self.paths:
             try:
-                return to_rgb_array(open_image(path))
+                frame = to_rgb_array(open_image(path))
             except ImageReadError as exc:
                 print(f"edgekit: skipping {exc}", file=sys.stderr)
+                continue
+            self.current = str(path)
+            return frame
         return None
 
     def close(self) -> None:

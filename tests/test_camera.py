@@ -34,6 +34,7 @@ def test_headless_synthetic_source_prints_json_lines(converted_run, capsys):
     assert [r["frame"] for r in records] == list(range(25))
     for record in records:
         assert record["label"] in LABELS and len(record["top_k"]) == 2
+        assert "path" not in record  # only a folder's frames are files
         assert set(record["ms"]) == {"capture", "preprocess", "inference"}
         assert all(value >= 0 for value in record["ms"].values())
     assert records[-1]["fps"] > 0
@@ -58,10 +59,11 @@ def test_frames_classify_like_files(converted_run, tmp_path, capsys, tta):
     assert main(["camera", str(model_file(converted_run)), "--source", str(folder),
                  "--headless", "--tta", tta]) == 0
     captured = capsys.readouterr()
-    answers = [(r["label"], r["score"]) for r in
-               (json.loads(line) for line in captured.out.strip().splitlines())]
+    records = [json.loads(line) for line in captured.out.strip().splitlines()]
+    answers = [(r["label"], r["score"]) for r in records]
     classifier = Classifier(model_file(converted_run), tta=tta)
     expected = [classifier.classify(folder / f"{i:02d}.png") for i in range(6)]
+    assert [r["path"] for r in records] == [str(folder / f"{i:02d}.png") for i in range(6)]
     assert [label for label, _ in answers] == [p.label for p in expected]
     assert [score for _, score in answers] == pytest.approx([p.score for p in expected])
     assert "skipping" in captured.err and "07.png" in captured.err
