@@ -115,7 +115,8 @@ def to_markdown(report: dict) -> str:
            f"{env['os']}) at {env['started']} with `{env['command']}`.", "",
            f"Test accuracy on {report['test_images']:,} test images; Keras: "
            f"{100 * report['keras_accuracy']:.2f}%. Latency: batch 1 after warm-up, "
-           f"{settings['rounds']} interleaved rounds of about {settings['latency_seconds']} s "
+           f"{settings['rounds']} interleaved round{'s' * (settings['rounds'] != 1)} of about "
+           f"{settings['latency_seconds']} s "
            "per subject, each subject in its own process. The spread of a latency is the "
            "interquartile range of all its timed calls; the medians of the single rounds are "
            "shown too. Speedups are ratios against Keras at the same thread count within each "
