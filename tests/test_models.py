@@ -1,4 +1,6 @@
 """Architectures: the reference layer structure and parameter counts."""
+from pathlib import Path
+
 import pytest
 
 from edge_runtime.errors import UserError
@@ -27,6 +29,44 @@ def test_resnet8_matches_mlperf_tiny():
     convs = [l for l in model.layers if type(l).__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [16, 16, 16, 32, 32, 32, 64, 64, 64]
     assert sum(type(l).__name__ == "Add" for l in model.layers) == 3
+
+
+def test_resnet8_shortcut_is_the_reference_strided_1x1_convolution():
+    import keras
+    import numpy as np
+
+    # At width 1 the projections are the reference's; below it, those from fewer than 16
+    # channels subsample first, to the same numbers.
+    kinds = [type(layer).__name__ for layer in build_model("resnet8", (32, 32, 3), 10, 1.0).layers]
+    assert "MaxPooling2D" not in kinds
+    model = build_model("resnet8", (32, 32, 3), 10, 0.5)
+    names = [layer.name for layer in model.layers]
+    assert "stack2_subsample" in names and "stack3_subsample" not in names  # 8 and 16 channels
+    subsample, shortcut = model.get_layer("stack2_subsample"), model.get_layer("stack2_shortcut")
+    x = np.random.default_rng(0).normal(size=(3, 17, 17, 8)).astype(np.float32)  # odd size too
+    reference = keras.layers.Conv2D(16, 1, strides=2, padding="same")
+    reference.build(x.shape)
+    reference.set_weights(shortcut.get_weights())
+    np.testing.assert_allclose(np.asarray(shortcut(subsample(x))), np.asarray(reference(x)),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_narrow_resnet8_trains_on_odd_batches_of_large_images():
+    # TensorFlow 2.21's oneDNN weight gradient of a strided 1x1 convolution with fewer than
+    # 16 input channels corrupted memory here: a crash, so the training runs in a child.
+    import subprocess
+    import sys
+
+    child = ("import numpy as np, keras; from train.models import build_model; "
+             "m = build_model('resnet8', (48, 48, 3), 3, 0.25); "
+             "m.compile(optimizer='adam', loss='categorical_crossentropy'); "
+             "x = np.random.default_rng(0).random((15, 48, 48, 3), np.float32); "
+             "m.fit(x, np.eye(3, dtype=np.float32)[np.arange(15) % 3], batch_size=5, "
+             "epochs=1, verbose=0); print('trained')")
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=600)
+    assert result.returncode == 0 and result.stdout.strip() == "trained", result.stderr[-500:]
 
 
 def test_width_scales_channels():

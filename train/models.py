@@ -12,6 +12,15 @@ from keras import layers
 from edge_runtime.errors import UserError
 
 
+# TensorFlow 2.21's oneDNN CPU kernel for the weight gradient of a strided 1x1 convolution
+# corrupts memory when the convolution has fewer input channels than this (measured on an
+# AVX-512 AMD EPYC: 8 and 12 channels crashed the process on odd-sized batches, 8 also on even
+# ones with images of 46 pixels or more; 16 never did, nor TF_ENABLE_ONEDNN_OPTS=0).
+# Narrower projections subsample first; it costs their int8 files about 4 us per image
+# (README, "Training").
+STRIDED_PROJECTION_MIN_CHANNELS = 16
+
+
 def _channels(base: int, width: float) -> int:
     return max(1, int(round(base * width)))
 
@@ -42,7 +51,10 @@ def resnet8(input_shape: tuple, num_classes: int, width: float = 1.0) -> keras.M
     A 3x3 stem of 16 filters, three residual stacks of 16/32/64 filters (the last two stride 2
     with a 1x1 projection shortcut), 8x8 average pooling and a softmax, as in
     mlcommons/tiny's ``resnet_v1_eembc``. Its L2 kernel regularizer is replaced by the
-    recipe's weight decay.
+    recipe's weight decay. A projection from fewer than 16 channels (at widths below 1)
+    takes every second pixel (a 1x1 max-pooling of stride 2) and then applies a 1x1
+    convolution: the same numbers as the reference's strided one, which TensorFlow cannot
+    train safely on a CPU (STRIDED_PROJECTION_MIN_CHANNELS).
     """
     def conv(x, filters, stride, name, kernel=3):
         return layers.Conv2D(filters, kernel, strides=stride, padding="same",
@@ -59,7 +71,11 @@ def resnet8(input_shape: tuple, num_classes: int, width: float = 1.0) -> keras.M
         y = layers.Activation("relu", name=f"stack{stack}_relu1")(y)
         y = conv(y, filters, 1, f"stack{stack}_conv2")
         y = layers.BatchNormalization(name=f"stack{stack}_bn2")(y)
-        if stride != 1:
+        if stride != 1 and x.shape[-1] < STRIDED_PROJECTION_MIN_CHANNELS:
+            x = layers.MaxPooling2D(1, strides=stride, padding="same",
+                                    name=f"stack{stack}_subsample")(x)
+            x = conv(x, filters, 1, f"stack{stack}_shortcut", kernel=1)
+        elif stride != 1:
             x = conv(x, filters, stride, f"stack{stack}_shortcut", kernel=1)
         x = layers.Add(name=f"stack{stack}_add")([x, y])
         x = layers.Activation("relu", name=f"stack{stack}_relu2")(x)
