@@ -182,7 +182,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                                                                or default_cache_dir()))
     config = TrainConfig(data=recorded_data(args.data), out=str(args.out), arch=args.arch,
                          width=args.width, recipe=recipe, split=args.split,
-                         val_fraction=args.val_fraction, seed=args.seed, image_size=args.image_size, cache_dir=cache_dir,
+                         val_fraction=args.val_fraction, seed=args.seed,
+                         image_size=args.image_size, cache_dir=cache_dir,
                          tensorboard=args.tensorboard,
                          init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     if args.arch not in ARCH_NAMES:
