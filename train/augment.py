@@ -73,9 +73,10 @@ class EpochData:
         """Training images an epoch uses: all of them, less one when the last batch would
         hold an odd number; the image left out is a different one each epoch, the last of
         that epoch's shuffled order. Brought in when TensorFlow 2.21's oneDNN CPU kernels
-        crashed narrow resnet8 models on odd-sized batches; their graph now avoids the kernel
-        (train.models.STRIDED_PROJECTION_MIN_CHANNELS), and the rule stays so that a seed
-        gives the batches it gave in earlier runs, whose figures the README quotes."""
+        crashed narrow resnet8 models on odd-sized batches. Their graph now avoids the kernel
+        (train.models.STRIDED_PROJECTION_MIN_CHANNELS), but runs trained before keep theirs,
+        and quantization-aware conversion fine-tunes them through this class; the rule also
+        keeps a seed's batches as earlier runs, whose figures the README quotes, had them."""
         remainder = len(self.y) % self.batch_size
         return len(self.y) - (remainder % 2)
 
