@@ -95,14 +95,22 @@ def _headline(report: dict) -> list[str]:
     lines = [f"- Fastest at {threads_text(most)}: **{fastest['variant']}** on "
              f"{fastest['runtime']}, {fastest['latency_median_ms']:.4f} ms per image (batch 1), "
              f"{_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
-             f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`."]
+             f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`"
+             f"{_accuracy_clause(fastest)}."]
     if sized:
         smallest = min(sized, key=lambda r: r["bytes"])
         lines.append(f"- Smallest file: **{smallest['variant']}**, {smallest['bytes']:,} bytes "
-                     f"({smallest['gzip_bytes']:,} gzipped), test accuracy "
-                     f"{100 * smallest['accuracy']:.2f}% ({smallest['delta_points']:+.2f} points "
-                     "against Keras).")
+                     f"({smallest['gzip_bytes']:,} gzipped){_accuracy_clause(smallest)}.")
     return lines
+
+
+def _accuracy_clause(row: dict) -> str:
+    """", test accuracy A% (+D points against Keras)" for the row, or nothing when the
+    accuracy pass did not score it."""
+    if row.get("accuracy") is None:
+        return ""
+    return (f", test accuracy {100 * row['accuracy']:.2f}% ({row['delta_points']:+.2f} points "
+            "against Keras)")
 
 
 def to_markdown(report: dict) -> str:

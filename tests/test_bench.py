@@ -4,6 +4,7 @@ pipeline end to end."""
 import csv
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -85,6 +86,10 @@ def test_bench_measures_every_variant_against_keras(converted_run, tmp_path):
         assert f"| {variant['name']} |" in markdown
     assert "![latency](latency.png)" in markdown
     assert "- Fastest at 1 thread: **" in markdown and "## Speed at 1 thread\n" in markdown
+    # The fastest file's accuracy is in its headline too: the fastest may be the least accurate.
+    fastest = next(line for line in markdown.splitlines() if line.startswith("- Fastest"))
+    assert re.search(r", test accuracy \d+\.\d\d% \([+-]\d+\.\d\d points against Keras\)\.$",
+                     fastest), fastest
     # The real edgekit classify command scores the test folder as the benchmark did.
     from benchmarks.classify_accuracy import main as classify_accuracy
 
