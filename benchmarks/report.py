@@ -8,7 +8,7 @@ from pathlib import Path
 
 from train.atomic import write_json, write_text
 
-from .report_plots import PLOTS, draw_all, threads_text
+from .report_plots import PLOTS, counted, draw_all
 
 CSV_COLUMNS = [
     "variant", "format", "precision", "runtime", "tta", "threads", "file", "bytes", "gzip_bytes",
@@ -92,7 +92,7 @@ def _headline(report: dict) -> list[str]:
     most = max(r["threads"] for r in rows)
     fastest = min((r for r in rows if r["threads"] == most), key=lambda r: r["latency_median_ms"])
     sized = [r for r in rows if r["variant"] != "keras" and r["bytes"]]
-    lines = [f"- Fastest at {threads_text(most)}: **{fastest['variant']}** on "
+    lines = [f"- Fastest at {counted(most, 'thread')}: **{fastest['variant']}** on "
              f"{fastest['runtime']}, {fastest['latency_median_ms']:.4f} ms per image (batch 1), "
              f"{_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
              f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`"
@@ -123,7 +123,7 @@ def to_markdown(report: dict) -> str:
            f"{env['os']}) at {env['started']} with `{env['command']}`.", "",
            f"Test accuracy on {report['test_images']:,} test images; Keras: "
            f"{100 * report['keras_accuracy']:.2f}%. Latency: batch 1 after warm-up, "
-           f"{settings['rounds']} interleaved round{'s' * (settings['rounds'] != 1)} of about "
+           f"{counted(settings['rounds'], 'interleaved round')} of about "
            f"{settings['latency_seconds']} s "
            "per subject, each subject in its own process. The spread of a latency is the "
            "interquartile range of all its timed calls; the medians of the single rounds are "
@@ -145,7 +145,7 @@ def to_markdown(report: dict) -> str:
     out += _table(["variant", "runtime", "file", "bytes", "gzip bytes", "test accuracy",
                    "vs Keras (points)", "top-1 agreement with Keras"], lines)
     for threads in sorted({r["threads"] for r in rows if not r["error"]}, reverse=True):
-        out += ["", f"## Speed at {threads_text(threads)}", ""]
+        out += ["", f"## Speed at {counted(threads, 'thread')}", ""]
         out += _speed_table(rows, threads)
     out += ["", "Cold start: loading the file (or model.keras) and the first inference, after "
             "the runtime's import. Peak RSS: the whole process that loaded and ran only that "

@@ -15,9 +15,9 @@ PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
          "accuracy_vs_latency": "accuracy_vs_latency.png"}
 
 
-def threads_text(count: int) -> str:
-    """'1 thread', '2 threads': how the report and its pictures name a thread count."""
-    return f"{count} thread{'s' if count > 1 else ''}"
+def counted(count: int, noun: str) -> str:
+    """'1 thread', '2 threads', '1 epoch': a count and its noun, plural unless one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _label(row: dict) -> str:
@@ -46,7 +46,7 @@ def latency_plot(rows: list[dict], target: Path) -> None:
         axis.set_yticks(list(positions), [_label(r) for r in group])
         axis.set_xscale("log")
         axis.set_xlabel("batch-1 latency, ms (log scale)")
-        axis.set_title(threads_text(count))
+        axis.set_title(counted(count, "thread"))
         axis.grid(alpha=0.3, axis="x")
         axis.legend(loc="upper right")
     save_figure(figure, target)

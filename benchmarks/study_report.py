@@ -19,6 +19,7 @@ from train.plots import save_figure
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
+from .report_plots import counted
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (README cites both).
@@ -194,7 +195,7 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: 
 
 def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> str:
     machines = sorted({r["bench_machine"] for r in rows if r.get("bench_machine")})
-    trained = sorted({f"{r['epochs']} epochs on {r['trained_on']}" for r in rows
+    trained = sorted({f"{counted(r['epochs'], 'epoch')} on {r['trained_on']}" for r in rows
                       if r.get("epochs")})
     lines = ["# Model size / accuracy study", "",
              f"Made by `{command}`; training: {'; '.join(trained) or 'none finished'}; "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .report_plots import counted
+
 SIZE_LIMIT_BYTES = 100_000
 TINY_TARGET_ACCURACY = 0.861     # MLPerf Tiny ResNet-8, int8
 SEED_CNN_TARGET_ACCURACY = 0.85
@@ -45,7 +47,7 @@ def _describe(row: dict) -> str:
     else:
         where = "a GPU"
     return (f"{point_name(row)}: {100 * row['accuracy']:.2f}% int8, {row['bytes']:,} bytes, "
-            f"{row['epochs']} epochs in {row['train_minutes']:.1f} min on {where}")
+            f"{counted(row['epochs'], 'epoch')} in {row['train_minutes']:.1f} min on {where}")
 
 
 def check_tiny_target(size_front: list[dict]) -> TargetCheck:

@@ -308,6 +308,9 @@ def test_training_facts_total_the_runs_a_cell_started_from(tmp_path, capsys):
     assert not check.met
     quick = write_finished_run(tmp_path / "quick", 10, 1500.0, ["cpu:0"], init_from=str(first))
     assert check_tiny_target([{**row, **training_facts(quick)}]).met
+    one = write_finished_run(tmp_path / "one", 1, 30.0, ["cpu:0"])
+    one_epoch = check_tiny_target([{**row, **training_facts(one)}])
+    assert "1 epoch in 0.5 min on CPU" in one_epoch.evidence
 
     (first / "metrics.json").write_text('{"epochs_trained": 60}')  # a traceback before
     with pytest.raises(UserError) as error:
