@@ -71,16 +71,12 @@ def bench_settings(args: argparse.Namespace):
     """The BenchSettings these flags ask for; UserError for a bad flag value."""
     from .bench import BenchSettings
 
-    threads = check_bench_args(args)
-    runtime_pythons = ()
-    if args.tflite_runtime_python:
-        # Workers start in the repository's folder, where a relative path finds no Python.
-        python = os.path.abspath(shutil.which(args.tflite_runtime_python))
-        runtime_pythons = (("tflite-runtime", python),)
     return BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
                          throughput_seconds=args.latency_seconds, throughput_batch=args.batch,
-                         threads=threads, test_limit=args.test_limit, data=args.data,
-                         runtime_pythons=runtime_pythons,
+                         threads=check_bench_args(args), test_limit=args.test_limit,
+                         data=args.data,
+                         runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
+                         if args.tflite_runtime_python else (),
                          tta=("none",) if args.tta == "none" else ("none", args.tta))
 
 

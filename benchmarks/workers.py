@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,14 +24,24 @@ def worker_environment() -> dict:
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
+def worker_command(python: str, *arguments) -> list[str]:
+    """The command line of a worker: ``python -m benchmarks.bench_worker ARGUMENTS``. Workers
+    start in the repository (so that they import this benchmarks package, not one in the
+    user's folder), where a path relative to the user's folder means nothing: the Python
+    and every path argument go absolute."""
+    python = os.path.abspath(shutil.which(python) or python)
+    return [python, "-m", "benchmarks.bench_worker",
+            *(str(a.absolute()) if isinstance(a, Path) else a for a in arguments)]
+
+
 def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray,
                       tta: str = "none") -> list:
     """Top-1 classes of ``pixels`` through a runtime installed in another Python."""
     with tempfile.TemporaryDirectory() as folder:
         pixels_file = Path(folder) / "pixels.npy"
         np.save(pixels_file, pixels)
-        result = subprocess.run([python, "-m", "benchmarks.bench_worker", "predict", backend,
-                                 str(Path(model).absolute()), str(pixels_file), tta],
+        result = subprocess.run(worker_command(python, "predict", backend, Path(model),
+                                               pixels_file, tta),
                                 capture_output=True, text=True,
                                 env=worker_environment(), cwd=REPO, timeout=1800)
     lines = result.stdout.strip().splitlines()
@@ -52,11 +63,8 @@ class Worker:
 
     def __init__(self, kind: str, target: Path, threads: int, python: str = sys.executable,
                  start_timeout: float = 300, tta: str = "none"):
-        # The child runs in the repository (so that it imports this benchmarks package, not
-        # one in the user's folder), where a path relative to the user's folder means nothing.
         self.process = subprocess.Popen(
-            [python, "-m", "benchmarks.bench_worker", kind, str(Path(target).absolute()),
-             str(threads), tta],
+            worker_command(python, kind, Path(target), str(threads), tta),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=worker_environment(), cwd=REPO)
         self._lines: queue.Queue = queue.Queue()
