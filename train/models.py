@@ -71,12 +71,13 @@ def resnet8(input_shape: tuple, num_classes: int, width: float = 1.0) -> keras.M
         y = layers.Activation("relu", name=f"stack{stack}_relu1")(y)
         y = conv(y, filters, 1, f"stack{stack}_conv2")
         y = layers.BatchNormalization(name=f"stack{stack}_bn2")(y)
-        if stride != 1 and x.shape[-1] < STRIDED_PROJECTION_MIN_CHANNELS:
-            x = layers.MaxPooling2D(1, strides=stride, padding="same",
-                                    name=f"stack{stack}_subsample")(x)
-            x = conv(x, filters, 1, f"stack{stack}_shortcut", kernel=1)
-        elif stride != 1:
-            x = conv(x, filters, stride, f"stack{stack}_shortcut", kernel=1)
+        if stride != 1:
+            projection_stride = stride
+            if x.shape[-1] < STRIDED_PROJECTION_MIN_CHANNELS:
+                x = layers.MaxPooling2D(1, strides=stride, padding="same",
+                                        name=f"stack{stack}_subsample")(x)
+                projection_stride = 1
+            x = conv(x, filters, projection_stride, f"stack{stack}_shortcut", kernel=1)
         x = layers.Add(name=f"stack{stack}_add")([x, y])
         x = layers.Activation("relu", name=f"stack{stack}_relu2")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
