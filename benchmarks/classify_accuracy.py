@@ -17,13 +17,13 @@ from pathlib import Path
 from edge_runtime.errors import UserError
 from train.finished_run import check_finished_run
 
-from .tool_main import child_output, run_tool
+from .tool_main import child_output, edgekit_command, run_tool
 
 
 def classify_accuracy(model: Path, folder: Path) -> tuple[float, int]:
     """(accuracy, images) of ``edgekit classify --json`` over a class-folder tree."""
-    output = child_output([sys.executable, "-m", "edgekit.cli", "classify", str(model),
-                           str(folder), "--json", "--top-k", "1"],
+    output = child_output(edgekit_command("classify", str(model), str(folder), "--json",
+                                          "--top-k", "1"),
                           f"edgekit classify {model.name}")
     records = [json.loads(line) for line in output.splitlines()]
     correct = sum(Path(r["path"]).parent.name == r.get("label") for r in records)

@@ -32,6 +32,16 @@ def check_positive_counts(args: argparse.Namespace, *names: str) -> None:
     check_counts(*((f"--{name.replace('_', '-')}", getattr(args, name)) for name in names))
 
 
+def edgekit_command(*arguments: str) -> list[str]:
+    """The command line that runs ``edgekit ARGUMENTS`` in this Python as a child process.
+    Not ``python -m edgekit.cli``: that puts the working folder first on sys.path, where a
+    user's own train.py (a common name) shadows edgekit's train package and the child dies on
+    import. The -c code drops that entry (what -P does from Python 3.11 on)."""
+    return [sys.executable, "-c",
+            "import sys; del sys.path[0]; from edgekit.cli import main; sys.exit(main())",
+            *arguments]
+
+
 def child_output(command: Sequence[str], what: str) -> str:
     """The standard output of ``command``; UserError with its last error line if it fails."""
     result = subprocess.run(list(command), capture_output=True, text=True)

@@ -13,7 +13,6 @@ their place in the tables and on the fronts under their folder's name.
 from __future__ import annotations
 
 import argparse
-import sys
 import textwrap
 import time
 from concurrent.futures import as_completed
@@ -239,9 +238,10 @@ def added_run(run_dir: str) -> Cell:
     return Cell(settings["arch"], float(settings["width"]), path, [])
 
 
-def _cell_command(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]:
-    command = [sys.executable, "-m", "edgekit.cli", "pipeline", "--out", str(cell.run_dir),
-               "--rounds", str(args.bench_rounds), *cell.train_flags]
+def _cell_arguments(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]:
+    """The ``edgekit pipeline`` arguments of a cell."""
+    command = ["pipeline", "--out", str(cell.run_dir), "--rounds", str(args.bench_rounds),
+               *cell.train_flags]
     if args.data:
         command += ["--data", args.data]
     if grid.variants is not None:
@@ -287,7 +287,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
     parser = build_parser()
     for index, cell in enumerate(cells):
-        asked = check_stage_flags(parser.parse_args(_cell_command(args, grid, cell)[3:]))
+        asked = check_stage_flags(parser.parse_args(_cell_arguments(args, grid, cell)))
         if cell.train_flags:  # an added run is taken as it is: it asks for no training
             cells[index] = cell._replace(asked=asked)
     return grid, cells
@@ -314,6 +314,7 @@ def run_study(args: argparse.Namespace) -> int:
     """Run (or resume) every cell, then write the study's tables and plots."""
     from benchmarks.environment import command_line
     from benchmarks.study_report import write_study
+    from benchmarks.tool_main import edgekit_command
 
     grid, cells = check_study_args(args)
     names = [cell.run_dir.name for cell in cells]
@@ -324,7 +325,7 @@ def run_study(args: argparse.Namespace) -> int:
 
     def run_cell(pool: CellPool, cell: Cell) -> tuple[str, int, float]:
         started = time.perf_counter()
-        code = pool.run(cell.run_dir.name, _cell_command(args, grid, cell),
+        code = pool.run(cell.run_dir.name, edgekit_command(*_cell_arguments(args, grid, cell)),
                         logs / f"{cell.run_dir.name}.log")
         return cell.run_dir.name, code, time.perf_counter() - started
 

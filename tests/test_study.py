@@ -98,9 +98,14 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     assert (study / "cells" / "ds_cnn-w0.25" / "model.keras").read_bytes() == before
 
 
-def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, capsys):
+def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, monkeypatch,
+                                                    capsys):
     # A finished run from outside the grid (say distilled on a GPU machine) joins the study.
     run, _, _ = converted_run
+    # Started from a user's project folder with a train.py of its own, which the cells' Python
+    # once imported in place of edgekit's train package (every cell failed).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("raise SystemExit('the user train.py ran')\n")
     added = tmp_path / "distilled"
     shutil.copytree(run, added, ignore=shutil.ignore_patterns("artifacts", "report"))
     data = json.loads((run / "config.json").read_text())["settings"]["data"]
