@@ -123,10 +123,13 @@ def test_class_with_only_unreadable_files(tmp_path, cache_dir):
         load_source(str(tmp_path / "d"), 32, cache_dir)
 
 
-def test_test_tree_with_other_classes(tiny_tree, cache_dir):
+def test_test_tree_with_other_classes(tiny_tree, cache_dir, monkeypatch):
     (tiny_tree / "test" / "class0").rename(tiny_tree / "test" / "other")
+    decoded = []
+    monkeypatch.setattr(image_folder, "load_pixels", lambda path, size: decoded.append(path))
     with pytest.raises(UserError, match="differ from the training classes"):
         load_source(str(tiny_tree), 32, cache_dir)
+    assert decoded == []  # said before any image is decoded (50,000 of them for CIFAR-10)
 
 
 def _cifar_batch(n, seed):

@@ -19,7 +19,7 @@ from PIL import Image
 from edge_runtime.errors import UserError, first_line
 from edge_runtime.preprocess import to_rgb_square
 
-from .image_folder import read_image_tree
+from .image_folder import list_class_dirs, read_image_tree
 from .splits import SplitSpec, stratified_split
 
 CIFAR10_CLASSES = [
@@ -139,8 +139,11 @@ def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawD
     """``PATH/train/<class>`` + ``PATH/test/<class>``, or a single ``PATH/<class>`` tree."""
     train_dir, test_dir = path / "train", path / "test"
     if train_dir.is_dir() and test_dir.is_dir():
-        x, y, names = read_image_tree(train_dir, size, cache_dir)
+        # The class folders are compared before either tree is decoded: a test tree that
+        # differs once cost the decoding of every training image first.
+        names = [folder.name for folder in list_class_dirs(train_dir)]
         x_test, y_test, _ = read_image_tree(test_dir, size, cache_dir, class_names=names)
+        x, y, _ = read_image_tree(train_dir, size, cache_dir, class_names=names)
         return RawData(names, Labeled(x, y), Labeled(x_test, y_test))
     x, y, names = read_image_tree(path, size, cache_dir)
     return RawData(names, Labeled(x, y), None)
