@@ -181,9 +181,9 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the flags of ``edgekit camera``."""
     parser.add_argument("model", help="a .tflite or .onnx file from edgekit convert")
     parser.add_argument("--source", default="auto",
-                        help="picamera, a USB camera index (0), a video file, a folder of "
-                             "images, or synthetic; auto: picamera if picamera2 is installed, "
-                             "else camera 0")
+                        help="picamera, a USB camera index (0), a stream URL (rtsp://...), "
+                             "a video file, a folder of images, or synthetic; auto: picamera "
+                             "if picamera2 is installed, else camera 0")
     parser.add_argument("--headless", action="store_true",
                         help="no window: print one JSON line per frame")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
@@ -191,7 +191,8 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640, help="capture width")
     parser.add_argument("--height", type=int, default=480, help="capture height")
     parser.add_argument("--stall-timeout", type=float, default=5.0,
-                        help="stop if a live camera delivers no frame for this many seconds")
+                        help="stop if a live camera or stream delivers no frame for this many "
+                             "seconds")
     add_model_arguments(parser)
 
 

@@ -1,11 +1,11 @@
-"""Where camera frames come from: the Pi camera (picamera2), a USB camera or video file
-(OpenCV), a folder of images, or a synthetic source for benchmarks and tests.
+"""Where camera frames come from: the Pi camera (picamera2), a USB camera, a stream URL or a
+video file (OpenCV), a folder of images, or a synthetic source for benchmarks and tests.
 
 Every source hands out (H, W, 3) uint8 arrays; ``bgr`` says whether channels are B, G, R
 (OpenCV's order), which the caller flips after the frame is shrunk to model size (flipping
 a 32 x 32 crop is cheaper than a 640 x 480 frame). ``read()`` returns None at the end of a
 finite source. Live cameras are wrapped in ``LatestFrame``: a thread keeps only the newest
-frame, so a slow model never works through a backlog of stale frames.
+frame, so a slow model never works through a backlog of stale frames; so is a stream URL.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -90,6 +91,16 @@ class FolderSource:
         """Nothing to release."""
 
 
+def without_password(url: str) -> str:
+    """``url`` with the password of its user:password@ part starred out, for messages and
+    logs (an IP camera's URL often carries one)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 class OpenCVSource:
     """A USB camera (index) or a video file / stream URL, through OpenCV."""
 
@@ -101,16 +112,20 @@ class OpenCVSource:
         except ImportError:
             raise CameraError("OpenCV is not installed: pip install opencv-python-headless "
                               "(or apt install python3-opencv on Pi OS)") from None
-        self.live = spec.isdigit()
-        self.name = f"camera {spec}" if self.live else spec
-        if not self.live and "://" not in spec and not Path(spec).is_file():
+        camera = spec.isdigit()
+        stream = "://" in spec
+        # A stream (an IP camera's rtsp:// or http:// URL) is live like a camera: read in
+        # order, a model slower than the stream would fall ever further behind it.
+        self.live = camera or stream
+        self.name = f"camera {spec}" if camera else without_password(spec)
+        if not self.live and not Path(spec).is_file():
             raise CameraError(f"{spec}: no such video file or folder")
         with native_lines_dropped(_OPENCV_WARNING):
-            self.capture = cv2.VideoCapture(int(spec) if self.live else spec)
+            self.capture = cv2.VideoCapture(int(spec) if camera else spec)
             opened = self.capture.isOpened()
         if not opened:
             raise CameraError(f"cannot open {self.name}")
-        if self.live:
+        if camera:
             self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
             self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
             # Ask the driver not to queue frames either (honoured by V4L2 on Linux).
@@ -228,9 +243,10 @@ class LatestFrame:
 
 
 def open_source(spec: str, width: int = 640, height: int = 480, stall_timeout: float = 5.0):
-    """A frame source from --source: "picamera", "synthetic", a camera index ("0"), a folder
-    of images, or a video file; "auto" is the Pi camera when picamera2 is importable, else
-    USB camera 0. Live cameras come wrapped in LatestFrame."""
+    """A frame source from --source: "picamera", "synthetic", a camera index ("0"), a stream
+    URL (rtsp://...), a folder of images, or a video file; "auto" is the Pi camera when
+    picamera2 is importable, else USB camera 0. Live cameras and streams come wrapped in
+    LatestFrame."""
     if spec == "auto":
         try:
             import picamera2  # noqa: F401 - only probing

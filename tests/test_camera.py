@@ -1,5 +1,7 @@
 """The camera loop: synthetic, folder and video sources, headless JSON lines, the timing split,
 latest-frame-wins for live cameras, and a camera that stops delivering frames."""
+import functools
+import http.server
 import json
 import sys
 import threading
@@ -13,7 +15,7 @@ from PIL import Image
 
 from edge_runtime import camera
 from edge_runtime.classifier import Classifier
-from edge_runtime.frame_sources import CameraError, LatestFrame, SyntheticSource
+from edge_runtime.frame_sources import CameraError, LatestFrame, SyntheticSource, open_source
 from edgekit.cli import main
 
 pytestmark = pytest.mark.slow
@@ -69,16 +71,51 @@ def test_frames_classify_like_files(converted_run, tmp_path, capsys, tta):
     assert "skipping" in captured.err and "07.png" in captured.err
 
 
-def test_video_file_source(converted_run, tmp_path, capsys):
+def write_clip(path: Path, frames: int) -> Path:
+    """A small MJPG video of ``frames`` grey frames, written with OpenCV."""
     cv2 = pytest.importorskip("cv2")
-    path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(7):
+    for i in range(frames):
         writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
     writer.release()
+    return path
+
+
+def test_video_file_source(converted_run, tmp_path, capsys):
+    path = write_clip(tmp_path / "clip.avi", 7)
     assert main(["camera", str(model_file(converted_run)), "--source", str(path),
                  "--headless", "--max-frames", "100"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 7
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_a_stream_url_is_read_as_a_live_camera(converted_run, tmp_path, capsys):
+    # An IP camera's stream, here a video served over HTTP: read on a thread like a live
+    # camera (newest frame wins), so its end is a stall, not the end of a file.
+    write_clip(tmp_path / "clip.avi", 7)
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/clip.avi"
+    try:
+        source = open_source(url, stall_timeout=0.5)
+        assert isinstance(source, LatestFrame) and source.read().shape == (48, 64, 3)
+        source.close()
+        code = main(["camera", str(model_file(converted_run)), "--source", url, "--headless",
+                     "--stall-timeout", "1"])
+    finally:
+        server.shutdown()
+    out, err = capsys.readouterr()
+    assert code == 1 and 1 <= len(out.strip().splitlines()) <= 7
+    assert f"{url} delivered no frame for 1 s" in err
+    # A camera's password stays out of messages and logs.
+    with pytest.raises(CameraError) as refused:
+        open_source("http://admin:s3cret@127.0.0.1:9/stream")
+    assert str(refused.value) == "cannot open http://admin:***@127.0.0.1:9/stream"
 
 
 class CountingCamera:
