@@ -13,7 +13,7 @@ import struct
 from typing import Optional, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError
 
@@ -55,6 +55,10 @@ def open_image(source: ImageSource) -> Image.Image:
         raise ImageReadError(f"{name}: is a directory, not an image") from None
     except PermissionError:
         raise ImageReadError(f"{name}: permission denied") from None
+    except UnidentifiedImageError:
+        # Pillow's own words repeat the name, or show "<_io.BytesIO object at 0x...>".
+        raise ImageReadError(f"{name}: not a readable image (no image format recognised)") \
+            from None
     except Image.DecompressionBombError:
         raise ImageReadError(f"{name}: image is over Pillow's pixel limit "
                              "(decompression bomb?)") from None

@@ -328,6 +328,12 @@ def test_bad_and_unusual_images(converted_run, tmp_path):
         assert name in str(error.value)
     for name in ("good.jpg", "gray.png", "rgba.png", "palette.png", "deep16.png"):
         assert classifier.classify(tmp_path / "images" / name).label in LABELS
+    # Said once, in our words: Pillow's repeat the name or show a BytesIO object's address.
+    for source, name in ((tmp_path / "images" / "notes.jpg", tmp_path / "images" / "notes.jpg"),
+                         (b"not an image", "<bytes>")):
+        with pytest.raises(ImageReadError) as error:
+            classifier.classify(source)
+        assert str(error.value) == f"{name}: not a readable image (no image format recognised)"
 
 
 @pytest.fixture(scope="module")
