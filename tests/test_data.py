@@ -2,6 +2,7 @@
 download path (with a stand-in), the decode cache, and bad data."""
 import io
 import pickle
+import shutil
 import tarfile
 
 import numpy as np
@@ -105,7 +106,11 @@ def test_odd_images_are_converted(tiny_tree, cache_dir):
 @pytest.mark.parametrize("make, message", [
     (lambda root: None, "does not exist"),
     (lambda root: root.mkdir(), "has no class folders"),
-    (lambda root: (root / "cats").mkdir(parents=True), "has no images"),
+    (lambda root: [(root / name).mkdir(parents=True) for name in ("cats", "dogs")],
+     "has no images"),
+    (lambda root: write_class_tree(root / "cats", 2),  # its images in subfolders of cats/
+     r"one class folder \(cats\); a classifier needs at least two"),
+    (lambda root: write_class_tree(root / "test", 2), "holds test/ but no train/ folder"),
 ])
 def test_bad_folders(tmp_path, cache_dir, make, message):
     root = tmp_path / "data"
@@ -121,6 +126,23 @@ def test_class_with_only_unreadable_files(tmp_path, cache_dir):
     (bad / "a.jpg").write_bytes(b"junk")
     with pytest.raises(UserError, match="no readable images.*zzz"):
         load_source(str(tmp_path / "d"), 32, cache_dir)
+
+
+@pytest.mark.parametrize("held_out", [None, "val", "validation"])
+def test_split_folders_are_not_classes(tiny_tree, cache_dir, capsys, held_out):
+    # train/ with val/ (or nothing) beside it: once read as a tree of the classes "train" and
+    # "val", a model that learnt which folder an image came from.
+    shutil.rmtree(tiny_tree / "test")
+    if held_out:
+        write_class_tree(tiny_tree / held_out, 2, seed=3)
+    raw = load_source(str(tiny_tree), 32, cache_dir)
+    assert raw.class_names == ["class0", "class1", "class2"] and len(raw.train) == 36
+    note = capsys.readouterr().err
+    if held_out:
+        assert len(raw.test) == 6
+        assert f"note: {tiny_tree / held_out} serves as the test set" in note
+    else:
+        assert raw.test is None and "note:" not in note  # carved out as for a single tree
 
 
 def test_test_tree_with_other_classes(tiny_tree, cache_dir, monkeypatch):

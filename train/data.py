@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,18 +136,37 @@ def is_cifar_python(path: Path) -> bool:
     return (path / "batches.meta").is_file() or (path / CIFAR_BATCH_DIR).is_dir()
 
 
+# Folder names that stand for splits, not classes: a tree holding only these is split into
+# them. "val" and its spellings stand in for a missing test/ (they are held out all the same).
+HELD_OUT_FOLDERS = ("test", "val", "valid", "validation")
+
+
 def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawData:
-    """``PATH/train/<class>`` + ``PATH/test/<class>``, or a single ``PATH/<class>`` tree."""
-    train_dir, test_dir = path / "train", path / "test"
-    if train_dir.is_dir() and test_dir.is_dir():
-        # The class folders are compared before either tree is decoded: a test tree that
-        # differs once cost the decoding of every training image first.
-        names = [folder.name for folder in list_class_dirs(train_dir)]
-        x_test, y_test, _ = read_image_tree(test_dir, size, cache_dir, class_names=names)
-        x, y, _ = read_image_tree(train_dir, size, cache_dir, class_names=names)
-        return RawData(names, Labeled(x, y), Labeled(x_test, y_test))
-    x, y, names = read_image_tree(path, size, cache_dir)
-    return RawData(names, Labeled(x, y), None)
+    """``PATH/train/<class>`` + ``PATH/test/<class>`` (or val/, valid/, validation/ in test's
+    place), ``PATH/train/<class>`` alone, or a single ``PATH/<class>`` tree."""
+    folders = {folder.name: folder for folder in list_class_dirs(path)}
+    split_layout = "test" in folders or set(folders) <= {"train", *HELD_OUT_FOLDERS}
+    if split_layout and "train" not in folders:
+        # Classes named test and val would be trained on as if they were the classes.
+        raise UserError(f"{path} holds {', '.join(f'{name}/' for name in sorted(folders))} "
+                        "but no train/ folder")
+    if not split_layout:
+        x, y, names = read_image_tree(path, size, cache_dir)
+        return RawData(names, Labeled(x, y), None)
+    train_dir = folders["train"]
+    held_out = next((folders[name] for name in HELD_OUT_FOLDERS if name in folders), None)
+    if held_out is None:  # train/ alone: its test set is carved out as for a single tree
+        x, y, names = read_image_tree(train_dir, size, cache_dir)
+        return RawData(names, Labeled(x, y), None)
+    if held_out.name != "test":
+        print(f"note: {held_out} serves as the test set (there is no {path / 'test'})",
+              file=sys.stderr)
+    # The class folders are compared before either tree is decoded: a test tree that
+    # differs once cost the decoding of every training image first.
+    names = [folder.name for folder in list_class_dirs(train_dir)]
+    x_test, y_test, _ = read_image_tree(held_out, size, cache_dir, class_names=names)
+    x, y, _ = read_image_tree(train_dir, size, cache_dir, class_names=names)
+    return RawData(names, Labeled(x, y), Labeled(x_test, y_test))
 
 
 def data_path(data: str) -> Optional[Path]:

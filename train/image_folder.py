@@ -68,6 +68,10 @@ def read_image_tree(
     """
     dirs = list_class_dirs(root)
     found = [d.name for d in dirs]
+    if len(found) < 2:
+        # One class trains to a "100%" model that tells nothing apart.
+        raise UserError(f"data folder {root} has one class folder ({found[0]}); a classifier "
+                        f"needs at least two (expected {root}/<class>/*)")
     if class_names is None:
         class_names = found
     elif found != class_names:
