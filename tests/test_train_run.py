@@ -10,6 +10,7 @@ import pytest
 
 from edgekit.cli import main
 from train import epoch_progress
+from train.data import check_outside_data
 
 RUN_FILES = {"model.keras", "config.json", "labels.txt", "history.csv", "metrics.json",
              "training_curves.png", "confusion_matrix.png", "classification_report.txt",
@@ -204,6 +205,22 @@ def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path
     out.mkdir()
     assert train(tiny_tree, out) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_folder_inside_the_data_folder_is_refused(tiny_tree, cache_dir, tmp_path, capsys):
+    # A run written inside its data folder had its pictures read back as a class of images
+    # ("runs"), and its conversion failed; a cache there would be a class of .npz files.
+    out = tiny_tree / "runs" / "x"
+    for flags, named in (([], f"--out {out}"), (["--out", str(tmp_path / "run"), "--cache-dir",
+                                                  str(tiny_tree / "cache")],
+                                                 f"--cache-dir {tiny_tree / 'cache'}")):
+        assert train(tiny_tree, out, *flags) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"edgekit: error: {named} is inside the data folder {tiny_tree}, whose images would "
+            "then include its files; put it elsewhere")
+    assert not (tiny_tree / "runs").exists() and not (tmp_path / "run").exists()
+    check_outside_data(str(tiny_tree), out=tiny_tree / ".runs" / "x")  # hidden: never read
+    check_outside_data(str(tiny_tree), out=tmp_path / "data2")  # beside it, named alike
 
 
 def test_an_out_that_cannot_be_made_is_one_line(tiny_tree, cache_dir, tmp_path, capsys):

@@ -180,6 +180,26 @@ def data_path(data: str) -> Optional[Path]:
     return path
 
 
+def check_outside_data(data: str, **folders: Optional[Path]) -> None:
+    """UserError when a folder a run writes (``out=...``, ``cache_dir=...``) lies inside the
+    image folders of ``--data``: its files would be read back as a class of images (a run
+    started in its data folder once failed at conversion, its pictures a class named "runs").
+    Hidden folders are fine: the loader never reads them."""
+    path = data_path(data)
+    if path is None or not path.is_dir():
+        return
+    root = path.resolve()
+    for flag, folder in folders.items():
+        if folder is None:
+            continue
+        inside = Path(folder).expanduser().resolve()
+        if inside.is_relative_to(root) and not any(
+                part.startswith(".") for part in inside.relative_to(root).parts):
+            raise UserError(f"--{flag.replace('_', '-')} {folder} is inside the data folder "
+                            f"{path}, whose images would then include its files; put it "
+                            "elsewhere")
+
+
 def recorded_data(data: str) -> str:
     """``--data`` as a run records it: ``cifar10`` as it is, a path made absolute, so that the
     run's later stages (evaluate, convert, bench) find the data from any folder."""
