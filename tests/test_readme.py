@@ -34,3 +34,13 @@ def test_every_flag_is_documented(command):
     assert not flags - documented, f"edgekit {command}: not in the README"
     for block in usage_blocks(command):
         assert set(re.findall(r"--[a-z][a-z0-9-]*", block)) <= flags, block
+
+
+def test_the_layout_names_every_module():
+    layout = README.split("\n## Layout\n", 1)[1]
+    repo = Path(__file__).resolve().parents[1]
+    for package in ("edgekit", "train", "convert", "edge_runtime", "benchmarks"):
+        line = re.search(rf"^- `{package}/`:(.*?)(?=^- |\Z)", layout, re.S | re.M).group(1)
+        named = set(re.findall(r"`(\w+)`", line))
+        modules = {path.stem for path in (repo / package).glob("*.py")} - {"__init__"}
+        assert not modules - named, f"{package}/ modules the README's Layout does not name"
