@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-import tomllib
-
 from edge_runtime.classifier import TTA_MODES
 from train.config import TrainConfig
 
@@ -123,6 +121,11 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
 def read_grid(args: argparse.Namespace) -> Grid:
     """The grid from --grid (if any) with the flags on top."""
     from edge_runtime.errors import UserError
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser as a package (the train extra)
+        import tomli as tomllib
 
     settings: dict = {}
     if args.grid:

@@ -50,6 +50,31 @@ def test_missing_package_message_names_the_extra():
     assert missing_package_message("classify", error) is None
 
 
+def edgekit_without(packages: tuple[str, ...], argv: list[str]) -> subprocess.CompletedProcess:
+    """``edgekit ARGV`` in a child Python in which ``packages`` cannot be imported."""
+    code = f"""
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {packages!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Missing())
+from edgekit.cli import main
+sys.exit(main({argv!r}))
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def test_every_command_starts_without_tomllib():
+    # Python 3.10, the oldest that pyproject.toml admits, has no tomllib: imported with the
+    # study at start-up, it ended every command there, edgekit classify on a device included.
+    # The study reads its grid files with the tomli package there instead.
+    result = edgekit_without(("tomllib",), ["classify", "--help"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("usage: edgekit classify")
+
+
 @pytest.mark.parametrize("argv, extra", [(["train", "--out", "RUN"], "train"),
                                          (["bench", "RUN"], "convert")])
 def test_a_runtime_only_install_gets_one_line_for_a_heavy_command(tmp_path, argv, extra):
@@ -64,18 +89,7 @@ def test_a_runtime_only_install_gets_one_line_for_a_heavy_command(tmp_path, argv
             "input": {"shape": [32, 32, 3]}}))
         for name in ("model.keras", "labels.txt"):
             (run / name).write_text("")
-    code = f"""
-import importlib.abc, sys
-class Missing(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-sys.meta_path.insert(0, Missing())
-from edgekit.cli import main
-sys.exit(main({argv!r}))
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO, timeout=120)
+    result = edgekit_without(("tensorflow", "keras"), argv)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"edgekit: error: edgekit {argv[0]} needs keras, which is not installed here: "
