@@ -128,11 +128,14 @@ def test_class_with_only_unreadable_files(tmp_path, cache_dir):
         load_source(str(tmp_path / "d"), 32, cache_dir)
 
 
-@pytest.mark.parametrize("held_out", [None, "val", "validation"])
-def test_split_folders_are_not_classes(tiny_tree, cache_dir, capsys, held_out):
+@pytest.mark.parametrize("train_name, held_out", [
+    ("train", None), ("train", "val"), ("train", "validation"), ("Train", "Test"),
+    ("Training", "Testing")])
+def test_split_folders_are_not_classes(tiny_tree, cache_dir, capsys, train_name, held_out):
     # train/ with val/ (or nothing) beside it: once read as a tree of the classes "train" and
-    # "val", a model that learnt which folder an image came from.
+    # "val", a model that learnt which folder an image came from; so were Train/ and Test/.
     shutil.rmtree(tiny_tree / "test")
+    (tiny_tree / "train").rename(tiny_tree / train_name)
     if held_out:
         write_class_tree(tiny_tree / held_out, 2, seed=3)
     raw = load_source(str(tiny_tree), 32, cache_dir)
@@ -140,9 +143,12 @@ def test_split_folders_are_not_classes(tiny_tree, cache_dir, capsys, held_out):
     note = capsys.readouterr().err
     if held_out:
         assert len(raw.test) == 6
+    else:
+        assert raw.test is None  # carved out of train/ as for a single tree
+    if held_out in ("val", "validation"):
         assert f"note: {tiny_tree / held_out} serves as the test set" in note
     else:
-        assert raw.test is None and "note:" not in note  # carved out as for a single tree
+        assert "note:" not in note
 
 
 def test_test_tree_with_other_classes(tiny_tree, cache_dir, monkeypatch):

@@ -136,31 +136,35 @@ def is_cifar_python(path: Path) -> bool:
     return (path / "batches.meta").is_file() or (path / CIFAR_BATCH_DIR).is_dir()
 
 
-# Folder names that stand for splits, not classes: a tree holding only these is split into
-# them. "val" and its spellings stand in for a missing test/ (they are held out all the same).
-HELD_OUT_FOLDERS = ("test", "val", "valid", "validation")
+# Folder names (in any case: Kaggle's sets spell them Train/, Testing/) that stand for splits,
+# not classes. The held-out names in the order one serves as the test set: a validation
+# folder stands in for a missing test folder (it is held out all the same).
+TRAIN_FOLDERS = ("train", "training")
+TEST_FOLDERS = ("test", "testing")
+HELD_OUT_FOLDERS = TEST_FOLDERS + ("val", "valid", "validation")
 
 
 def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawData:
     """``PATH/train/<class>`` + ``PATH/test/<class>`` (or val/, valid/, validation/ in test's
     place), ``PATH/train/<class>`` alone, or a single ``PATH/<class>`` tree."""
-    folders = {folder.name: folder for folder in list_class_dirs(path)}
-    split_layout = "test" in folders or set(folders) <= {"train", *HELD_OUT_FOLDERS}
-    if split_layout and "train" not in folders:
-        # Classes named test and val would be trained on as if they were the classes.
-        raise UserError(f"{path} holds {', '.join(f'{name}/' for name in sorted(folders))} "
-                        "but no train/ folder")
+    folders = {folder.name.lower(): folder for folder in list_class_dirs(path)}
+    split_layout = any(name in folders for name in TEST_FOLDERS) or \
+        set(folders) <= {*TRAIN_FOLDERS, *HELD_OUT_FOLDERS}
     if not split_layout:
         x, y, names = read_image_tree(path, size, cache_dir)
         return RawData(names, Labeled(x, y), None)
-    train_dir = folders["train"]
+    train_dir = next((folders[name] for name in TRAIN_FOLDERS if name in folders), None)
+    if train_dir is None:
+        # Classes named test and val would be trained on as if they were the classes.
+        held = ", ".join(sorted(f"{folder.name}/" for folder in folders.values()))
+        raise UserError(f"{path} holds {held} but no train/ folder")
     held_out = next((folders[name] for name in HELD_OUT_FOLDERS if name in folders), None)
     if held_out is None:  # train/ alone: its test set is carved out as for a single tree
         x, y, names = read_image_tree(train_dir, size, cache_dir)
         return RawData(names, Labeled(x, y), None)
-    if held_out.name != "test":
-        print(f"note: {held_out} serves as the test set (there is no {path / 'test'})",
-              file=sys.stderr)
+    if held_out.name.lower() not in TEST_FOLDERS:
+        print(f"note: {held_out} serves as the test set (there is no test/ folder beside "
+              f"{train_dir.name}/)", file=sys.stderr)
     # The class folders are compared before either tree is decoded: a test tree that
     # differs once cost the decoding of every training image first.
     names = [folder.name for folder in list_class_dirs(train_dir)]
