@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageReadError, UserError
-from .interpreters import load_model
+from .interpreters import load_model, model_format
 from .manifest import check_sha256, info_from_manifest, manifest_entry
 from .model_metadata import (
     MetadataError,
@@ -83,7 +83,10 @@ class Classifier:
             data = self.path.read_bytes()
         except FileNotFoundError:
             raise UserError(f"{self.path}: no such model file") from None
-        except (IsADirectoryError, PermissionError) as exc:
+        except IsADirectoryError:
+            raise UserError(f"{self.path}: a folder, not a model file: give one of the .tflite "
+                            "or .onnx files edgekit convert wrote") from None
+        except PermissionError as exc:
             raise UserError(f"{self.path}: cannot read the model file ({exc.strerror})") \
                 from None
         manifest, entry = manifest_entry(self.path)
@@ -117,7 +120,7 @@ class Classifier:
     def _model_info(self, data: bytes, manifest: Optional[dict],
                     entry: Optional[dict]) -> ModelInfo:
         try:
-            if self.path.suffix == ".tflite":
+            if model_format(self.path) == "tflite":
                 return read_tflite_info(data, str(self.path))
             return info_from_properties(self.model.metadata_properties(), str(self.path))
         except MetadataError as exc:

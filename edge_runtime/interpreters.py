@@ -266,12 +266,22 @@ def load_model(path: Path, threads: Optional[int] = None, backend: str = "auto")
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file")
-    if path.suffix == ".tflite":
+    if model_format(path) == "tflite":
         if backend in ONNX_BACKENDS:
             raise UserError(f"{path}: backend {backend} runs .onnx files, not .tflite")
         return TFLiteModel(path, threads, backend)
-    if path.suffix == ".onnx":
-        if backend in TFLITE_BACKENDS:
-            raise UserError(f"{path}: backend {backend} runs .tflite files, not .onnx")
-        return OnnxModel(path, threads)
-    raise ModelLoadError(f"{path}: unknown model format (expected .tflite or .onnx)")
+    if backend in TFLITE_BACKENDS:
+        raise UserError(f"{path}: backend {backend} runs .tflite files, not .onnx")
+    return OnnxModel(path, threads)
+
+
+def model_format(path: Path) -> str:
+    """"tflite" or "onnx", from the file's extension in any case (a copy through a FAT card
+    may read MODEL.TFLITE); ModelLoadError for any other file."""
+    suffix = path.suffix.lower()
+    if suffix in (".tflite", ".onnx"):
+        return suffix[1:]
+    # The training run's model is the file people try first.
+    hint = "; a Keras model is turned into them by edgekit convert RUN_DIR" \
+        if suffix in (".keras", ".h5") else ""
+    raise ModelLoadError(f"{path}: unknown model format (expected .tflite or .onnx{hint})")

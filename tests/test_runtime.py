@@ -248,7 +248,10 @@ def test_a_changed_file_is_refused(converted_run, tmp_path, capsys):
     (os.urandom(2000), ".tflite", "not a loadable TFLite model"),
     (b"", ".onnx", "not a loadable ONNX model"),
     (os.urandom(2000), ".onnx", "not a loadable ONNX model"),
-    (b"123", ".pb", "unknown model format"),
+    (b"123", ".pb", r"unknown model format \(expected .tflite or .onnx\)$"),
+    # The run's own model, what a user tries first: told how to get a deployable file.
+    (b"PK", ".keras", "expected .tflite or .onnx; a Keras model is turned into them by "
+                      "edgekit convert RUN_DIR"),
 ])
 def test_bad_model_files(tmp_path, content, suffix, message):
     path = tmp_path / f"model{suffix}"
@@ -268,8 +271,12 @@ def test_truncated_model_and_missing_paths(converted_run, tmp_path):
             Classifier(truncated)
     with pytest.raises(UserError, match="no such model file"):
         Classifier(tmp_path / "missing.tflite")
-    with pytest.raises(UserError, match="cannot read the model file"):
+    with pytest.raises(UserError, match="a folder, not a model file: give one of the .tflite"):
         Classifier(tmp_path)
+    # A copy through a FAT-formatted card may come out in capitals.
+    shouting = tmp_path / "MODEL_INT8.TFLITE"
+    shouting.write_bytes(artifact(run, manifest, "int8").read_bytes())
+    assert Classifier(shouting).classify(np.zeros((32, 32, 3), np.uint8)).label in LABELS
     with pytest.raises(UserError, match="unknown backend"):
         Classifier(artifact(run, manifest, "int8"), backend="tensorflow")
     with pytest.raises(UserError, match="runs .onnx files"):
