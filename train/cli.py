@@ -22,7 +22,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--data", default="cifar10",
                       help="'cifar10' (Keras download, cached in ~/.keras), an image-folder tree "
-                           "(PATH/train/<class>/* + PATH/test/<class>/*, or PATH/<class>/*), or "
+                           "(PATH/train/<class>/* + PATH/test/<class>/* (or val/), "
+                           "PATH/train/<class>/* alone, or PATH/<class>/*), or "
                            "cifar-10-python.tar.gz / cifar-10-batches-py")
     data.add_argument("--split", default="standard",
                       help="'standard' (keep the official test set, carve validation out of "
