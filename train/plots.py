@@ -66,6 +66,16 @@ def confusion_matrix_plot(matrix: np.ndarray, class_names: list[str], target: Pa
     save_figure(figure, target)
 
 
+# The characters of a class name that fit a title of the sample grid's 2.2-inch columns at
+# 8 points, beside its score: longer names ran into the next image's title.
+TITLE_CHARACTERS = 18
+
+
+def fitted(name: str, limit: int = TITLE_CHARACTERS) -> str:
+    """``name``, cut to ``limit`` characters with an ellipsis when longer."""
+    return name if len(name) <= limit else name[:limit - 1] + "\u2026"
+
+
 def sample_predictions(images: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray,
                        class_names: list[str], target: Path, count: int = 25) -> None:
     """A grid of test images titled 'predicted (score)', green when right and red when wrong."""
@@ -79,7 +89,7 @@ def sample_predictions(images: np.ndarray, y_true: np.ndarray, probabilities: np
             continue
         predicted = int(probabilities[i].argmax())
         axis.imshow(images[i])
-        axis.set_title(f"{class_names[predicted]} ({probabilities[i, predicted]:.2f})\n"
-                       f"true: {class_names[y_true[i]]}", fontsize=8,
+        axis.set_title(f"{fitted(class_names[predicted])} ({probabilities[i, predicted]:.2f})"
+                       f"\ntrue: {fitted(class_names[y_true[i]])}", fontsize=8,
                        color="green" if predicted == y_true[i] else "red")
     save_figure(figure, target)
