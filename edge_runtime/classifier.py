@@ -139,6 +139,12 @@ class Classifier:
                 raise ImageReadError(f"expected uint8 RGB pixels, got a {image.dtype} array")
             if image.ndim == 2:
                 image = np.repeat(image[:, :, None], 3, axis=2)
+            if image.ndim == 3 and image.shape[2] == 4:
+                # picamera2's default frames (XBGR8888, XRGB8888): which three channels are
+                # R, G and B depends on the format, so the caller says, not a guess here.
+                raise ImageReadError(f"expected an (H, W, 3) RGB array, got shape {image.shape}"
+                                     ": pass the R, G, B channels (frame[..., :3] for "
+                                     "picamera2's XBGR8888), or capture in BGR888")
             if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
                 raise ImageReadError(f"expected an (H, W, 3) RGB array, got shape "
                                      f"{image.shape}")

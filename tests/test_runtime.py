@@ -154,8 +154,14 @@ def test_inputs_of_every_kind_give_the_same_answer(converted_run, tmp_path):
     assert classifier.classify(big) == classifier.classify(tmp_path / "big.png")
     with pytest.raises(ImageReadError, match="uint8"):
         classifier.classify(pixels.astype(np.float32))
-    with pytest.raises(ImageReadError, match="shape"):
+    # picamera2's default 4-channel frames: the error says how to pass their R, G, B.
+    with pytest.raises(ImageReadError, match=r"shape \(32, 32, 4\): pass the R, G, B channels "
+                                             r"\(frame\[\.\.\., :3\] for picamera2's XBGR8888\)"):
         classifier.classify(np.zeros((32, 32, 4), np.uint8))
+    assert classifier.classify(np.dstack([pixels, np.full((32, 32), 255, np.uint8)])[..., :3]) \
+        == expected
+    with pytest.raises(ImageReadError, match=r"got shape \(32, 32, 5\)$"):
+        classifier.classify(np.zeros((32, 32, 5), np.uint8))
 
 
 def test_runtime_and_training_stage_build_identical_arrays(tmp_path, cache_dir, converted_run):
