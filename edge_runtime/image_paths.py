@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Folders are searched for these; a file named explicitly is tried whatever its extension.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
-                              ".tiff", ".ppm", ".pgm"})
+                              ".tiff", ".ppm", ".pgm", ".heic", ".heif"})
 
 
 def is_hidden(path: Path, root: Path) -> bool:

@@ -34,6 +34,36 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 
+# The brands of an ISO media file's ftyp box (bytes 8-12) that mark a HEIF still image: an
+# iPhone's .HEIC photos, and the same format from other cameras.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1",
+                         b"msf1"})
+
+
+@functools.lru_cache(maxsize=None)
+def heif_readable() -> bool:
+    """Whether HEIC/HEIF photos can be read: pillow-heif is installed (the heif extra), and
+    its opener is then registered with Pillow, once, when the first image is opened."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _is_heif(source: Union[str, os.PathLike, bytes]) -> bool:
+    """Whether ``source`` (a file or its bytes) starts like a HEIF image."""
+    if isinstance(source, bytes):
+        header = source[:12]
+    else:
+        try:
+            with open(source, "rb") as handle:
+                header = handle.read(12)
+        except OSError:
+            return False
+    return header[4:8] == b"ftyp" and header[8:12] in HEIF_BRANDS
+
 
 def open_image(source: ImageSource, decode_size: Optional[int] = None) -> Image.Image:
     """Open and fully decode an image from a path, encoded bytes or a PIL image.
@@ -49,6 +79,7 @@ def open_image(source: ImageSource, decode_size: Optional[int] = None) -> Image.
     if isinstance(source, Image.Image):
         return source
     name = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
+    heif_readable()
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         if decode_size and image.format == "JPEG":
@@ -66,8 +97,9 @@ def open_image(source: ImageSource, decode_size: Optional[int] = None) -> Image.
         raise ImageReadError(f"{name}: permission denied") from None
     except UnidentifiedImageError:
         # Pillow's own words repeat the name, or show "<_io.BytesIO object at 0x...>".
-        raise ImageReadError(f"{name}: not a readable image (no image format recognised)") \
-            from None
+        reason = "a HEIC/HEIF photo: pip install pillow-heif to read it" \
+            if _is_heif(source) else "no image format recognised"
+        raise ImageReadError(f"{name}: not a readable image ({reason})") from None
     except Image.DecompressionBombError:
         raise ImageReadError(f"{name}: image is over Pillow's pixel limit "
                              "(decompression bomb?)") from None

@@ -1,15 +1,19 @@
 """The shared preprocessing: every image mode becomes (size, size, 3) uint8; scaling is exact."""
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from edge_runtime.errors import ImageReadError
+from edge_runtime.image_paths import expand_image_paths
 from edge_runtime.preprocess import (
     MAX_IMAGE_PIXELS,
     NORM_MEAN,
     NORM_STD,
+    heif_readable,
     load_pixels,
     open_image,
     scale_pixels,
@@ -132,3 +136,25 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale(tmp_path):
     with pytest.raises(ImageReadError, match="pixel limit"):
         open_image(huge)
     assert load_pixels(huge, 32)[0, 0].tolist() == pytest.approx([90, 140, 30], abs=2)
+
+
+def test_heic_photos_are_read_with_pillow_heif(tmp_path):
+    # An iPhone's photos are HEIC: read through pillow-heif (the heif extra, which CI installs),
+    # and found in folders; without it the error says what to install.
+    pytest.importorskip("pillow_heif")
+    assert heif_readable()
+    pixels = np.kron(np.random.default_rng(3).integers(0, 256, (4, 4, 3), dtype=np.uint8),
+                     np.ones((16, 16, 1), np.uint8))  # 64 x 64, in flat 16-pixel blocks
+    photo = tmp_path / "IMG_0001.HEIC"
+    Image.fromarray(pixels).save(photo, format="HEIF", quality=100)
+    assert np.abs(load_pixels(photo, 64).astype(int) - pixels).mean() < 3
+    assert list(expand_image_paths([str(tmp_path)])) == [photo]
+    # Pillow keeps an opener once registered, so the missing package is tried in a child.
+    code = ("import sys; sys.modules['pillow_heif'] = None\n"
+            "from edge_runtime.preprocess import load_pixels\n"
+            "load_pixels(sys.argv[1], 32)")
+    result = subprocess.run([sys.executable, "-c", code, str(photo)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"edge_runtime.errors.ImageReadError: {photo}: not a readable image (a HEIC/HEIF "
+        "photo: pip install pillow-heif to read it)")
