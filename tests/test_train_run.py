@@ -8,9 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from edgekit.cli import main
+from edgekit.cli import build_parser, main
 from train import epoch_progress
+from train.cli import config_from_args
 from train.data import check_outside_data
+from train.run import train_run
 
 RUN_FILES = {"model.keras", "config.json", "labels.txt", "history.csv", "metrics.json",
              "training_curves.png", "confusion_matrix.png", "classification_report.txt",
@@ -205,6 +207,19 @@ def test_existing_run_is_not_overwritten_silently(tiny_tree, cache_dir, tmp_path
     out.mkdir()
     assert train(tiny_tree, out) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_train_run_records_a_relative_data_path_as_absolute(tiny_tree, cache_dir, tmp_path,
+                                                            monkeypatch):
+    # The notebook builds its TrainConfig itself, with a relative data path, which its run's
+    # config.json then held: convert and bench started from another folder could not find it.
+    monkeypatch.chdir(tmp_path)
+    config = config_from_args(build_parser().parse_args(
+        ["train", "--data", "data", "--out", "run", "--epochs", "1", "--batch-size", "8"]))
+    assert config.data == "data"
+    train_run(config)
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert settings["data"] == str(tiny_tree.resolve())
 
 
 def test_a_folder_inside_the_data_folder_is_refused(tiny_tree, cache_dir, tmp_path, capsys):

@@ -145,7 +145,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     filled in), every value checked; UserError for a bad one."""
     from edge_runtime.errors import UserError, check_counts
 
-    from .data import check_outside_data, recorded_data
+    from .data import check_outside_data
     from .image_folder import check_cache_dir, default_cache_dir
     from .recipes import resolve_recipe
     from .splits import check_val_fraction, parse_split
@@ -182,7 +182,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cache_dir = None if args.no_cache else str(check_cache_dir(args.cache_dir
                                                                or default_cache_dir()))
     check_outside_data(args.data, out=args.out, cache_dir=cache_dir)
-    config = TrainConfig(data=recorded_data(args.data), out=str(args.out), arch=args.arch,
+    config = TrainConfig(data=args.data, out=str(args.out), arch=args.arch,
                          width=args.width, recipe=recipe, split=args.split,
                          val_fraction=args.val_fraction, seed=args.seed,
                          image_size=args.image_size, cache_dir=cache_dir,

@@ -25,7 +25,7 @@ from edge_runtime.preprocess import (
 from .atomic import write_json
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
-from .data import DataSplits, load_source, make_splits
+from .data import DataSplits, load_source, make_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
 from .finished_run import read_run_config, staging_dir
 from .labels import check_same_classes, write_labels
@@ -98,6 +98,8 @@ def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[P
 
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train (or resume) a run and write the finished run directory; returns metrics.json."""
+    # A relative data path means nothing to the run's later stages started elsewhere.
+    config = replace(config, data=recorded_data(config.data))
     config, partial = _prepare_dirs(config, resume, overwrite)
     if config.tensorboard:
         try:
