@@ -76,6 +76,16 @@ def test_cache_is_invalidated_when_a_file_changes(tiny_tree, cache_dir):
     assert len(load_source(str(tiny_tree), 32, cache_dir).train) == 37
 
 
+def test_cache_is_invalidated_when_heic_photos_become_readable(tiny_tree, cache_dir,
+                                                              monkeypatch):
+    # A tree decoded without pillow-heif (its HEIC photos skipped) is decoded again once it is
+    # installed, rather than served from the cache without them.
+    for readable in (False, True):
+        monkeypatch.setattr(image_folder, "heif_readable", lambda: readable)
+        load_source(str(tiny_tree), 32, cache_dir)
+    assert len(list(cache_dir.glob("images-*.npz"))) == 4  # train and test, twice
+
+
 def test_unreadable_files_are_skipped_with_a_counted_warning(tiny_tree, cache_dir, capsys):
     (tiny_tree / "train" / "class1" / "notes.txt").write_text("not an image")
     (tiny_tree / "train" / "class2" / "empty.jpg").write_bytes(b"")

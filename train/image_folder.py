@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_runtime.errors import ImageReadError, UserError
 from edge_runtime.image_paths import is_hidden
-from edge_runtime.preprocess import PREPROCESS_VERSION, load_pixels
+from edge_runtime.preprocess import PREPROCESS_VERSION, heif_readable, load_pixels
 
 from .atomic import atomic_path
 from .progress import progress
@@ -47,7 +47,10 @@ def list_images(class_dir: Path) -> list[Path]:
 
 def _cache_key(root: Path, files: list[Path], class_names: list[str], size: int) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{root.resolve()}|{size}|v{PREPROCESS_VERSION}|{class_names}".encode())
+    # Whether HEIC photos can be read decides which files decode: a cache written without
+    # pillow-heif must not stand in once it is installed.
+    heif = "heif" if heif_readable() else "no-heif"
+    digest.update(f"{root.resolve()}|{size}|v{PREPROCESS_VERSION}|{heif}|{class_names}".encode())
     for path in files:
         stat = path.stat()
         digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
