@@ -7,8 +7,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # Folders are searched for these; a file named explicitly is tried whatever its extension.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
-                              ".tiff", ".ppm", ".pgm", ".heic", ".heif"})
+# .jfif and .jpe: JPEGs as browsers save them on Windows; .heic/.heif: an iPhone's photos
+# (with pillow-heif); .avif and .jp2 when Pillow was built with their codecs, as it is here.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif",
+                              ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".heic", ".heif",
+                              ".avif", ".jp2"})
 
 
 def is_hidden(path: Path, root: Path) -> bool:

@@ -174,6 +174,19 @@ def test_a_folder_from_a_mac_classifies_its_photos_only(converted_run, tmp_path,
     assert [line.split(": ")[0] for line in lines] == [str(tmp_path / "photo.png")]
 
 
+def test_a_folder_of_browser_downloads_classifies_its_jfif_photos(converted_run, tmp_path,
+                                                                  capsys):
+    # Browsers on Windows save JPEGs as .jfif (or .jpe): a folder search passed them over.
+    image = next((converted_run[0].parent / "data" / "test" / "class1").glob("*.png"))
+    for name in ("download.jfif", "old.JPE"):
+        Image.open(image).save(tmp_path / name, format="JPEG")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    assert main(["classify", str(model_file(converted_run)), str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(tmp_path / "download.jfif"),
+                                                        str(tmp_path / "old.JPE")]
+
+
 def test_a_full_disk_is_one_line_and_other_system_errors_keep_their_traceback(monkeypatch,
                                                                                 capsys):
     import errno
