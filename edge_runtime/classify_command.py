@@ -22,7 +22,8 @@ def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the flags of ``edgekit classify``."""
     parser.add_argument("model", type=Path, help="a .tflite or .onnx file from edgekit convert")
     parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="image files, folders (searched recursively) or glob patterns")
+                        help="image files, folders (searched recursively) or glob patterns; "
+                             "- reads one image from standard input (rpicam-still -o - | ...)")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per line: path, label, score, top_k "
@@ -58,6 +59,7 @@ def run_classify(args: argparse.Namespace) -> int:
     paths = list(expand_image_paths(args.paths))
     if not paths:  # folders without a single image file
         raise UserError(f"no image files in {', '.join(args.paths)}")
+    piped = read_standard_input() if STDIN in args.paths else None
     done = failed = 0
     start = time.perf_counter()
     # Every answer is a line on stdout, which shows the progress on a terminal; when the
@@ -71,7 +73,8 @@ def run_classify(args: argparse.Namespace) -> int:
                     # A pattern that matched nothing; the shell's globs are
                     # case-sensitive too, and cameras write both .jpg and .JPG.
                     raise ImageReadError("no file matches this pattern (case-sensitive)")
-                prediction = classifier.classify(path, top_k=args.top_k)
+                source = piped if str(path) == STDIN else path
+                prediction = classifier.classify(source, top_k=args.top_k)
             except ImageReadError as exc:
                 failed += 1
                 message = _without_path(path, exc)
@@ -90,7 +93,26 @@ def run_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# The PATH that stands for one image piped in on standard input.
+STDIN = "-"
+
+
+def read_standard_input() -> bytes:
+    """The image piped in for PATH "-"; UserError when standard input is a terminal (where
+    reading would wait for typing) or brings nothing."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UserError("PATH - reads an image piped in on standard input "
+                        "(rpicam-still -o - | edgekit classify MODEL -), but none is piped in")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise UserError("PATH -: standard input brought no image")
+    return data
+
+
 def _without_path(path: Path, error: Exception) -> str:
-    # The message already names the file, which its line names first.
-    message, prefix = str(error), f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    # The message already names the file (piped bytes as <bytes>), which its line names first.
+    message = str(error)
+    for prefix in (f"{path}: ", "<bytes>: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message

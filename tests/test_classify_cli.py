@@ -187,6 +187,36 @@ def test_a_folder_of_browser_downloads_classifies_its_jfif_photos(converted_run,
                                                         str(tmp_path / "old.JPE")]
 
 
+class PipedInput:
+    """Standard input as a pipe (or a terminal) brings it: bytes under ``buffer``."""
+
+    def __init__(self, data: bytes, terminal: bool = False):
+        self.buffer = io.BytesIO(data)
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+def test_an_image_piped_in_as_path_dash(converted_run, monkeypatch, capsys):
+    # rpicam-still -o - | edgekit classify MODEL -: the Pi camera's still, never on disk.
+    image = next((converted_run[0].parent / "data" / "test" / "class1").glob("*.png"))
+    model = str(model_file(converted_run))
+    assert main(["classify", model, str(image), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(sys, "stdin", PipedInput(image.read_bytes()))
+    assert main(["classify", model, "-", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**expected, "path": "-"}
+    monkeypatch.setattr(sys, "stdin", PipedInput(b"not an image"))
+    assert main(["classify", model, "-"]) == 1
+    assert capsys.readouterr().out == "-: error: not a readable image (no image format recognised)\n"
+    for piped, message in ((PipedInput(b""), "standard input brought no image"),
+                           (PipedInput(b"", terminal=True), "but none is piped in")):
+        monkeypatch.setattr(sys, "stdin", piped)
+        assert main(["classify", model, "-"]) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_a_full_disk_is_one_line_and_other_system_errors_keep_their_traceback(monkeypatch,
                                                                                 capsys):
     import errno
