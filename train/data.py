@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from edge_runtime.errors import UserError, first_line
+from edge_runtime.image_paths import is_hidden
 from edge_runtime.preprocess import to_rgb_square
 
 from .image_folder import list_class_dirs, read_image_tree
@@ -197,8 +198,7 @@ def check_outside_data(data: str, **folders: Optional[Path]) -> None:
         if folder is None:
             continue
         inside = Path(folder).expanduser().resolve()
-        if inside.is_relative_to(root) and not any(
-                part.startswith(".") for part in inside.relative_to(root).parts):
+        if inside.is_relative_to(root) and not is_hidden(inside, root):
             raise UserError(f"--{flag.replace('_', '-')} {folder} is inside the data folder "
                             f"{path}, whose images would then include its files; put it "
                             "elsewhere")
