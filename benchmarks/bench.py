@@ -120,10 +120,10 @@ def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
     return subjects
 
 
-def _accuracy_pass(run_dir: Path, test, subjects: list[Subject], settings: BenchSettings,
-                   progress) -> dict:
-    """Predictions of Keras and of each (file, runtime) on the ``test`` split; fills accuracy
-    fields."""
+def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
+                   settings: BenchSettings, progress) -> dict:
+    """Predictions of Keras and of each (file, runtime) on the ``test`` split of ``classes``
+    classes; fills accuracy fields."""
     from edge_runtime.preprocess import scale_pixels
     from train.finished_run import load_keras_model
 
@@ -149,7 +149,6 @@ def _accuracy_pass(run_dir: Path, test, subjects: list[Subject], settings: Bench
             predictions[key] = str(exc)
         progress.update(1)
     keras_accuracy = float(np.mean(reference.argmax(1) == y))
-    classes = int(y.max()) + 1 if len(y) else 0
     for subject in subjects:
         predicted = predictions.get((subject.variant, subject.runtime))
         if isinstance(predicted, str):
@@ -303,7 +302,8 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     _, splits = run_splits(read_run_config(run_dir / "config.json")["settings"],
                            settings.data, class_names=labels)
     with progress_bar(steps, "bench", "step") as progress:
-        summary = _accuracy_pass(run_dir, splits.test, subjects, settings, progress)
+        summary = _accuracy_pass(run_dir, splits.test, len(labels), subjects, settings,
+                                 progress)
         _start_workers(subjects, settings, progress)
         try:
             _timed_rounds(subjects, settings, progress)

@@ -182,6 +182,18 @@ def test_a_run_without_artifacts_still_measures_keras(converted_run, tmp_path):
     assert "run edgekit convert" in rows[-1]["error"]
 
 
+def test_a_test_limit_that_leaves_out_classes(converted_run, tmp_path):
+    # The test folder is read class by class, so its first images are all of class0: the
+    # per-class table once indexed past the classes those images held, a traceback.
+    run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
+    assert main(["bench", str(run), *QUICK, "--test-limit", "2"]) == 0
+    report, _ = read_report(run)
+    assert report["test_images"] == 2
+    for row in report["rows"]:
+        assert row["per_class"][1:] == [None, None] and row["per_class"][0] is not None
+    assert "| class2 | - | - |" in (run / "report" / "REPORT.md").read_text()
+
+
 def test_bench_user_errors(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err == (f"edgekit: error: {tmp_path / 'nope'}: no such run "
