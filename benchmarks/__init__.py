@@ -1,5 +1,6 @@
 """benchmarks: measurements that compare choices in one run (ratios), printed and saved as JSON.
 
-Command: ``python -m benchmarks.train_throughput --data PATH`` (training input pipeline).
-The per-variant deployment benchmark (``edgekit bench``) comes with issue 5.
+Command: ``edgekit bench RUN_DIR`` (every converted file against the Keras model, into
+RUN_DIR/report), ``edgekit bench RUN_DIR/artifacts`` (the files alone, as on a device), and
+the narrower tools ``python -m benchmarks.NAME`` (README, "Benchmarks").
 """

@@ -92,18 +92,19 @@ def plain_variant(variant: str, tta: str) -> str:
     return variant if tta == "none" else variant.removesuffix(f"+{tta}")
 
 
-def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
-                  backends: set[str], tta_modes: tuple = ("none",)) -> list[Subject]:
-    """Keras in both modes, then every manifest entry through every available runtime of its
-    format with every test-time augmentation mode, each at every thread count; entries that
-    cannot run become error rows."""
+def plan_subjects(folder: Path, manifest: Optional[dict], threads: tuple,
+                  backends: set[str], tta_modes: tuple = ("none",),
+                  keras_model: Optional[Path] = None) -> list[Subject]:
+    """Keras in both modes (when ``keras_model`` is given), then every manifest entry (its file
+    in ``folder``) through every available runtime of its format with every test-time
+    augmentation mode, each at every thread count; entries that cannot run become error rows."""
     subjects = []
     for count in threads:
-        for mode in KERAS_MODES:
-            subjects.append(Subject("keras", mode, count, run_dir / "model.keras", "keras",
-                                    "float32"))
+        if keras_model is not None:
+            for mode in KERAS_MODES:
+                subjects.append(Subject("keras", mode, count, keras_model, "keras", "float32"))
         for entry in (manifest or {}).get("variants", []):
-            path = run_dir / "artifacts" / entry.get("file", "?")
+            path = folder / entry.get("file", "?")
             runtimes = [b for b in BACKENDS_BY_FORMAT.get(entry.get("format"), ())
                         if b in backends] or ["-"]
             for runtime in runtimes:
@@ -113,30 +114,23 @@ def plan_subjects(run_dir: Path, manifest: Optional[dict], threads: tuple,
                     if "error" in entry:
                         subject.error = f"conversion failed: {entry['error']}"
                     elif not path.is_file():
-                        subject.error = f"{path.name} is missing from artifacts/"
+                        subject.error = f"{path.name} is missing from {folder.name}/"
                     elif runtime == "-":
                         subject.error = f"no runtime for {entry.get('format')} installed"
                     subjects.append(subject)
     return subjects
 
 
-def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
-                   settings: BenchSettings, progress) -> dict:
-    """Predictions of Keras and of each (file, runtime) on the ``test`` split of ``classes``
-    classes; fills accuracy fields."""
-    from edge_runtime.preprocess import scale_pixels
-    from train.finished_run import load_keras_model
-
+def file_predictions(subjects: list[Subject], x: np.ndarray, settings: BenchSettings,
+                     progress) -> dict:
+    """Top-1 classes of the uint8 images ``x`` through each runnable (file, runtime, test-time
+    augmentation), keyed by (variant, runtime); a string where the file failed."""
     from .bench_worker import top1_classes
 
-    x, y = test.x[:settings.test_limit], test.y[:settings.test_limit]
-    model = load_keras_model(run_dir / "model.keras")
-    reference = np.asarray(model.predict(scale_pixels(x), batch_size=500, verbose=0))
-    predictions = {("keras", mode): reference.argmax(1) for mode in KERAS_MODES}
-    progress.update(1)
+    predictions: dict = {}
     for subject in subjects:
         key = (subject.variant, subject.runtime)
-        if subject.error or key in predictions:
+        if subject.error or key in predictions or subject.format == "keras":
             continue
         elsewhere = dict(settings.runtime_pythons).get(subject.runtime)
         try:
@@ -148,7 +142,14 @@ def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
         except (UserError, WorkerError) as exc:
             predictions[key] = str(exc)
         progress.update(1)
-    keras_accuracy = float(np.mean(reference.argmax(1) == y))
+    return predictions
+
+
+def score(subjects: list[Subject], predictions: dict, y: np.ndarray, classes: int,
+          reference: Optional[np.ndarray] = None) -> None:
+    """Fill each subject's accuracy and per-class accuracy over ``classes`` classes from its
+    ``predictions`` against the labels ``y``; with the Keras model's top-1 classes
+    ``reference``, also its difference from Keras and its agreement with it."""
     for subject in subjects:
         predicted = predictions.get((subject.variant, subject.runtime))
         if isinstance(predicted, str):
@@ -157,11 +158,46 @@ def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
             continue
         accuracy = float(np.mean(predicted == y))
         subject.measured.update(
-            accuracy=accuracy, delta_points=100 * (accuracy - keras_accuracy),
-            agreement=float(np.mean(predicted == reference.argmax(1))),
+            accuracy=accuracy,
             per_class=[float(np.mean(predicted[y == c] == c)) if np.any(y == c) else None
                        for c in range(classes)])
-    return {"test_images": int(len(y)), "keras_accuracy": keras_accuracy}
+        if reference is not None:
+            subject.measured.update(
+                delta_points=100 * (accuracy - float(np.mean(reference == y))),
+                agreement=float(np.mean(predicted == reference)))
+
+
+def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
+                   settings: BenchSettings, progress) -> dict:
+    """Predictions of Keras and of each (file, runtime) on the ``test`` split of ``classes``
+    classes; fills accuracy fields."""
+    from edge_runtime.preprocess import scale_pixels
+    from train.finished_run import load_keras_model
+
+    x, y = test.x[:settings.test_limit], test.y[:settings.test_limit]
+    model = load_keras_model(run_dir / "model.keras")
+    reference = np.asarray(model.predict(scale_pixels(x), batch_size=500, verbose=0)).argmax(1)
+    predictions = {("keras", mode): reference for mode in KERAS_MODES}
+    progress.update(1)
+    predictions.update(file_predictions(subjects, x, settings, progress))
+    score(subjects, predictions, y, classes, reference)
+    return {"test_images": int(len(y)), "keras_accuracy": float(np.mean(reference == y))}
+
+
+def measure(subjects: list[Subject], settings: BenchSettings, progress) -> None:
+    """Start every runnable subject's process, time them all in interleaved rounds, stop
+    them, and compute speedups against Keras where Keras was timed."""
+    _start_workers(subjects, settings, progress)
+    try:
+        _timed_rounds(subjects, settings, progress)
+    finally:
+        _stop_workers(subjects)
+    _speedups(subjects)
+
+
+def measuring_steps(subjects: list[Subject], settings: BenchSettings) -> int:
+    """Progress steps of ``measure``: one per subject started, one per round of each."""
+    return len(subjects) + settings.rounds * sum(not s.error for s in subjects)
 
 
 def _start_workers(subjects: list[Subject], settings: BenchSettings, progress) -> None:
@@ -289,13 +325,14 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
         raise UserError(f"{manifest_path}: its files were converted from another model.keras "
                         f"than {run_dir}'s: run edgekit convert {run_dir} again")
     backends = installed_backends() | {backend for backend, _ in settings.runtime_pythons}
-    subjects = plan_subjects(run_dir, manifest, settings.threads, backends, settings.tta)
+    subjects = plan_subjects(run_dir / "artifacts", manifest, settings.threads, backends,
+                             settings.tta, keras_model=run_dir / "model.keras")
     if manifest is None:
         subjects.append(Subject("(artifacts)", "-", 0, manifest_path, "-", "-",
                                 error="no artifacts/manifest.json: run edgekit convert first"))
     runnable = [s for s in subjects if not s.error]
     accuracy_steps = 1 + len({(s.variant, s.runtime) for s in runnable if s.variant != "keras"})
-    steps = accuracy_steps + len(subjects) + settings.rounds * len(runnable)
+    steps = accuracy_steps + measuring_steps(subjects, settings)
     # Decoded before the bench bar opens: decoding's own bar inside it would nest, which off a
     # terminal leaves cursor-up codes in the log.
     labels = read_labels(run_dir)
@@ -304,12 +341,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, splits.test, len(labels), subjects, settings,
                                  progress)
-        _start_workers(subjects, settings, progress)
-        try:
-            _timed_rounds(subjects, settings, progress)
-        finally:
-            _stop_workers(subjects)
-    _speedups(subjects)
+        measure(subjects, settings, progress)
     report = {"run_dir": str(run_dir), "environment": environment(command),
               "settings": recorded_settings(settings),
               "labels": labels,

@@ -12,9 +12,14 @@ from edge_runtime.classifier import TTA_MODES
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the benchmark flags."""
-    parser.add_argument("run_dir", type=Path, help="a trained (and converted) run directory")
+    parser.add_argument("run_dir", type=Path,
+                        help="a trained (and converted) run directory, or a folder of converted "
+                             "files with their manifest.json (RUN_DIR/artifacts, or the files "
+                             "copied to a device): those files alone, no Keras needed")
     parser.add_argument("--data", default=None,
-                        help="where the run's data is now, if it moved (default: as trained)")
+                        help="a run directory: where its data is now, if it moved (default: as "
+                             "trained); a folder of converted files: labelled images to measure "
+                             "accuracy on (DATA/<class>/* or DATA/test/<class>/*; default: none)")
     parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
                         help="comma-separated interpreter/TensorFlow thread counts")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
@@ -80,18 +85,35 @@ def bench_settings(args: argparse.Namespace):
                          tta=("none",) if args.tta == "none" else ("none", args.tta))
 
 
+def benches_files_alone(args: argparse.Namespace) -> bool:
+    """Whether the command is ``edgekit bench`` of a folder of converted files, which needs
+    neither Keras nor a run directory; UserError for a target that looks meant as one but
+    cannot be measured (a model file, model files without their manifest)."""
+    if args.command != "bench":
+        return False
+    from .files_bench import check_bench_target, is_files_folder
+
+    check_bench_target(args.run_dir)
+    return is_files_folder(args.run_dir)
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     """Benchmark, print where the report went; 1 if any subject failed."""
-    from .bench import run_bench
     from .environment import command_line
 
     settings = bench_settings(args)
     command = command_line("bench", f"edgekit bench {args.run_dir}")
-    report, failed = run_bench(args.run_dir, settings, command)
+    if benches_files_alone(args):
+        from .files_bench import run_files_bench as run
+    else:
+        from .bench import run_bench as run
+    report, failed = run(args.run_dir, settings, command)
     errors = [r for r in report["rows"] if r["error"]]
     print(f"{len(report['rows']) - len(errors)} measurements, {len(errors)} failed -> "
           f"{args.run_dir / 'report' / 'REPORT.md'}")
     for row in errors:
         print(f"  failed: {row['variant']} ({row['runtime']}, {row['threads']} threads): "
               f"{row['error']}")
+    for skipped in report.get("not_measured", []):
+        print(f"  not measured: {skipped['variant']}: {skipped['why']}")
     return 1 if failed else 0

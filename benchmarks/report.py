@@ -1,14 +1,19 @@
 """RUN_DIR/report/: benchmark.json (everything), benchmark.csv (one row per variant, runtime
-and thread count), REPORT.md (tables, then the pictures) and the PNG plots."""
+and thread count), REPORT.md (tables, then the pictures) and the PNG plots. A report without
+Keras rows (``edgekit bench`` of the converted files alone, on a device) leaves the columns
+that compare with Keras out; without matplotlib (a device's runtime install) it has no
+pictures."""
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
+from typing import Optional
 
 from train.atomic import write_json, write_text
 
-from .report_plots import PLOTS, counted, draw_all
+PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
+         "accuracy_vs_latency": "accuracy_vs_latency.png"}
 
 CSV_COLUMNS = [
     "variant", "format", "precision", "runtime", "tta", "threads", "file", "bytes", "gzip_bytes",
@@ -23,13 +28,34 @@ CSV_COLUMNS = [
 ]
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 thread', '2 threads', '1 epoch': a count and its noun, plural unless one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def write_report(folder: Path, report: dict) -> None:
-    """All report files; each is written to a temporary name and renamed."""
+    """All report files; each is written to a temporary name and renamed. A picture this
+    report does not draw is removed, so none is left from an earlier benchmark."""
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "benchmark.json", report)
     write_text(folder / "benchmark.csv", to_csv(report["rows"]))
-    draw_all(report["rows"], folder)
-    write_text(folder / "REPORT.md", to_markdown(report))
+    drawn = _draw_plots(report["rows"], folder)
+    for name, file in PLOTS.items():
+        if name not in (drawn or ()):
+            (folder / file).unlink(missing_ok=True)
+    write_text(folder / "REPORT.md", to_markdown(report, drawn))
+
+
+def _draw_plots(rows: list[dict], folder: Path) -> Optional[list[str]]:
+    """The names of the pictures drawn into ``folder``; None where matplotlib is not installed
+    (a device with the runtime alone, measuring its files)."""
+    try:
+        from .report_plots import draw_all
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise
+        return None
+    return draw_all(rows, folder)
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -63,23 +89,28 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(line) + " |" for line in lines])
 
 
-def _speed_table(rows: list[dict], threads: int) -> list[str]:
+def _with_keras(report: dict) -> bool:
+    """Whether the report measured the Keras model (not only the converted files)."""
+    return report.get("keras_accuracy") is not None
+
+
+def _speed_table(rows: list[dict], threads: int, keras: bool) -> list[str]:
     lines = []
     for row in rows:
         if row["threads"] != threads or row["error"] or "latency_median_ms" not in row:
             continue
+        speedups = [_speedup(row, "keras_call"), _speedup(row, "keras_predict")] if keras else []
         lines.append([
             row["variant"], row["runtime"], _number(row["latency_median_ms"], 4),
             f"[{row['latency_p25_ms']:.4f}, {row['latency_p75_ms']:.4f}]",
             f"[{row['latency_round_min_ms']:.4f}, {row['latency_round_max_ms']:.4f}]",
             _number(row["latency_p90_ms"], 4), _number(row["latency_p99_ms"], 4),
-            f"{row['latency_mean_ms']:.4f} ± {row['latency_std_ms']:.4f}",
-            _speedup(row, "keras_call"), _speedup(row, "keras_predict"),
+            f"{row['latency_mean_ms']:.4f} ± {row['latency_std_ms']:.4f}", *speedups,
             _number(row.get("throughput_images_per_s"), 0),
             _number(row.get("cold_start_ms"), 1), _number(row.get("peak_rss_mb"), 1)])
     return _table(["variant", "runtime", "median ms", "spread [p25, p75]",
-                   "round medians [min, max]", "p90 ms",
-                   "p99 ms", "mean ± std ms", "speedup vs model(x)", "speedup vs predict",
+                   "round medians [min, max]", "p90 ms", "p99 ms", "mean ± std ms",
+                   *(["speedup vs model(x)", "speedup vs predict"] if keras else []),
                    "images/s at batch " + str(next((r.get("throughput_batch") for r in rows
                                                     if r.get("throughput_batch")), "-")),
                    "cold start ms", "peak RSS MiB"], lines)
@@ -92,11 +123,12 @@ def _headline(report: dict) -> list[str]:
     most = max(r["threads"] for r in rows)
     fastest = min((r for r in rows if r["threads"] == most), key=lambda r: r["latency_median_ms"])
     sized = [r for r in rows if r["variant"] != "keras" and r["bytes"]]
+    speedups = (f", {_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
+                f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`"
+                if _with_keras(report) else "")
     lines = [f"- Fastest at {counted(most, 'thread')}: **{fastest['variant']}** on "
-             f"{fastest['runtime']}, {fastest['latency_median_ms']:.4f} ms per image (batch 1), "
-             f"{_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
-             f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`"
-             f"{_accuracy_clause(fastest)}."]
+             f"{fastest['runtime']}, {fastest['latency_median_ms']:.4f} ms per image (batch 1)"
+             f"{speedups}{_accuracy_clause(fastest)}."]
     if sized:
         smallest = min(sized, key=lambda r: r["bytes"])
         lines.append(f"- Smallest file: **{smallest['variant']}**, {smallest['bytes']:,} bytes "
@@ -105,51 +137,57 @@ def _headline(report: dict) -> list[str]:
 
 
 def _accuracy_clause(row: dict) -> str:
-    """", test accuracy A% (+D points against Keras)" for the row, or nothing when the
-    accuracy pass did not score it."""
+    """", test accuracy A% (+D points against Keras)" for the row (without the comparison when
+    Keras was not measured), or nothing when the accuracy pass did not score it."""
     if row.get("accuracy") is None:
         return ""
-    return (f", test accuracy {100 * row['accuracy']:.2f}% ({row['delta_points']:+.2f} points "
-            "against Keras)")
+    against = (f" ({row['delta_points']:+.2f} points against Keras)"
+               if "delta_points" in row else "")
+    return f", test accuracy {100 * row['accuracy']:.2f}%{against}"
 
 
-def to_markdown(report: dict) -> str:
-    """REPORT.md: what was measured where, the tables, then the pictures."""
+def _measured_what(report: dict) -> str:
+    """The sentence saying on what accuracy was measured."""
+    if _with_keras(report):
+        return (f"Test accuracy on {report['test_images']:,} test images; Keras: "
+                f"{100 * report['keras_accuracy']:.2f}%.")
+    if report["test_images"]:
+        return (f"The converted files alone (no Keras model); test accuracy on "
+                f"{report['test_images']:,} labelled images of {report['settings']['data']}.")
+    return ("The converted files alone (no Keras model); accuracy not measured (give --data, "
+            "a folder of labelled test images).")
+
+
+def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
+    """REPORT.md: what was measured where, the tables, then the pictures ``plots`` (names in
+    PLOTS; None: matplotlib was missing)."""
     env = report["environment"]
     settings = report["settings"]
     rows = report["rows"]
+    keras = _with_keras(report)
     out = [f"# Benchmark of {report['run_dir']}", "",
            f"Measured on {env['cpu']} ({env['cores']} cores, {env['memory_gib']} GiB, "
            f"{env['os']}) at {env['started']} with `{env['command']}`.", "",
-           f"Test accuracy on {report['test_images']:,} test images; Keras: "
-           f"{100 * report['keras_accuracy']:.2f}%. Latency: batch 1 after warm-up, "
+           f"{_measured_what(report)} Latency: batch 1 after warm-up, "
            f"{counted(settings['rounds'], 'interleaved round')} of about "
            f"{settings['latency_seconds']} s "
            "per subject, each subject in its own process. The spread of a latency is the "
            "interquartile range of all its timed calls; the medians of the single rounds are "
-           "shown too. Speedups are ratios against Keras at the same thread count within each "
-           "round (median [min, max] over rounds)."
+           "shown too."
+           + (" Speedups are ratios against Keras at the same thread count within each "
+              "round (median [min, max] over rounds)." if keras else "")
            + (" Rows named `<variant>+flip` run every image and its mirror image and average "
               "the two (test-time augmentation): two inferences per image."
               if any(r.get("tta", "none") != "none" for r in rows) else ""), ""]
-    out += _headline(report) + ["", "## Accuracy and size", ""]
-    seen, lines = set(), []
-    for row in rows:
-        key = (row["variant"], row["runtime"])
-        if row["error"] or "accuracy" not in row or key in seen:
-            continue
-        seen.add(key)
-        lines.append([row["variant"], row["runtime"], row["file"], _number(row["bytes"]),
-                      _number(row["gzip_bytes"]), f"{100 * row['accuracy']:.2f}%",
-                      f"{row['delta_points']:+.2f}", f"{100 * row['agreement']:.2f}%"])
-    out += _table(["variant", "runtime", "file", "bytes", "gzip bytes", "test accuracy",
-                   "vs Keras (points)", "top-1 agreement with Keras"], lines)
+    out += _headline(report) + ["", "## Accuracy and size" if report["test_images"]
+                                else "## Size", ""]
+    out += _size_table(rows, keras, bool(report["test_images"]))
     for threads in sorted({r["threads"] for r in rows if not r["error"]}, reverse=True):
         out += ["", f"## Speed at {counted(threads, 'thread')}", ""]
-        out += _speed_table(rows, threads)
-    out += ["", "Cold start: loading the file (or model.keras) and the first inference, after "
-            "the runtime's import. Peak RSS: the whole process that loaded and ran only that "
-            "subject (Python and the runtime included)."]
+        out += _speed_table(rows, threads, keras)
+    out += ["", f"Cold start: loading the file{' (or model.keras)' if keras else ''} and the "
+            "first inference, after the runtime's import. Peak RSS: the whole process that "
+            "loaded and ran only that subject (Python and the runtime included)."]
     out += _per_class(report)
     failed = [r for r in rows if r["error"]]
     if failed:
@@ -157,11 +195,40 @@ def to_markdown(report: dict) -> str:
         out += _table(["variant", "runtime", "threads", "why"],
                       [[r["variant"], r["runtime"], str(r["threads"]), r["error"]]
                        for r in failed])
+    if report.get("not_measured"):
+        out += ["", "## Not measured", ""]
+        out += _table(["variant", "why"], [[n["variant"], n["why"]]
+                                           for n in report["not_measured"]])
     out += ["", "## Environment", "", f"- Python {env['python']}, "
             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
             f"- {env['machine']}, {env['cores']} cores", "", "## Pictures", ""]
-    out += [f"![{name.replace('_', ' ')}]({file})" for name, file in PLOTS.items()]
+    if plots is None:
+        out.append("None: matplotlib is not installed here (pip install matplotlib).")
+    else:
+        out += [f"![{name.replace('_', ' ')}]({PLOTS[name]})" for name in plots]
     return "\n".join(out) + "\n"
+
+
+def _size_table(rows: list[dict], keras: bool, scored: bool) -> list[str]:
+    """One line per (variant, runtime): file, sizes, and the accuracy where it was measured
+    (against Keras where Keras was)."""
+    seen, lines = set(), []
+    for row in rows:
+        key = (row["variant"], row["runtime"])
+        if row["error"] or key in seen or (scored and "accuracy" not in row):
+            continue
+        seen.add(key)
+        line = [row["variant"], row["runtime"], row["file"], _number(row["bytes"]),
+                _number(row["gzip_bytes"])]
+        if scored:
+            line.append(f"{100 * row['accuracy']:.2f}%")
+        if scored and keras:
+            line += [f"{row['delta_points']:+.2f}", f"{100 * row['agreement']:.2f}%"]
+        lines.append(line)
+    return _table(["variant", "runtime", "file", "bytes", "gzip bytes"]
+                  + (["test accuracy"] if scored else [])
+                  + (["vs Keras (points)", "top-1 agreement with Keras"] if scored and keras
+                     else []), lines)
 
 
 def _per_class(report: dict) -> list[str]:

@@ -11,13 +11,7 @@ import matplotlib.pyplot as plt
 
 from train.plots import save_figure
 
-PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
-         "accuracy_vs_latency": "accuracy_vs_latency.png"}
-
-
-def counted(count: int, noun: str) -> str:
-    """'1 thread', '2 threads', '1 epoch': a count and its noun, plural unless one."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+from .report import PLOTS, counted
 
 
 def _label(row: dict) -> str:
@@ -90,8 +84,13 @@ def accuracy_vs_latency(rows: list[dict], target: Path) -> None:
              "Accuracy against latency", target)
 
 
-def draw_all(rows: list[dict], folder: Path) -> None:
-    """Every picture into ``folder``."""
+def draw_all(rows: list[dict], folder: Path) -> list[str]:
+    """The pictures the rows have figures for, into ``folder``: latency, and accuracy against
+    size and latency where accuracy was measured. Returns the names (keys of PLOTS) drawn."""
+    drawn = ["latency"]
     latency_plot(rows, folder / PLOTS["latency"])
-    accuracy_vs_size(rows, folder / PLOTS["accuracy_vs_size"])
-    accuracy_vs_latency(rows, folder / PLOTS["accuracy_vs_latency"])
+    if any("accuracy" in row for row in rows):
+        accuracy_vs_size(rows, folder / PLOTS["accuracy_vs_size"])
+        accuracy_vs_latency(rows, folder / PLOTS["accuracy_vs_latency"])
+        drawn += ["accuracy_vs_size", "accuracy_vs_latency"]
+    return drawn

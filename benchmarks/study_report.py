@@ -19,7 +19,7 @@ from train.plots import save_figure
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
-from .report_plots import counted
+from .report import counted
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (README cites both).

@@ -14,6 +14,14 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", 
                               ".avif", ".jp2"})
 
 
+# Folder names of an image-folder tree that stand for splits, not classes (in any case: Kaggle's
+# sets spell them Train/, Testing/). The held-out names in the order one serves as the test
+# set: a validation folder stands in for a missing test folder (it is held out all the same).
+TRAIN_FOLDERS = ("train", "training")
+TEST_FOLDERS = ("test", "testing")
+HELD_OUT_FOLDERS = TEST_FOLDERS + ("val", "valid", "validation")
+
+
 def is_hidden(path: Path, root: Path) -> bool:
     """Whether ``path`` or a folder between ``root`` and it is hidden (its name starts with
     a dot: ``.DS_Store``, ``._photo.jpg``, ``.thumbnails/``)."""

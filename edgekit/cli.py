@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("camera", "classify live frames from the Pi camera, a USB camera, a video file or a "
                    "folder", add_camera_arguments, run_camera),
         ("bench", "measure accuracy, latency, memory and size of every variant against the "
-                  "Keras model into RUN_DIR/report", add_bench_arguments, run_bench_command),
+                  "Keras model into RUN_DIR/report (or of converted files alone, on a device)",
+         add_bench_arguments, run_bench_command),
         ("pipeline", "train, convert and bench in one resumable command",
          add_pipeline_arguments, run_pipeline),
         ("study", "train, convert and bench a grid of architectures and widths; Pareto plots",
@@ -104,13 +105,15 @@ def _check_before_keras(args: argparse.Namespace) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from benchmarks.bench_cli import benches_files_alone
     from edge_runtime.errors import UserError, print_user_error
     from train.quiet_import import import_keras
 
     from .heavy_imports import EXTRAS, missing_package_message
 
     try:
-        if args.command in EXTRAS:
+        # Converted files measured alone, as on a device with the runtime only: no Keras.
+        if args.command in EXTRAS and not benches_files_alone(args):
             _check_before_keras(args)
             # The pipeline's stages import Keras as they run (run_command), so a finished run,
             # or each finished cell of a resumed study, is answered in half a second, not five.

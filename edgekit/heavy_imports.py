@@ -6,6 +6,9 @@ from __future__ import annotations
 EXTRAS = {"train": "train", "evaluate": "train", "convert": "convert", "bench": "convert",
           "pipeline": "convert", "study": "convert"}
 OUR_PACKAGES = ("edgekit", "train", "convert", "benchmarks", "edge_runtime")
+# What the runtime alone can do instead, by command.
+INSTEAD = {"bench": "; or measure the converted files alone, which needs only the runtime: "
+                    "edgekit bench RUN_DIR/artifacts"}
 
 
 def missing_package_message(command: str, error: ModuleNotFoundError) -> str | None:
@@ -15,4 +18,4 @@ def missing_package_message(command: str, error: ModuleNotFoundError) -> str | N
     if command not in EXTRAS or not package or package in OUR_PACKAGES:
         return None
     return (f"edgekit {command} needs {package}, which is not installed here: "
-            f"pip install 'edgekit[{EXTRAS[command]}]'")
+            f"pip install 'edgekit[{EXTRAS[command]}]'{INSTEAD.get(command, '')}")

@@ -222,6 +222,102 @@ def test_bench_user_errors(tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
+def runtime_accuracy(model: Path, folder: Path) -> float:
+    """The share of images below ``folder`` that the runtime's Classifier puts in the class
+    their folder names."""
+    from edge_runtime.classifier import Classifier
+
+    classifier = Classifier(model)
+    images = sorted(folder.rglob("*.png"))
+    return sum(classifier.classify(p).label == p.parent.name for p in images) / len(images)
+
+
+def test_converted_files_alone_are_measured(converted_run, tmp_path, capsys):
+    # RUN_DIR/artifacts alone: every file through its runtimes, no Keras rows, accuracy on the
+    # labelled images of --data (a training tree: its test/ folder is taken).
+    run, manifest = copy_run(converted_run, tmp_path, keep={"int8", "onnx-float32"})
+    artifacts, data = run / "artifacts", converted_run[0].parent / "data"
+    assert main(["bench", str(artifacts), "--data", str(data), *QUICK]) == 0
+    report, csv_rows = read_report(artifacts)
+    assert [(r["variant"], r["runtime"]) for r in report["rows"]] == [
+        ("int8", "ai-edge-litert"), ("onnx-float32", "onnxruntime")]
+    assert report["keras_accuracy"] is None and report["test_images"] == 12
+    for row in report["rows"]:
+        assert row["error"] is None and row["latency_median_ms"] > 0 and row["peak_rss_mb"] > 0
+        assert row["accuracy"] == pytest.approx(
+            runtime_accuracy(artifacts / row["file"], data / "test"))
+        assert "agreement" not in row and "speedup_vs_keras_call" not in row
+    assert len(csv_rows) == 2 and not (run / "report").exists()
+    markdown = (artifacts / "report" / "REPORT.md").read_text()
+    assert "test accuracy on 12 labelled images of" in markdown
+    for compared in ("against Keras", "vs Keras", "speedup vs", "model.keras"):
+        assert compared not in markdown
+    assert {p.name for p in (artifacts / "report").glob("*.png")} == {
+        "latency.png", "accuracy_vs_size.png", "accuracy_vs_latency.png"}
+    # Without --data: sizes and speed; the accuracy pictures of the run before are removed.
+    assert main(["bench", str(artifacts), *QUICK]) == 0
+    report, _ = read_report(artifacts)
+    assert report["test_images"] == 0 and all("accuracy" not in r for r in report["rows"])
+    markdown = (artifacts / "report" / "REPORT.md").read_text()
+    assert "accuracy not measured (give --data" in markdown and "## Size\n" in markdown
+    assert [p.name for p in (artifacts / "report").glob("*.png")] == ["latency.png"]
+    assert "![accuracy vs size]" not in markdown
+
+
+def test_converted_files_on_a_pi_like_python(converted_run, tmp_path, pi_python):
+    # What a Pi has: the int8 file and the manifest copied over, numpy<2, tflite-runtime and
+    # pillow; no TensorFlow, Keras, tqdm, matplotlib or onnxruntime.
+    run, _ = copy_run(converted_run, tmp_path)
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("model_int8.tflite", "manifest.json"):
+        shutil.copy(run / "artifacts" / name, models / name)
+    data = converted_run[0].parent / "data" / "test"
+    result = subprocess.run(
+        [pi_python, "-c", "import sys; del sys.path[0]; from edgekit.cli import main; "
+         "sys.exit(main())", "bench", "models", "--data", str(data), *QUICK],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report, _ = read_report(models)
+    [row] = report["rows"]
+    assert (row["variant"], row["runtime"], row["error"]) == ("int8", "tflite-runtime", None)
+    assert row["latency_median_ms"] > 0
+    assert row["accuracy"] == pytest.approx(runtime_accuracy(models / "model_int8.tflite", data))
+    why = {n["variant"]: n["why"] for n in report["not_measured"]}
+    assert why["float32"] == "model_float32.tflite is not in models"
+    assert "not measured: float32: model_float32.tflite is not in models" in result.stdout
+    markdown = (models / "report" / "REPORT.md").read_text()
+    assert "None: matplotlib is not installed here" in markdown
+    assert "| float32 | model_float32.tflite is not in models |" in markdown
+    assert not list((models / "report").glob("*.png"))
+
+
+def test_converted_files_user_errors(converted_run, tmp_path, capsys):
+    run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
+    artifacts = run / "artifacts"
+    other = data_with_classes(converted_run, tmp_path, ["class0", "class1", "ship"])
+    only_train = tmp_path / "only_train"
+    shutil.copytree(other / "train", only_train / "Train")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(artifacts / "model_int8.tflite", bare)
+    for target, flags, message in (
+            (artifacts / "model_int8.tflite", [], "is a model file: give the folder that holds "
+                                                 "it and its manifest.json"),
+            (bare, [], f"{bare} holds model files but no manifest.json: copy "
+                       "RUN_DIR/artifacts/manifest.json beside them"),
+            (artifacts, ["--data", str(other)], f"--data {other / 'test'}: class folder(s) ship "
+                                                "are not among the model's classes"),
+            (artifacts, ["--data", str(only_train)], "holds training images but no test/ "
+                                                     "folder"),
+            (artifacts, ["--data", str(tmp_path / "nope")], "no such folder")):
+        assert main(["bench", str(target), *flags, *QUICK]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (artifacts / "report").exists()
+
+
 def test_data_of_other_classes_is_refused(converted_run, tmp_path, capsys):
     # --data whose classes are not the model's would give accuracies without a meaning.
     run, _ = copy_run(converted_run, tmp_path)

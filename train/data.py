@@ -18,7 +18,12 @@ import numpy as np
 from PIL import Image
 
 from edge_runtime.errors import UserError, first_line
-from edge_runtime.image_paths import is_hidden
+from edge_runtime.image_paths import (
+    HELD_OUT_FOLDERS,
+    TEST_FOLDERS,
+    TRAIN_FOLDERS,
+    is_hidden,
+)
 from edge_runtime.preprocess import to_rgb_square
 
 from .image_folder import list_class_dirs, read_image_tree
@@ -135,14 +140,6 @@ def is_cifar_python(path: Path) -> bool:
     if path.is_file():
         return path.name.endswith((".tar.gz", ".tgz", ".tar"))
     return (path / "batches.meta").is_file() or (path / CIFAR_BATCH_DIR).is_dir()
-
-
-# Folder names (in any case: Kaggle's sets spell them Train/, Testing/) that stand for splits,
-# not classes. The held-out names in the order one serves as the test set: a validation
-# folder stands in for a missing test folder (it is held out all the same).
-TRAIN_FOLDERS = ("train", "training")
-TEST_FOLDERS = ("test", "testing")
-HELD_OUT_FOLDERS = TEST_FOLDERS + ("val", "valid", "validation")
 
 
 def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawData:
