@@ -40,6 +40,8 @@ def test_stratified_split_is_seeded():
 def test_too_few_images_to_split():
     with pytest.raises(UserError, match="class 'dog' has only 2 images: too few"):
         stratified_split(np.array([0, 0, 0, 1, 1]), [0.1, 0.1], seed=0, class_names=["cat", "dog"])
+    with pytest.raises(UserError, match="class 'dog' has only 1 image: too few"):
+        stratified_split(np.array([0, 0, 0, 1]), [0.1, 0.1], seed=0, class_names=["cat", "dog"])
 
 
 def test_a_small_class_still_gets_a_validation_and_a_test_image():

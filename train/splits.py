@@ -75,8 +75,9 @@ def stratified_split(
         if first < 1:
             name = repr(class_names[cls]) if class_names is not None else str(int(cls))
             raise UserError(
-                f"class {name} has only {len(members)} images: too few to split into "
-                f"{len(fractions) + 1} parts of at least one image each; add images of it"
+                f"class {name} has only {len(members)} image{'' if len(members) == 1 else 's'}: "
+                f"too few to split into {len(fractions) + 1} parts of at least one image each; "
+                "add images of it"
             )
         edges = np.cumsum([first] + counts)
         for part, chunk in zip(parts, np.split(members, edges[:-1])):
