@@ -129,6 +129,19 @@ def test_bad_folders(tmp_path, cache_dir, make, message):
         load_source(str(root), 32, cache_dir)
 
 
+@pytest.mark.parametrize("archive", ["photos.zip", "photos.tar.gz"])
+def test_an_archive_of_image_folders_is_to_be_unpacked(tiny_tree, cache_dir, tmp_path, archive):
+    # A data set downloaded as an archive (Kaggle's are zips): a zip was "not a folder", a
+    # tar.gz was taken for CIFAR-10's python release and "missing" its batch files.
+    target = tmp_path / archive
+    shutil.make_archive(str(target).removesuffix(".zip").removesuffix(".tar.gz"),
+                        "zip" if archive.endswith(".zip") else "gztar", tiny_tree)
+    with pytest.raises(UserError) as error:
+        load_source(str(target), 32, cache_dir)
+    assert str(error.value) == (f"{target} is an archive without CIFAR-10's python batches: "
+                                "unpack it and give --data the folder")
+
+
 def test_class_with_only_unreadable_files(tmp_path, cache_dir):
     write_class_tree(tmp_path / "d", 3)
     bad = tmp_path / "d" / "zzz"

@@ -10,6 +10,7 @@ import hashlib
 import pickle
 import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -112,10 +113,19 @@ def _cifar_batches(path: Path) -> dict[str, dict]:
     except (tarfile.TarError, pickle.UnpicklingError, EOFError, OSError) as exc:
         raise UserError(f"{path}: not a readable CIFAR-10 python archive ({first_line(exc)})") \
             from None
+    if path.is_file() and not batches:
+        raise unpack_first(path)
     missing = sorted(wanted - set(batches))
     if missing:
         raise UserError(f"{path}: CIFAR-10 python files missing: {', '.join(missing)}")
     return batches
+
+
+def unpack_first(path: Path) -> UserError:
+    """The error for an archive given as --data that is not CIFAR-10's python release (a
+    downloaded data set of image folders): image folders are read unpacked."""
+    return UserError(f"{path} is an archive without CIFAR-10's python batches: unpack it and "
+                     "give --data the folder")
 
 
 def load_cifar_python(path: Path) -> RawData:
@@ -217,6 +227,8 @@ def load_source(data: str, size: int, cache_dir: Optional[Path]) -> RawData:
             if path.is_dir() and (path / CIFAR_BATCH_DIR).is_dir():
                 path = path / CIFAR_BATCH_DIR
             raw = load_cifar_python(path)
+        elif path.is_file() and zipfile.is_zipfile(path):
+            raise unpack_first(path)
         else:
             raw = load_image_folders(path, size, cache_dir)
     if raw.train.x.shape[1:3] != (size, size):
