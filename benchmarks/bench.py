@@ -15,7 +15,7 @@ import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -184,15 +184,16 @@ def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
     return {"test_images": int(len(y)), "keras_accuracy": float(np.mean(reference == y))}
 
 
-def measure(subjects: list[Subject], settings: BenchSettings, progress) -> None:
+def measure(subjects: list[Subject], settings: BenchSettings, progress,
+            references: dict) -> None:
     """Start every runnable subject's process, time them all in interleaved rounds, stop
-    them, and compute speedups against Keras where Keras was timed."""
+    them, and compute speedups against the ``references`` (see ``_speedups``)."""
     _start_workers(subjects, settings, progress)
     try:
         _timed_rounds(subjects, settings, progress)
     finally:
         _stop_workers(subjects)
-    _speedups(subjects)
+    _speedups(subjects, references)
 
 
 def measuring_steps(subjects: list[Subject], settings: BenchSettings) -> int:
@@ -265,21 +266,31 @@ def _latency_figures(subject: Subject) -> dict:
             "latency_round_max_ms": max(subject.round_medians)}
 
 
-def _speedups(subjects: list[Subject]) -> None:
-    """Per-round ratios against Keras at the same thread count: median, min and max."""
+def keras_reference(mode: str) -> Callable[[Subject, Subject], bool]:
+    """Whether a subject is the Keras ``mode`` (keras-call, keras-predict) that a converted file
+    is compared with."""
+    return lambda candidate, subject: candidate.runtime == mode and subject.variant != "keras"
+
+
+KERAS_REFERENCES = {mode.replace("-", "_"): keras_reference(mode) for mode in KERAS_MODES}
+
+
+def _speedups(subjects: list[Subject], references: dict) -> None:
+    """Per-round ratios against each reference at the same thread count: median, min and max,
+    as ``speedup_vs_NAME``. ``references`` maps NAME to whether a candidate subject is the
+    reference of a subject."""
     for subject in subjects:
-        if not subject.round_medians or subject.variant == "keras":
+        if not subject.round_medians:
             continue
-        for mode in KERAS_MODES:
-            reference = next((s for s in subjects if s.runtime == mode and
-                              s.threads == subject.threads and s.round_medians), None)
+        for name, is_reference in references.items():
+            reference = next((s for s in subjects if s is not subject and s.round_medians and
+                              s.threads == subject.threads and is_reference(s, subject)), None)
             if reference is None or len(reference.round_medians) != len(subject.round_medians):
                 continue
             ratios = [r / v for r, v in zip(reference.round_medians, subject.round_medians)]
-            name = "speedup_vs_" + mode.replace("-", "_")
-            subject.measured[name] = statistics.median(ratios)
-            subject.measured[name + "_min"] = min(ratios)
-            subject.measured[name + "_max"] = max(ratios)
+            subject.measured[f"speedup_vs_{name}"] = statistics.median(ratios)
+            subject.measured[f"speedup_vs_{name}_min"] = min(ratios)
+            subject.measured[f"speedup_vs_{name}_max"] = max(ratios)
 
 
 def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
@@ -341,7 +352,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, splits.test, len(labels), subjects, settings,
                                  progress)
-        measure(subjects, settings, progress)
+        measure(subjects, settings, progress, KERAS_REFERENCES)
     report = {"run_dir": str(run_dir), "environment": environment(command),
               "settings": recorded_settings(settings),
               "labels": labels,

@@ -27,6 +27,7 @@ from edge_runtime.progress_line import ProgressLine
 from .bench import (
     BACKENDS_BY_FORMAT,
     BenchSettings,
+    Subject,
     file_predictions,
     installed_backends,
     measure,
@@ -38,6 +39,15 @@ from .bench import (
 )
 
 MODEL_SUFFIXES = (".tflite", ".onnx")
+# The file of each format that the others are timed against: the model as trained.
+FLOAT_VARIANTS = {"tflite": "float32", "onnx": "onnx-float32"}
+
+
+def is_float_reference(candidate: Subject, subject: Subject) -> bool:
+    """Whether ``candidate`` is the float32 file of ``subject``'s format on the same runtime
+    (what a smaller or quantized file's speedup is measured against)."""
+    return (candidate.variant == FLOAT_VARIANTS.get(subject.format)
+            and candidate.runtime == subject.runtime)
 
 
 def is_files_folder(path: Path) -> bool:
@@ -170,7 +180,7 @@ def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tupl
         steps = _Steps(line)
         if settings.data:
             score(subjects, file_predictions(subjects, x, settings, steps), y, len(labels))
-        measure(subjects, settings, steps)
+        measure(subjects, settings, steps, {"float32": is_float_reference})
     report = {"run_dir": str(folder), "environment": environment(command),
               "settings": recorded_settings(settings), "labels": labels,
               "test_images": test_images, "keras_accuracy": None,

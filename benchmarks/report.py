@@ -22,7 +22,8 @@ CSV_COLUMNS = [
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_samples",
     "latency_round_min_ms", "latency_round_max_ms", "speedup_vs_keras_call",
     "speedup_vs_keras_call_min", "speedup_vs_keras_call_max", "speedup_vs_keras_predict",
-    "speedup_vs_keras_predict_min", "speedup_vs_keras_predict_max", "throughput_batch",
+    "speedup_vs_keras_predict_min", "speedup_vs_keras_predict_max", "speedup_vs_float32",
+    "speedup_vs_float32_min", "speedup_vs_float32_max", "throughput_batch",
     "throughput_images_per_s", "cold_start_ms", "import_ms", "rss_before_load_mb",
     "peak_rss_mb", "error",
 ]
@@ -79,6 +80,8 @@ def _speedup(row: dict, mode: str) -> str:
     key = f"speedup_vs_{mode}"
     if row["variant"] == "keras":
         return "reference" if row["runtime"].replace("-", "_") == mode else "-"
+    if mode == "float32" and row["variant"] in ("float32", "onnx-float32"):
+        return "reference"
     if key not in row:
         return "-"
     return f"{row[key]:.1f}x [{row[key + '_min']:.1f}, {row[key + '_max']:.1f}]"
@@ -99,7 +102,8 @@ def _speed_table(rows: list[dict], threads: int, keras: bool) -> list[str]:
     for row in rows:
         if row["threads"] != threads or row["error"] or "latency_median_ms" not in row:
             continue
-        speedups = [_speedup(row, "keras_call"), _speedup(row, "keras_predict")] if keras else []
+        speedups = ([_speedup(row, "keras_call"), _speedup(row, "keras_predict")] if keras
+                    else [_speedup(row, "float32")])
         lines.append([
             row["variant"], row["runtime"], _number(row["latency_median_ms"], 4),
             f"[{row['latency_p25_ms']:.4f}, {row['latency_p75_ms']:.4f}]",
@@ -110,7 +114,8 @@ def _speed_table(rows: list[dict], threads: int, keras: bool) -> list[str]:
             _number(row.get("cold_start_ms"), 1), _number(row.get("peak_rss_mb"), 1)])
     return _table(["variant", "runtime", "median ms", "spread [p25, p75]",
                    "round medians [min, max]", "p90 ms", "p99 ms", "mean ± std ms",
-                   *(["speedup vs model(x)", "speedup vs predict"] if keras else []),
+                   *(["speedup vs model(x)", "speedup vs predict"] if keras
+                     else ["speedup vs its format's float32 file"]),
                    "images/s at batch " + str(next((r.get("throughput_batch") for r in rows
                                                     if r.get("throughput_batch")), "-")),
                    "cold start ms", "peak RSS MiB"], lines)
@@ -123,9 +128,13 @@ def _headline(report: dict) -> list[str]:
     most = max(r["threads"] for r in rows)
     fastest = min((r for r in rows if r["threads"] == most), key=lambda r: r["latency_median_ms"])
     sized = [r for r in rows if r["variant"] != "keras" and r["bytes"]]
-    speedups = (f", {_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
-                f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`"
-                if _with_keras(report) else "")
+    if _with_keras(report):
+        speedups = (f", {_speedup(fastest, 'keras_call')} faster than Keras `model(x)` and "
+                    f"{_speedup(fastest, 'keras_predict')} faster than `model.predict`")
+    elif "speedup_vs_float32" in fastest:
+        speedups = f", {_speedup(fastest, 'float32')} faster than its float32 file"
+    else:
+        speedups = ""
     lines = [f"- Fastest at {counted(most, 'thread')}: **{fastest['variant']}** on "
              f"{fastest['runtime']}, {fastest['latency_median_ms']:.4f} ms per image (batch 1)"
              f"{speedups}{_accuracy_clause(fastest)}."]
@@ -174,8 +183,10 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
            "per subject, each subject in its own process. The spread of a latency is the "
            "interquartile range of all its timed calls; the medians of the single rounds are "
            "shown too."
-           + (" Speedups are ratios against Keras at the same thread count within each "
-              "round (median [min, max] over rounds)." if keras else "")
+           + (" Speedups are ratios against "
+              + ("Keras" if keras else "the float32 file of the same format on the same "
+                 "runtime") + " at the same thread count within each round (median [min, max] "
+              "over rounds)." if keras or any("speedup_vs_float32" in r for r in rows) else "")
            + (" Rows named `<variant>+flip` run every image and its mirror image and average "
               "the two (test-time augmentation): two inferences per image."
               if any(r.get("tta", "none") != "none" for r in rows) else ""), ""]

@@ -235,22 +235,31 @@ def runtime_accuracy(model: Path, folder: Path) -> float:
 def test_converted_files_alone_are_measured(converted_run, tmp_path, capsys):
     # RUN_DIR/artifacts alone: every file through its runtimes, no Keras rows, accuracy on the
     # labelled images of --data (a training tree: its test/ folder is taken).
-    run, manifest = copy_run(converted_run, tmp_path, keep={"int8", "onnx-float32"})
+    run, manifest = copy_run(converted_run, tmp_path, keep={"float32", "int8", "onnx-float32"})
     artifacts, data = run / "artifacts", converted_run[0].parent / "data"
     assert main(["bench", str(artifacts), "--data", str(data), *QUICK]) == 0
     report, csv_rows = read_report(artifacts)
+    rows = {r["variant"]: r for r in report["rows"]}
     assert [(r["variant"], r["runtime"]) for r in report["rows"]] == [
-        ("int8", "ai-edge-litert"), ("onnx-float32", "onnxruntime")]
+        ("float32", "ai-edge-litert"), ("int8", "ai-edge-litert"),
+        ("onnx-float32", "onnxruntime")]
     assert report["keras_accuracy"] is None and report["test_images"] == 12
     for row in report["rows"]:
         assert row["error"] is None and row["latency_median_ms"] > 0 and row["peak_rss_mb"] > 0
         assert row["accuracy"] == pytest.approx(
             runtime_accuracy(artifacts / row["file"], data / "test"))
         assert "agreement" not in row and "speedup_vs_keras_call" not in row
-    assert len(csv_rows) == 2 and not (run / "report").exists()
+    # Each file is timed against the float32 file of its format, round by round.
+    assert rows["int8"]["speedup_vs_float32_min"] <= rows["int8"]["speedup_vs_float32"] \
+        <= rows["int8"]["speedup_vs_float32_max"] and rows["int8"]["speedup_vs_float32"] > 0
+    assert "speedup_vs_float32" not in rows["float32"] | rows["onnx-float32"]
+    assert float(csv_rows[1]["speedup_vs_float32"]) == rows["int8"]["speedup_vs_float32"]
+    assert len(csv_rows) == 3 and not (run / "report").exists()
     markdown = (artifacts / "report" / "REPORT.md").read_text()
     assert "test accuracy on 12 labelled images of" in markdown
-    for compared in ("against Keras", "vs Keras", "speedup vs", "model.keras"):
+    assert re.search(r"\| int8 \| ai-edge-litert \| .* \| \d+\.\dx \[\d+\.\d, \d+\.\d\] \|", markdown)
+    assert "| float32 | ai-edge-litert |" in markdown and "| reference |" in markdown
+    for compared in ("against Keras", "vs Keras", "vs model(x)", "model.keras"):
         assert compared not in markdown
     assert {p.name for p in (artifacts / "report").glob("*.png")} == {
         "latency.png", "accuracy_vs_size.png", "accuracy_vs_latency.png"}
