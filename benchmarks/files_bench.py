@@ -6,8 +6,9 @@ pictures).
 
 Every file of the manifest that is present is measured through every installed runtime of
 its format, as ``edgekit bench RUN_DIR`` measures it (latency, throughput, cold start, memory,
-size), but not against Keras; with ``--data`` (labelled images, ``DIR/<class>/*`` or a
-training tree's ``DIR/test/<class>/*``) also its accuracy. Files the manifest lists that were
+size), but timed against the float32 file of its format instead of Keras; with ``--data``
+(labelled images, ``DIR/<class>/*`` or a training tree's ``DIR/test/<class>/*``) also its
+accuracy. Files the manifest lists that were
 not copied over, and formats with no runtime installed, are listed as not measured, not as
 failures.
 """
