@@ -1,7 +1,7 @@
 """Where the bytes of a .tflite file go: weights, quantization parameters, tensor names and the
 rest (operators, metadata such as the labels, flatbuffer structure).
 
-    python -m benchmarks.tflite_size FILE.tflite [FILE.tflite ...]
+    python -m benchmarks.tflite_size FILE.tflite|FOLDER [...]     (a folder: its .tflite files)
 
 Per-channel int8 stores a float32 scale and an int64 zero point for every output channel of
 every weight and bias tensor, so a model with many narrow layers (a depthwise-separable CNN)
@@ -47,16 +47,29 @@ def size_breakdown(path: Path) -> dict:
             "rest": total - weights - quantization - names}
 
 
+def tflite_files(arguments: list[Path]) -> list[Path]:
+    """Each argument as itself, or a folder as the .tflite files in it (sorted); UserError
+    naming what is missing or a folder without any."""
+    missing = [str(f) for f in arguments if not f.exists()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}")
+    files = []
+    for argument in arguments:
+        found = sorted(argument.glob("*.tflite")) if argument.is_dir() else [argument]
+        if not found:
+            raise UserError(f"{argument}: a folder without .tflite files")
+        files += found
+    return files
+
+
 def main(argv=None) -> int:
     """Print one line per file: its bytes and the share of each part."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", type=Path, nargs="+", help=".tflite files")
+    parser.add_argument("files", type=Path, nargs="+",
+                        help=".tflite files, or folders of them (RUN_DIR/artifacts)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    missing = [str(f) for f in args.files if not f.is_file()]
-    if missing:
-        raise UserError(f"no such file: {', '.join(missing)}")
-    for path in args.files:
+    for path in tflite_files(args.files):
         parts = size_breakdown(path)
         shares = ", ".join(f"{key} {parts[key]:,} ({100 * parts[key] / parts['file']:.0f}%)"
                            for key in ("weights", "quantization", "names", "rest"))

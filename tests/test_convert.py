@@ -299,6 +299,11 @@ def test_size_breakdown_accounts_for_every_byte(converted, capsys):
     assert 0 < int8["quantization"] < int8["weights"] < float32["weights"] / 3
     assert run_tool(size_main, [str(run / "artifacts" / "missing.tflite")]) == 2
     assert "no such file" in capsys.readouterr().err
+    # A folder stands for its .tflite files (a run's artifacts/ once said "no such file").
+    assert run_tool(size_main, [str(run / "artifacts")]) == 0
+    printed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert printed == [str(run / "artifacts" / v["file"]) for v in sorted(
+        manifest["variants"], key=lambda v: v["file"]) if v["file"].endswith(".tflite")]
 
 
 def test_quantization_aware_ds_cnn_has_the_post_training_graph(converted, tmp_path, capfd):

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 BAD_INPUT = [
     (["tflite_size", "/no/such.tflite"], "no such file: /no/such.tflite"),
     (["tflite_size", "README.md"], "README.md: not a TFLite model"),
+    (["tflite_size", "RUN"], "RUN: a folder without .tflite files"),
     (["runtime_overhead", "/no/such.tflite"], "/no/such.tflite: no such model file"),
     (["runtime_overhead", "--rounds", "0", "x.tflite"], "--rounds must be at least 1, got 0"),
     (["camera_loop", "--frames", "0", "x.tflite"], "--frames must be at least 1, got 0"),
