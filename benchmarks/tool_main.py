@@ -32,14 +32,20 @@ def check_positive_counts(args: argparse.Namespace, *names: str) -> None:
     check_counts(*((f"--{name.replace('_', '-')}", getattr(args, name)) for name in names))
 
 
-def edgekit_command(*arguments: str) -> list[str]:
-    """The command line that runs ``edgekit ARGUMENTS`` in this Python as a child process.
-    Not ``python -m edgekit.cli``: that puts the working folder first on sys.path, where a
-    user's own train.py (a common name) shadows edgekit's train package and the child dies on
-    import. The -c code drops that entry (what -P does from Python 3.11 on)."""
-    return [sys.executable, "-c",
-            "import sys; del sys.path[0]; from edgekit.cli import main; sys.exit(main())",
+def module_command(python: str, module: str, *arguments: str) -> list[str]:
+    """The command line that runs ``MODULE.main()`` in ``python`` as a child process, with
+    ``ARGUMENTS`` as its sys.argv[1:]. Not ``python -m MODULE``: that puts the working folder
+    first on sys.path, where a user's own train.py or benchmarks/ (common names) shadows
+    ours and the child dies on import. The -c code drops that entry (what -P does from Python
+    3.11 on), so children start in the user's folder and take paths relative to it."""
+    return [python, "-c",
+            f"import sys; del sys.path[0]; from {module} import main; sys.exit(main())",
             *arguments]
+
+
+def edgekit_command(*arguments: str) -> list[str]:
+    """The command line that runs ``edgekit ARGUMENTS`` in this Python as a child process."""
+    return module_command(sys.executable, "edgekit.cli", *arguments)
 
 
 def child_output(command: Sequence[str], what: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+
+from .tool_main import module_command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,13 +26,10 @@ def worker_environment() -> dict:
 
 
 def worker_command(python: str, *arguments) -> list[str]:
-    """The command line of a worker: ``python -m benchmarks.bench_worker ARGUMENTS``. Workers
-    start in the repository (so that they import this benchmarks package, not one in the
-    user's folder), where a path relative to the user's folder means nothing: the Python
-    and every path argument go absolute."""
-    python = os.path.abspath(shutil.which(python) or python)
-    return [python, "-m", "benchmarks.bench_worker",
-            *(str(a.absolute()) if isinstance(a, Path) else a for a in arguments)]
+    """The command line of a worker: ``benchmarks.bench_worker``'s main with ``ARGUMENTS`` in
+    ``python`` (this Python, or another environment's, which finds this package through
+    PYTHONPATH: ``worker_environment``)."""
+    return module_command(python, "benchmarks.bench_worker", *map(str, arguments))
 
 
 def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray,
@@ -43,7 +41,7 @@ def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray
         result = subprocess.run(worker_command(python, "predict", backend, Path(model),
                                                pixels_file, tta),
                                 capture_output=True, text=True,
-                                env=worker_environment(), cwd=REPO, timeout=1800)
+                                env=worker_environment(), timeout=1800)
     lines = result.stdout.strip().splitlines()
     if not lines:
         raise WorkerError(f"{python} failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -66,7 +64,7 @@ class Worker:
         self.process = subprocess.Popen(
             worker_command(python, kind, Path(target), str(threads), tta),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=worker_environment(), cwd=REPO)
+            text=True, env=worker_environment())
         self._lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.hello = self._answer(start_timeout)

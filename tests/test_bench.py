@@ -152,8 +152,11 @@ def test_tta_row_names_map_back_to_the_manifest_variant():
 
 
 def test_relative_run_directory_from_another_folder(converted_run, tmp_path, monkeypatch):
-    # The workers start in the repository's folder; the user's relative path must reach them.
+    # The workers start in the user's folder, with a relative path; a benchmarks/ package of
+    # the user's own there is not the one they import.
     run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "__init__.py").write_text("raise SystemExit('user package')\n")
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "run", *QUICK]) == 0
     rows = read_report(run)[0]["rows"]
