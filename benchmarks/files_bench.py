@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import ImageReadError, UserError
+from edge_runtime.errors import ImageReadError, UserError, damage_reason
 from edge_runtime.image_paths import HELD_OUT_FOLDERS, TRAIN_FOLDERS, expand_image_paths
 from edge_runtime.manifest import MANIFEST_NAME, read_manifest
 from edge_runtime.preprocess import load_pixels
@@ -105,7 +105,8 @@ def _subfolders(folder: Path) -> list[Path]:
 def decode_images(paths: list[Path], size: int, progress: ProgressLine) -> tuple[np.ndarray,
                                                                                   np.ndarray]:
     """(uint8 pixels of the readable ``paths``, a mask of which were readable), decoded as the
-    runtime does; the unreadable ones are counted in one warning."""
+    runtime does; the unreadable ones are counted in one warning, and UserError when none of
+    them is readable."""
     pixels = np.zeros((len(paths), size, size, 3), np.uint8)
     readable = np.ones(len(paths), bool)
     failures = []
@@ -116,6 +117,9 @@ def decode_images(paths: list[Path], size: int, progress: ProgressLine) -> tuple
             readable[index] = False
             failures.append(str(exc))
         progress.update(index + 1)
+    if failures and not readable.any():
+        raise UserError(f"--data: none of its {len(paths)} images could be read (first: "
+                        f"{failures[0]})")
     if failures:
         print(f"warning: skipped {len(failures)} unreadable file(s) (first: {failures[0]})",
               file=sys.stderr)
@@ -153,6 +157,19 @@ def _not_measured(folder: Path, manifest: dict, backends: set[str]) -> tuple[dic
     return {**manifest, "variants": keep}, skipped
 
 
+def _labels_and_size(path: Path, manifest: dict) -> tuple[list[str], int]:
+    """The class labels and input image size the manifest at ``path`` records; UserError
+    naming the file when they are missing (a manifest edited by hand, or cut short)."""
+    try:
+        labels, size = manifest["labels"], int(manifest["input"]["image_size"])
+        if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+            raise TypeError("labels are not a list of names")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: no labels or input size ({damage_reason(exc)}): copy the "
+                        "manifest edgekit convert wrote") from None
+    return labels, size
+
+
 def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure the converted files in ``folder``, write FOLDER/report/, return (report, any
     measured file failed). UserError when none of its files can be measured here."""
@@ -165,14 +182,14 @@ def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tupl
     if not measurable["variants"]:
         reasons = "; ".join(f"{s['variant']}: {s['why']}" for s in skipped) or "it lists none"
         raise UserError(f"{folder}/{MANIFEST_NAME}: no file to measure here ({reasons})")
-    labels = list(manifest["labels"])
+    labels, size = _labels_and_size(folder / MANIFEST_NAME, manifest)
     subjects = plan_subjects(folder, measurable, settings.threads, backends, settings.tta)
     test_images = 0
     if settings.data:
         paths, y = labelled_images(Path(settings.data).expanduser(), labels)
         paths, y = paths[:settings.test_limit], y[:settings.test_limit]
         with ProgressLine("decoding", len(paths), sys.stderr) as line:
-            x, readable = decode_images(paths, int(manifest["input"]["image_size"]), line)
+            x, readable = decode_images(paths, size, line)
         y = y[readable]
         test_images = len(y)
     runnable = len({(s.variant, s.runtime) for s in subjects}) if settings.data else 0

@@ -314,7 +314,19 @@ def test_converted_files_user_errors(converted_run, tmp_path, capsys):
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(artifacts / "model_int8.tflite", bare)
+    unlabelled = tmp_path / "unlabelled"  # a manifest edited by hand: a KeyError before
+    shutil.copytree(artifacts, unlabelled)
+    manifest = json.loads((unlabelled / "manifest.json").read_text())
+    del manifest["labels"]
+    (unlabelled / "manifest.json").write_text(json.dumps(manifest))
+    junk = tmp_path / "junk"  # no readable image: accuracies of nothing (NaN) before
+    (junk / "class1").mkdir(parents=True)
+    (junk / "class1" / "a.png").write_bytes(b"not a png")
     for target, flags, message in (
+            (unlabelled, [], f"{unlabelled / 'manifest.json'}: no labels or input size (no "
+                             "'labels')"),
+            (artifacts, ["--data", str(junk)], "--data: none of its 1 images could be read "
+                                               f"(first: {junk / 'class1' / 'a.png'}: not a "),
             (artifacts / "model_int8.tflite", [], "is a model file: give the folder that holds "
                                                  "it and its manifest.json"),
             (bare, [], f"{bare} holds model files but no manifest.json: copy "
