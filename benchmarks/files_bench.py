@@ -8,9 +8,8 @@ Every file of the manifest that is present is measured through every installed r
 its format, as ``edgekit bench RUN_DIR`` measures it (latency, throughput, cold start, memory,
 size), but timed against the float32 file of its format instead of Keras; with ``--data``
 (labelled images, ``DIR/<class>/*`` or a training tree's ``DIR/test/<class>/*``) also its
-accuracy. Files the manifest lists that were
-not copied over, and formats with no runtime installed, are listed as not measured, not as
-failures.
+accuracy. Files the manifest lists that were not copied over, and formats with no runtime
+installed, are listed as not measured, not as failures.
 """
 from __future__ import annotations
 
@@ -20,7 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import ImageReadError, UserError, damage_reason
-from edge_runtime.image_paths import HELD_OUT_FOLDERS, TRAIN_FOLDERS, expand_image_paths
+from edge_runtime.image_paths import (
+    HELD_OUT_FOLDERS,
+    TRAIN_FOLDERS,
+    expand_image_paths,
+    subfolders,
+)
 from edge_runtime.manifest import MANIFEST_NAME, read_manifest
 from edge_runtime.preprocess import load_pixels
 from edge_runtime.progress_line import ProgressLine
@@ -77,12 +81,12 @@ def labelled_images(data: Path, labels: list[str]) -> tuple[list[Path], np.ndarr
     (``data/test/<class>/...``; val/ where there is no test/)."""
     if not data.is_dir():
         raise UserError(f"--data {data}: no such folder")
-    folders = {f.name.lower(): f for f in _subfolders(data)}
+    folders = {f.name.lower(): f for f in subfolders(data)}
     root = next((folders[name] for name in HELD_OUT_FOLDERS if name in folders), data)
     if root is data and any(name in folders for name in TRAIN_FOLDERS):
         raise UserError(f"--data {data} holds training images but no test/ folder: give the "
                         "folder of test images")
-    classes = {folder.name: folder for folder in _subfolders(root)}
+    classes = {folder.name: folder for folder in subfolders(root)}
     unknown = sorted(set(classes) - set(labels))
     if unknown:
         raise UserError(f"--data {root}: class folder(s) {', '.join(unknown)} are not among "
@@ -96,10 +100,6 @@ def labelled_images(data: Path, labels: list[str]) -> tuple[list[Path], np.ndarr
         raise UserError(f"--data {root}: no images in class folders (expected "
                         f"{root}/<class>/*)")
     return paths, np.asarray(classes_of, dtype=np.int64)
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def decode_images(paths: list[Path], size: int, progress: ProgressLine) -> tuple[np.ndarray,

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from edge_runtime.errors import ImageReadError, UserError
-from edge_runtime.image_paths import is_hidden
+from edge_runtime.image_paths import is_hidden, subfolders
 from edge_runtime.preprocess import PREPROCESS_VERSION, heif_readable, load_pixels
 
 from .atomic import atomic_path
@@ -28,7 +28,7 @@ def list_class_dirs(root: Path) -> list[Path]:
         raise UserError(f"data folder {root} does not exist")
     if not root.is_dir():
         raise UserError(f"data path {root} is not a folder")
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    dirs = subfolders(root)
     if not dirs:
         raise UserError(f"data folder {root} has no class folders (expected {root}/<class>/*)")
     return dirs
