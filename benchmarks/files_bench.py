@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import ImageReadError, UserError, damage_reason
+from edge_runtime.errors import UserError, damage_reason
 from edge_runtime.image_paths import (
     HELD_OUT_FOLDERS,
     TRAIN_FOLDERS,
@@ -26,7 +26,7 @@ from edge_runtime.image_paths import (
     subfolders,
 )
 from edge_runtime.manifest import MANIFEST_NAME, read_manifest
-from edge_runtime.preprocess import load_pixels
+from edge_runtime.preprocess import decode_files, warn_unreadable
 from edge_runtime.progress_line import ProgressLine
 
 from .bench import (
@@ -102,28 +102,17 @@ def labelled_images(data: Path, labels: list[str]) -> tuple[list[Path], np.ndarr
     return paths, np.asarray(classes_of, dtype=np.int64)
 
 
-def decode_images(paths: list[Path], size: int, progress: ProgressLine) -> tuple[np.ndarray,
-                                                                                  np.ndarray]:
+def decode_labelled(paths: list[Path], size: int, progress: ProgressLine) -> tuple[np.ndarray,
+                                                                                   np.ndarray]:
     """(uint8 pixels of the readable ``paths``, a mask of which were readable), decoded as the
     runtime does; the unreadable ones are counted in one warning, and UserError when none of
     them is readable."""
-    pixels = np.zeros((len(paths), size, size, 3), np.uint8)
-    readable = np.ones(len(paths), bool)
-    failures = []
-    for index, path in enumerate(paths):
-        try:
-            pixels[index] = load_pixels(path, size)
-        except ImageReadError as exc:
-            readable[index] = False
-            failures.append(str(exc))
-        progress.update(index + 1)
+    pixels, readable, failures = decode_files(paths, size, _Steps(progress))
     if failures and not readable.any():
         raise UserError(f"--data: none of its {len(paths)} images could be read (first: "
                         f"{failures[0]})")
-    if failures:
-        print(f"warning: skipped {len(failures)} unreadable file(s) (first: {failures[0]})",
-              file=sys.stderr)
-    return pixels[readable], readable
+    warn_unreadable(failures)
+    return pixels, readable
 
 
 class _Steps:
@@ -189,7 +178,7 @@ def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tupl
         paths, y = labelled_images(Path(settings.data).expanduser(), labels)
         paths, y = paths[:settings.test_limit], y[:settings.test_limit]
         with ProgressLine("decoding", len(paths), sys.stderr) as line:
-            x, readable = decode_images(paths, size, line)
+            x, readable = decode_labelled(paths, size, line)
         y = y[readable]
         test_images = len(y)
     runnable = len({(s.variant, s.runtime) for s in subjects}) if settings.data else 0

@@ -10,7 +10,8 @@ import functools
 import io
 import os
 import struct
-from typing import Optional, Union
+import sys
+from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -186,6 +187,40 @@ def to_rgb_square(image: Image.Image, size: int) -> np.ndarray:
 def load_pixels(source: ImageSource, size: int) -> np.ndarray:
     """Decode an image file (or bytes, or PIL image) into a (size, size, 3) uint8 array."""
     return to_rgb_square(open_image(source, decode_size=size), size)
+
+
+class Counter(Protocol):
+    """What counts decoded files: a tqdm bar, or anything else with its ``update(n)``."""
+
+    def update(self, n: int = 1) -> object:
+        ...
+
+
+def decode_files(paths: Sequence[Union[str, os.PathLike]], size: int,
+                 counter: Counter) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode image files as ``load_pixels`` does, counting each on ``counter``: (uint8 pixels
+    (M, size, size, 3) of the M readable ones, a mask over ``paths`` of which were readable,
+    the reason each of the others was not). Training's folder reader and the device bench's
+    labelled images both come through here, so both skip the same files."""
+    pixels = np.empty((len(paths), size, size, 3), np.uint8)
+    readable = np.ones(len(paths), bool)
+    failures: list[str] = []
+    for index, path in enumerate(paths):
+        try:
+            pixels[index] = load_pixels(path, size)
+        except ImageReadError as exc:
+            readable[index] = False
+            failures.append(str(exc))
+        counter.update(1)
+    return pixels[readable], readable, failures
+
+
+def warn_unreadable(failures: list[str], where: str = "") -> None:
+    """One warning on stderr that counts the unreadable files (``where``: " in FOLDER") and
+    names the first; nothing when there were none."""
+    if failures:
+        print(f"warning: skipped {len(failures)} unreadable file(s){where} (first: "
+              f"{failures[0]})", file=sys.stderr)
 
 
 def scale_pixels(pixels: np.ndarray, mean: float = NORM_MEAN, std: float = NORM_STD,

@@ -65,7 +65,7 @@ def test_second_load_comes_from_the_cache(tiny_tree, cache_dir, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(image_folder, "load_pixels", no_decoding)
+    monkeypatch.setattr(image_folder, "decode_files", no_decoding)
     second = load_source(str(tiny_tree), 32, cache_dir)
     assert np.array_equal(first.train.x, second.train.x)
 
@@ -177,7 +177,8 @@ def test_split_folders_are_not_classes(tiny_tree, cache_dir, capsys, train_name,
 def test_test_tree_with_other_classes(tiny_tree, cache_dir, monkeypatch):
     (tiny_tree / "test" / "class0").rename(tiny_tree / "test" / "other")
     decoded = []
-    monkeypatch.setattr(image_folder, "load_pixels", lambda path, size: decoded.append(path))
+    monkeypatch.setattr(image_folder, "decode_files",
+                        lambda paths, size, counter: decoded.extend(paths))
     with pytest.raises(UserError, match="differ from the training classes"):
         load_source(str(tiny_tree), 32, cache_dir)
     assert decoded == []  # said before any image is decoded (50,000 of them for CIFAR-10)

@@ -13,6 +13,7 @@ from edge_runtime.preprocess import (
     MAX_IMAGE_PIXELS,
     NORM_MEAN,
     NORM_STD,
+    decode_files,
     heif_readable,
     load_pixels,
     open_image,
@@ -86,6 +87,33 @@ def test_truncated_jpeg_raises(tmp_path):
 def test_missing_file_raises(tmp_path):
     with pytest.raises(ImageReadError, match="no such file"):
         load_pixels(tmp_path / "missing.jpg", 32)
+
+
+class _Tally:
+    """A stand-in for a progress bar: counts what ``update`` is told."""
+
+    def __init__(self):
+        self.n = 0
+
+    def update(self, n=1):
+        self.n += n
+
+
+def test_decoding_many_files_skips_and_names_the_unreadable(tmp_path):
+    colours = [(200, 0, 0), (0, 200, 0)]
+    paths = []
+    for index, colour in enumerate(colours):
+        paths.append(tmp_path / f"{index}.png")
+        Image.new("RGB", (40, 40), colour).save(paths[-1])
+    paths.insert(1, tmp_path / "junk.png")
+    paths[1].write_bytes(b"not an image")
+    tally = _Tally()
+    pixels, readable, failures = decode_files(paths, 16, tally)
+    assert readable.tolist() == [True, False, True]
+    assert pixels.shape == (2, 16, 16, 3) and pixels.dtype == np.uint8
+    assert pixels[:, 8, 8].tolist() == [list(c) for c in colours]
+    assert len(failures) == 1 and "junk.png" in failures[0]
+    assert tally.n == 3
 
 
 def test_large_frames_are_area_averaged_exactly():

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from edge_runtime.errors import ImageReadError, UserError
+from edge_runtime.errors import UserError
 from edge_runtime.image_paths import is_hidden, subfolders
-from edge_runtime.preprocess import PREPROCESS_VERSION, heif_readable, load_pixels
+from edge_runtime.preprocess import (PREPROCESS_VERSION, decode_files, heif_readable,
+                                     warn_unreadable)
 
 from .atomic import atomic_path
-from .progress import progress
+from .progress import progress_bar
 
 
 def list_class_dirs(root: Path) -> list[Path]:
@@ -93,22 +93,10 @@ def read_image_tree(
             with np.load(cache_file) as cached:
                 return cached["x"], cached["y"], class_names
 
-    x = np.empty((len(files), size, size, 3), dtype=np.uint8)
-    keep = np.ones(len(files), dtype=bool)
-    failures: list[str] = []
-    for i in progress(range(len(files)), f"decoding {root}", total=len(files)):
-        try:
-            x[i] = load_pixels(files[i], size)
-        except ImageReadError as exc:
-            keep[i] = False
-            failures.append(str(exc))
-    if failures:
-        print(
-            f"warning: skipped {len(failures)} unreadable file(s) in {root} "
-            f"(first: {failures[0]})",
-            file=sys.stderr,
-        )
-    x, y = x[keep], labels[keep]
+    with progress_bar(len(files), f"decoding {root}", "img") as bar:
+        x, keep, failures = decode_files(files, size, bar)
+    warn_unreadable(failures, f" in {root}")
+    y = labels[keep]
     empty = [class_names[c] for c in range(len(class_names)) if not np.any(y == c)]
     if empty:
         raise UserError(f"class folder(s) with no readable images in {root}: {', '.join(empty)}")

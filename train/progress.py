@@ -2,26 +2,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator, Optional, TypeVar
+from typing import Optional
 
 from tqdm import tqdm
-
-T = TypeVar("T")
-
-
-def _bar_settings(description: str, unit: str) -> dict:
-    # tqdm's default (10 refreshes a second) floods a log file or a study's cell logs with
-    # carriage-returned lines; on a terminal the bar stays once done, in a log it does not.
-    interactive = sys.stderr.isatty()
-    return {"desc": description, "unit": unit, "file": sys.stderr,
-            "mininterval": 0.2 if interactive else 30.0, "leave": interactive}
 
 
 def progress_bar(total: Optional[int], description: str, unit: str) -> tqdm:
     """A tqdm bar on stderr to ``update`` by hand; off a terminal it refreshes every 30 s."""
-    return tqdm(total=total, **_bar_settings(description, unit))
-
-
-def progress(items: Iterable[T], description: str, total: Optional[int] = None) -> Iterator[T]:
-    """Iterate over ``items`` with a tqdm bar on stderr counting images (quiet off a terminal)."""
-    return iter(tqdm(items, total=total, **_bar_settings(description, "img")))
+    # tqdm's default (10 refreshes a second) floods a log file or a study's cell logs with
+    # carriage-returned lines; on a terminal the bar stays once done, in a log it does not.
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr,
+                mininterval=0.2 if interactive else 30.0, leave=interactive)
