@@ -1,7 +1,6 @@
 """edge_runtime.Classifier on the tiny converted run: every format, labels and normalization
 from metadata or manifest, integrity check, preprocessing identical to training, bad input."""
 import json
-import os
 import shutil
 import struct
 import zlib
@@ -248,17 +247,23 @@ def test_a_changed_file_is_refused(converted_run, tmp_path, capsys):
         Classifier(model)
 
 
+# Noise from a seeded generator: the same bytes every run, and the same test ids in every
+# process that collects them (pytest-xdist's workers must agree).
+NOISE = np.random.default_rng(0).bytes(2000)
+
+
 @pytest.mark.parametrize("content, suffix, message", [
     (b"", ".tflite", "not a loadable TFLite model"),
     (b"TFL3" * 10, ".tflite", "not a loadable TFLite model"),
-    (os.urandom(2000), ".tflite", "not a loadable TFLite model"),
+    (NOISE, ".tflite", "not a loadable TFLite model"),
     (b"", ".onnx", "not a loadable ONNX model"),
-    (os.urandom(2000), ".onnx", "not a loadable ONNX model"),
+    (NOISE, ".onnx", "not a loadable ONNX model"),
     (b"123", ".pb", r"unknown model format \(expected .tflite or .onnx\)$"),
     # The run's own model, what a user tries first: told how to get a deployable file.
     (b"PK", ".keras", "expected .tflite or .onnx; a Keras model is turned into them by "
                       "edgekit convert RUN_DIR"),
-])
+], ids=["empty-tflite", "header-tflite", "noise-tflite", "empty-onnx", "noise-onnx", "pb",
+        "keras"])
 def test_bad_model_files(tmp_path, content, suffix, message):
     path = tmp_path / f"model{suffix}"
     path.write_bytes(content)
