@@ -11,9 +11,12 @@ from conftest import write_class_tree
 from PIL import Image
 
 from edge_runtime.errors import UserError
+from edgekit.cli import build_parser
 from train import data as data_module
 from train import image_folder
+from train.cli import config_from_args
 from train.data import load_source, make_splits
+from train.run import run_splits
 from train.splits import parse_split
 
 
@@ -261,3 +264,23 @@ def test_keras_cifar10_without_network_is_a_user_error(monkeypatch):
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(UserError, match="could not download CIFAR-10"):
         load_source("cifar10", 32, None)
+
+
+@pytest.mark.parametrize("layout", ["train and test", "one tree"])
+def test_data_of_other_classes_than_the_runs_is_refused_before_decoding(tiny_tree, cache_dir,
+                                                                        monkeypatch, layout):
+    # edgekit evaluate/convert/bench --data with a folder of other classes: said once the
+    # folders are listed, not after decoding every image (55,000 for CIFAR-10).
+    data = tiny_tree if layout == "train and test" else tiny_tree / "train"
+    for tree in ([tiny_tree / "train", tiny_tree / "test"] if data == tiny_tree else [data]):
+        (tree / "class0").rename(tree / "zebra")
+
+    def no_decoding(paths, size, counter):
+        raise AssertionError(f"{len(paths)} images decoded before the classes were compared")
+
+    monkeypatch.setattr(image_folder, "decode_files", no_decoding)
+    settings = config_from_args(build_parser().parse_args(
+        ["train", "--data", str(data), "--out", str(cache_dir / "run")])).to_dict()
+    with pytest.raises(UserError, match=r"\(class1, class2, zebra\) differ from the model's "
+                                        r"\(class0, class1, class2\)"):
+        run_splits(settings, class_names=["class0", "class1", "class2"])

@@ -28,6 +28,7 @@ from edge_runtime.image_paths import (
 from edge_runtime.preprocess import to_rgb_square
 
 from .image_folder import list_class_dirs, read_image_tree
+from .labels import check_same_classes
 from .splits import SplitSpec, stratified_split
 
 CIFAR10_CLASSES = [
@@ -152,30 +153,34 @@ def is_cifar_python(path: Path) -> bool:
     return (path / "batches.meta").is_file() or (path / CIFAR_BATCH_DIR).is_dir()
 
 
-def load_image_folders(path: Path, size: int, cache_dir: Optional[Path]) -> RawData:
+def load_image_folders(path: Path, size: int, cache_dir: Optional[Path],
+                       run_classes: Optional[list[str]] = None) -> RawData:
     """``PATH/train/<class>`` + ``PATH/test/<class>`` (or val/, valid/, validation/ in test's
-    place), ``PATH/train/<class>`` alone, or a single ``PATH/<class>`` tree."""
+    place), ``PATH/train/<class>`` alone, or a single ``PATH/<class>`` tree. ``run_classes``:
+    a run's classes, which the class folders must be (compared before any image is decoded)."""
     folders = {folder.name.lower(): folder for folder in list_class_dirs(path)}
     split_layout = any(name in folders for name in TEST_FOLDERS) or \
         set(folders) <= {*TRAIN_FOLDERS, *HELD_OUT_FOLDERS}
-    if not split_layout:
-        x, y, names = read_image_tree(path, size, cache_dir)
-        return RawData(names, Labeled(x, y), None)
-    train_dir = next((folders[name] for name in TRAIN_FOLDERS if name in folders), None)
-    if train_dir is None:
-        # Classes named test and val would be trained on as if they were the classes.
-        held = ", ".join(sorted(f"{folder.name}/" for folder in folders.values()))
-        raise UserError(f"{path} holds {held} but no train/ folder")
-    held_out = next((folders[name] for name in HELD_OUT_FOLDERS if name in folders), None)
-    if held_out is None:  # train/ alone: its test set is carved out as for a single tree
+    train_dir, held_out = path, None
+    if split_layout:
+        train_dir = next((folders[name] for name in TRAIN_FOLDERS if name in folders), None)
+        if train_dir is None:
+            # Classes named test and val would be trained on as if they were the classes.
+            held = ", ".join(sorted(f"{folder.name}/" for folder in folders.values()))
+            raise UserError(f"{path} holds {held} but no train/ folder")
+        # Without one, train/'s test set is carved out as for a single tree.
+        held_out = next((folders[name] for name in HELD_OUT_FOLDERS if name in folders), None)
+    # The class folders are compared before any tree is decoded: a test tree that differed
+    # once cost the decoding of every training image first.
+    names = [folder.name for folder in list_class_dirs(train_dir)]
+    if run_classes is not None:
+        check_same_classes(str(path), names, run_classes)
+    if held_out is None:
         x, y, names = read_image_tree(train_dir, size, cache_dir)
         return RawData(names, Labeled(x, y), None)
     if held_out.name.lower() not in TEST_FOLDERS:
         print(f"note: {held_out} serves as the test set (there is no test/ folder beside "
               f"{train_dir.name}/)", file=sys.stderr)
-    # The class folders are compared before either tree is decoded: a test tree that
-    # differs once cost the decoding of every training image first.
-    names = [folder.name for folder in list_class_dirs(train_dir)]
     x_test, y_test, _ = read_image_tree(held_out, size, cache_dir, class_names=names)
     x, y, _ = read_image_tree(train_dir, size, cache_dir, class_names=names)
     return RawData(names, Labeled(x, y), Labeled(x_test, y_test))
@@ -217,8 +222,11 @@ def recorded_data(data: str) -> str:
     return data if data == "cifar10" else str(Path(data).expanduser().resolve())
 
 
-def load_source(data: str, size: int, cache_dir: Optional[Path]) -> RawData:
-    """Load ``--data``: ``cifar10`` (Keras download) or a path of a supported layout."""
+def load_source(data: str, size: int, cache_dir: Optional[Path],
+                run_classes: Optional[list[str]] = None) -> RawData:
+    """Load ``--data``: ``cifar10`` (Keras download) or a path of a supported layout.
+    ``run_classes``: a run's classes (labels.txt), which the data's must be: UserError
+    otherwise, before an image folder is decoded."""
     path = data_path(data)
     if path is None:
         raw = load_keras_cifar10()
@@ -230,7 +238,9 @@ def load_source(data: str, size: int, cache_dir: Optional[Path]) -> RawData:
         elif path.is_file() and zipfile.is_zipfile(path):
             raise unpack_first(path)
         else:
-            raw = load_image_folders(path, size, cache_dir)
+            raw = load_image_folders(path, size, cache_dir, run_classes)
+    if run_classes is not None:  # image folders were compared before decoding; this for the rest
+        check_same_classes(data, raw.class_names, run_classes)
     if raw.train.x.shape[1:3] != (size, size):
         raw = RawData(raw.class_names, _resized(raw.train, size), raw.test and _resized(raw.test, size))
     return raw

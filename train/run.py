@@ -28,7 +28,7 @@ from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
 from .finished_run import read_run_config, staging_dir
-from .labels import check_same_classes, write_labels
+from .labels import write_labels
 from .splits import check_val_fraction, parse_split
 
 
@@ -73,9 +73,7 @@ def load_splits(config: TrainConfig, class_names: Optional[list[str]] = None) ->
     spec = parse_split(config.split)
     check_val_fraction(config.val_fraction)
     cache = Path(config.cache_dir) if config.cache_dir else None
-    raw = load_source(config.data, config.image_size, cache)
-    if class_names is not None:
-        check_same_classes(config.data, raw.class_names, class_names)
+    raw = load_source(config.data, config.image_size, cache, class_names)
     return make_splits(raw, spec, config.val_fraction, config.seed)
 
 
