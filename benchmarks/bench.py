@@ -145,6 +145,19 @@ def file_predictions(subjects: list[Subject], x: np.ndarray, settings: BenchSett
     return predictions
 
 
+def classes_in_turn(y: np.ndarray, limit: Optional[int]) -> np.ndarray:
+    """Indices (in order) of ``limit`` of the labels ``y``, taken from the classes in turn:
+    the first image of each class, then the second of each, ...; all of them without a limit.
+    A test folder is read class by class, so its first N images would be one class's."""
+    if limit is None or limit >= len(y):
+        return np.arange(len(y))
+    turn = np.zeros(len(y), np.int64)  # how many of its class come before each image
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        turn[members] = np.arange(len(members))
+    return np.sort(np.lexsort((y, turn))[:limit])
+
+
 def score(subjects: list[Subject], predictions: dict, y: np.ndarray, classes: int,
           reference: Optional[np.ndarray] = None) -> None:
     """Fill each subject's accuracy and per-class accuracy over ``classes`` classes from its
@@ -174,7 +187,8 @@ def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
     from edge_runtime.preprocess import scale_pixels
     from train.finished_run import load_keras_model
 
-    x, y = test.x[:settings.test_limit], test.y[:settings.test_limit]
+    chosen = classes_in_turn(test.y, settings.test_limit)
+    x, y = test.x[chosen], test.y[chosen]
     model = load_keras_model(run_dir / "model.keras")
     reference = np.asarray(model.predict(scale_pixels(x), batch_size=500, verbose=0)).argmax(1)
     predictions = {("keras", mode): reference for mode in KERAS_MODES}

@@ -28,7 +28,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "again on the throughput batch)")
     parser.add_argument("--batch", type=int, default=256, help="batch size of the throughput test")
     parser.add_argument("--test-limit", type=int, default=None,
-                        help="evaluate accuracy on the first N test images only")
+                        help="evaluate accuracy on N test images only, taken from the "
+                             "classes in turn (the first of each class, then the second, ...)")
     parser.add_argument("--tta", default="none", choices=TTA_MODES,
                         help="flip: also measure every file with test-time augmentation, each "
                              "image averaged with its mirror image (rows <variant>+flip)")

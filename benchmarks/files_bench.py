@@ -33,6 +33,7 @@ from .bench import (
     BACKENDS_BY_FORMAT,
     BenchSettings,
     Subject,
+    classes_in_turn,
     file_predictions,
     installed_backends,
     measure,
@@ -176,7 +177,8 @@ def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tupl
     test_images = 0
     if settings.data:
         paths, y = labelled_images(Path(settings.data).expanduser(), labels)
-        paths, y = paths[:settings.test_limit], y[:settings.test_limit]
+        chosen = classes_in_turn(y, settings.test_limit)
+        paths, y = [paths[i] for i in chosen], y[chosen]
         with ProgressLine("decoding", len(paths), sys.stderr) as line:
             x, readable = decode_labelled(paths, size, line)
         y = y[readable]

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import LABELS
 
-from benchmarks.bench import plain_variant, tta_variant
+from benchmarks.bench import classes_in_turn, plain_variant, tta_variant
 from edgekit.cli import build_parser, main
 from edgekit.pipeline import check_pipeline_args, stage_commands
 
@@ -162,12 +163,22 @@ def test_relative_run_directory_and_a_test_limit(converted_run, tmp_path, monkey
     report = read_report(run)[0]
     assert {r["variant"] for r in report["rows"]} == {"keras", "int8"}
     assert all(r["error"] is None for r in report["rows"])
-    # The test folder is read class by class, so its first 2 images are both of class0: the
-    # per-class table once indexed past the classes those images held, a traceback.
+    # The limit takes the classes in turn: the first image of class0, then of class1 (the
+    # first 2 of the folder, read class by class, were both class0's: one class's accuracy).
+    # Fewer images than classes leave class2 without a figure (the per-class table once
+    # indexed past the classes the images held, a traceback).
     assert report["test_images"] == 2
     for row in report["rows"]:
-        assert row["per_class"][1:] == [None, None] and row["per_class"][0] is not None
+        assert row["per_class"][2] is None and None not in row["per_class"][:2]
     assert "| class2 | - | - |" in (run / "report" / "REPORT.md").read_text()
+
+
+def test_a_test_limit_takes_the_classes_in_turn():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])  # read class by class, of uneven sizes
+    assert classes_in_turn(labels, 4).tolist() == [0, 1, 3, 5]
+    assert labels[classes_in_turn(labels, 7)].tolist() == [0, 0, 0, 1, 1, 2, 2]
+    assert classes_in_turn(labels, None).tolist() == classes_in_turn(labels, 99).tolist() == \
+        list(range(9))
 
 
 def test_tflite_runtime_in_another_python(converted_run, tmp_path, pi_python, monkeypatch):
@@ -279,17 +290,25 @@ def test_converted_files_on_a_pi_like_python(converted_run, tmp_path, pi_python)
     for name in ("model_int8.tflite", "manifest.json"):
         shutil.copy(run / "artifacts" / name, models / name)
     data = converted_run[0].parent / "data" / "test"
+    # --test-limit 3 takes the first image of each of the 3 classes (it once took class0's).
+    firsts = tmp_path / "firsts"
+    for folder in sorted(data.iterdir()):
+        (firsts / folder.name).mkdir(parents=True)
+        shutil.copy(sorted(folder.glob("*.png"))[0], firsts / folder.name)
     result = subprocess.run(
         [pi_python, "-c", "import sys; del sys.path[0]; from edgekit.cli import main; "
-         "sys.exit(main())", "bench", "models", "--data", str(data), *QUICK],
+         "sys.exit(main())", "bench", "models", "--data", str(data), "--test-limit", "3",
+         *QUICK],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
     report, _ = read_report(models)
     [row] = report["rows"]
     assert (row["variant"], row["runtime"], row["error"]) == ("int8", "tflite-runtime", None)
-    assert row["latency_median_ms"] > 0
-    assert row["accuracy"] == pytest.approx(runtime_accuracy(models / "model_int8.tflite", data))
+    assert row["latency_median_ms"] > 0 and report["test_images"] == 3
+    assert None not in row["per_class"]
+    assert row["accuracy"] == pytest.approx(runtime_accuracy(models / "model_int8.tflite",
+                                                             firsts))
     why = {n["variant"]: n["why"] for n in report["not_measured"]}
     assert why["float32"] == "model_float32.tflite is not in models"
     assert "not measured: float32: model_float32.tflite is not in models" in result.stdout
