@@ -69,7 +69,8 @@ def _replaceable(out: Path) -> bool:
 
 def load_splits(config: TrainConfig, class_names: Optional[list[str]] = None) -> DataSplits:
     """The run's data, split by its protocol; data whose classes are not ``class_names``
-    (when given) is refused before it is split, which would fail less to the point."""
+    (when given) is refused before it is decoded and split (which would fail less to the
+    point, and only after every image was decoded)."""
     spec = parse_split(config.split)
     check_val_fraction(config.val_fraction)
     cache = Path(config.cache_dir) if config.cache_dir else None
