@@ -28,11 +28,11 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-
 def subfolders(folder: Path) -> list[Path]:
     """The folders in ``folder`` in name order, hidden ones left out: the class (or split)
     folders of an image-folder tree."""
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
 
 def expand_image_paths(arguments: Sequence[str]) -> Iterator[Path]:
     """Each argument in order: a file as itself, a folder as its images (recursively, sorted,
