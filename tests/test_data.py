@@ -89,6 +89,32 @@ def test_cache_is_invalidated_when_heic_photos_become_readable(tiny_tree, cache_
     assert len(list(cache_dir.glob("images-*.npz"))) == 4  # train and test, twice
 
 
+def test_a_damaged_cache_file_is_decoded_again_and_rewritten(tiny_tree, cache_dir, capsys):
+    first = load_source(str(tiny_tree), 32, cache_dir)
+    cached = sorted(cache_dir.glob("images-*.npz"))
+    for path in cached:  # cut short, as by a full disk or a copy that stopped
+        path.write_bytes(path.read_bytes()[:100])
+    capsys.readouterr()
+
+    second = load_source(str(tiny_tree), 32, cache_dir)
+    assert np.array_equal(first.train.x, second.train.x)
+    assert capsys.readouterr().err.count("warning: unreadable decode cache") == 2
+    for path in cached:
+        with np.load(path) as rewritten:
+            assert len(rewritten["x"]) > 0
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_data_still_load(tiny_tree, tmp_path,
+                                                                      capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    raw = load_source(str(tiny_tree), 32, blocked / "cache")
+    assert len(raw.train) == 36 and len(raw.test) == 12
+    err = capsys.readouterr().err
+    assert err.count("warning: could not write the decode cache") == 2
+    assert str(blocked / "cache") in err
+
+
 def test_unreadable_files_are_skipped_with_a_counted_warning(tiny_tree, cache_dir, capsys):
     (tiny_tree / "train" / "class1" / "notes.txt").write_text("not an image")
     (tiny_tree / "train" / "class2" / "empty.jpg").write_bytes(b"")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -89,9 +91,9 @@ def read_image_tree(
     cache_file = None
     if cache_dir is not None:
         cache_file = cache_dir / f"images-{_cache_key(root, files, class_names, size)}.npz"
-        if cache_file.exists():
-            with np.load(cache_file) as cached:
-                return cached["x"], cached["y"], class_names
+        cached = _read_cache(cache_file)
+        if cached is not None:
+            return cached[0], cached[1], class_names
 
     with progress_bar(len(files), f"decoding {root}", "img") as bar:
         x, keep, failures = decode_files(files, size, bar)
@@ -102,11 +104,36 @@ def read_image_tree(
         raise UserError(f"class folder(s) with no readable images in {root}: {', '.join(empty)}")
 
     if cache_file is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        _write_cache(cache_file, x, y)
+    return x, y, class_names
+
+
+def _read_cache(cache_file: Path) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The cached (x, y), or None when there is none or it cannot be read (a copy cut short,
+    a full disk): the tree is then decoded again and the file rewritten, with a warning."""
+    if not cache_file.exists():
+        return None
+    try:
+        with np.load(cache_file) as cached:
+            return cached["x"], cached["y"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        print(f"warning: unreadable decode cache {cache_file} ({exc}); decoding again",
+              file=sys.stderr)
+        return None
+
+
+def _write_cache(cache_file: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Store (x, y) in ``cache_file``; a cache that cannot be written (a read-only or full
+    disk) costs the next run a decode, not this run its data, so that is only a warning."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cache_file) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, x=x, y=y)
-    return x, y, class_names
+    except OSError as exc:
+        print(f"warning: could not write the decode cache in {cache_file.parent} "
+              f"({exc.strerror or exc}); the next run decodes the images again",
+              file=sys.stderr)
 
 
 def default_cache_dir() -> Path:
