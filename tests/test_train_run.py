@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit.cli import build_parser, main
-from train import epoch_progress
+from train import checkpoint, epoch_progress
 from train.cli import config_from_args
 from train.data import check_outside_data
 from train.run import train_run
@@ -129,6 +129,56 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_p
     expected = history_rows(reference)
     np.testing.assert_allclose([float(r["loss"]) for r in rows],
                                [float(r["loss"]) for r in expected], rtol=1e-3)
+
+
+def test_an_interruption_between_an_epochs_two_files_resumes_as_if_uninterrupted(
+        tiny_tree, cache_dir, tmp_path, monkeypatch):
+    # An epoch ends by writing history.csv and checkpoint.npz; Ctrl-C between the two left
+    # them an epoch apart, and the resumed run trained one epoch twice or missed a row.
+    reference = tmp_path / "reference"
+    assert train(tiny_tree, reference) == 0
+    writes = []
+
+    def counted(write):
+        def wrapper(*args):
+            writes.append(write.__name__)
+            if len(writes) == 4:  # the second file of epoch 2
+                raise KeyboardInterrupt
+            write(*args)
+        return wrapper
+
+    for name in ("save_state", "write_history"):
+        monkeypatch.setattr(checkpoint, name, counted(getattr(checkpoint, name)))
+    out = tmp_path / "run"
+    assert train(tiny_tree, out) == 130
+    monkeypatch.undo()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    rows, expected = history_rows(out), history_rows(reference)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    np.testing.assert_allclose([float(r["loss"]) for r in rows],
+                               [float(r["loss"]) for r in expected], rtol=1e-3)
+
+
+@pytest.mark.parametrize("damaged", ["checkpoint.npz", "history.csv"])
+def test_a_damaged_interrupted_run_is_one_line(tiny_tree, cache_dir, tmp_path, monkeypatch,
+                                              capsys, damaged):
+    original = epoch_progress.EpochProgress.on_epoch_end
+
+    def stop_after_the_second_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_after_the_second_epoch)
+    out = tmp_path / "run"
+    assert train(tiny_tree, out) == 130
+    path = tmp_path / "run.partial" / damaged
+    path.write_bytes(b"epoch,loss\nx,y\n" if damaged == "history.csv" else path.read_bytes()[:99])
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"edgekit: error: {path}: damaged (") and "\n" not in err
+    assert err.endswith("start again with --overwrite")
 
 
 def test_resume_without_an_interrupted_run(tmp_path, capsys):

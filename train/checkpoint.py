@@ -11,16 +11,19 @@ from __future__ import annotations
 import csv
 import io
 import time
+import zipfile
 from pathlib import Path
+from typing import Optional
 
 import keras
 import numpy as np
 
-from edge_runtime.errors import UserError
+from edge_runtime.errors import UserError, first_line
 
 from .atomic import atomic_path, write_text
 
 CHECKPOINT = "checkpoint.npz"
+EPOCHS_DONE = "epochs_done"
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                   "seconds"]
 
@@ -32,29 +35,53 @@ def _model_state(model: keras.Model) -> list:
     return getattr(model, "resumable_variables", model.variables)
 
 
-def save_state(model: keras.Model, target: Path) -> None:
-    """Write the model's and its optimizer's variables to ``target`` (.npz) atomically."""
+def _damaged(path: Path, exc: Exception) -> UserError:
+    return UserError(f"{path}: damaged ({first_line(exc)}); start again with --overwrite")
+
+
+def save_state(model: keras.Model, target: Path, epochs_done: int) -> None:
+    """Write the model's and its optimizer's variables, and how many epochs made them, to
+    ``target`` (.npz) atomically."""
     arrays = {f"model_{i:04d}": keras.ops.convert_to_numpy(v)
               for i, v in enumerate(_model_state(model))}
     arrays.update({f"optimizer_{i:04d}": keras.ops.convert_to_numpy(v)
                    for i, v in enumerate(model.optimizer.variables)})
+    arrays[EPOCHS_DONE] = np.array(epochs_done)
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
 
-def restore_state(model: keras.Model, source: Path) -> None:
-    """Load ``source`` into a freshly built and compiled ``model`` of the same run."""
+def restore_state(model: keras.Model, source: Path) -> Optional[int]:
+    """Load ``source`` into a freshly built and compiled ``model`` of the same run; return the
+    epochs it holds (None from a checkpoint of before session 24, which did not say)."""
     model.optimizer.build(model.trainable_variables)
-    with np.load(source) as saved:
-        for prefix, variables in (("model", _model_state(model)),
-                                  ("optimizer", model.optimizer.variables)):
-            names = sorted(k for k in saved.files if k.startswith(prefix + "_"))
-            if len(names) != len(variables):
-                raise UserError(f"{source} does not match this run's model; start again "
-                                "with --overwrite")
-            for name, variable in zip(names, variables):
-                variable.assign(saved[name])
+    try:
+        with np.load(source) as saved:
+            for prefix, variables in (("model", _model_state(model)),
+                                      ("optimizer", model.optimizer.variables)):
+                names = sorted(k for k in saved.files if k.startswith(prefix + "_"))
+                if len(names) != len(variables):
+                    raise UserError(f"{source} does not match this run's model; start again "
+                                    "with --overwrite")
+                for name, variable in zip(names, variables):
+                    variable.assign(saved[name])
+            return int(saved[EPOCHS_DONE]) if EPOCHS_DONE in saved.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _damaged(source, exc) from None
+
+
+def history_of_checkpoint(history: list[dict], epochs_done: Optional[int],
+                          path: Path) -> list[dict]:
+    """The rows of ``history`` (read from ``path``) that the checkpoint's state has trained:
+    an interruption between writing history.csv and the checkpoint leaves one row more,
+    which is dropped so that the epoch is trained again from the same state."""
+    if epochs_done is None:
+        return history
+    if len(history) < epochs_done:
+        raise _damaged(path, ValueError(f"{len(history)} epochs listed, the checkpoint holds "
+                                        f"{epochs_done}"))
+    return history[:epochs_done]
 
 
 def read_history(path: Path) -> list[dict]:
@@ -63,7 +90,11 @@ def read_history(path: Path) -> list[dict]:
         return []
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+    try:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                for row in rows]
+    except (ValueError, TypeError) as exc:  # TypeError: a short row's missing values
+        raise _damaged(path, exc) from None
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -98,5 +129,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "epoch": epoch + 1, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
             "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
             "learning_rate": rate, "seconds": round(time.perf_counter() - self.started, 3)})
-        save_state(self.model, self.run_dir / CHECKPOINT)
+        # History first: an interruption between the two leaves it a row ahead of the
+        # checkpoint, and resuming drops that row (history_of_checkpoint).
         write_history(self.run_dir / "history.csv", self.history)
+        save_state(self.model, self.run_dir / CHECKPOINT, len(self.history))

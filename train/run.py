@@ -121,7 +121,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
     import keras
 
     from .augment import EpochData, one_hot
-    from .checkpoint import EpochCheckpoint, restore_state
+    from .checkpoint import EpochCheckpoint, history_of_checkpoint, restore_state
     from .distill import Distiller
     from .epoch_progress import EpochProgress
     from .evaluate import EVAL_BATCH
@@ -152,7 +152,8 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
         model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()),
                       loss=make_loss(recipe, num_classes), metrics=["accuracy"])
         if resume and (partial / CHECKPOINT).is_file():
-            restore_state(model, partial / CHECKPOINT)
+            history = history_of_checkpoint(history, restore_state(model, partial / CHECKPOINT),
+                                            partial / "history.csv")
             print(f"resuming {partial} after epoch {len(history)} of {recipe.epochs} with its "
                   "stored settings (other flags are ignored)", file=sys.stderr)
         else:
