@@ -158,7 +158,8 @@ def _benchmark_settings(run_dir: Path) -> dict | None:
 
 def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     """The requested variants (None: all) that RUN_DIR/artifacts lacks for its current
-    model.keras, or that failed there: what an interrupted conversion has left to do."""
+    model.keras, that failed there, or whose file is gone or no longer the one converted (its
+    sha256 differs from the manifest's): what an interrupted conversion has left to do."""
     from convert.variants import VARIANTS
 
     wanted = variants if variants is not None else list(VARIANTS)
@@ -166,8 +167,14 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     if manifest is None or manifest.get("source_model", {}).get("sha256") != \
             file_sha256(run_dir / "model.keras"):
         return wanted
-    finished = {v["name"] for v in manifest["variants"] if "error" not in v}
+    finished = {v["name"] for v in manifest["variants"]
+                if "error" not in v and _intact(run_dir / "artifacts" / v["file"], v)}
     return [name for name in wanted if name not in finished]
+
+
+def _intact(path: Path, entry: dict) -> bool:
+    """Whether ``path`` is the file a manifest ``entry`` describes."""
+    return path.is_file() and file_sha256(path) == entry.get("sha256")
 
 
 # The flags of convert and bench whose values their outputs record, and the key of each in

@@ -16,6 +16,7 @@ import pytest
 from conftest import LABELS
 
 from benchmarks.bench import classes_in_turn, plain_variant, tta_variant
+from edge_runtime.manifest import file_sha256
 from edgekit.cli import build_parser, main
 from edgekit.pipeline import check_pipeline_args, stage_commands
 
@@ -437,6 +438,29 @@ def test_pipeline_converts_only_what_an_interrupted_conversion_left(converted_ru
     names = [v["name"] for v in json.loads((copy / "artifacts" / "manifest.json").read_text())
              ["variants"] if "error" not in v]
     assert sorted(names) == ["float32", "int8"]
+
+
+def test_pipeline_converts_again_a_variant_whose_file_is_damaged_or_gone(converted_run,
+                                                                         tmp_path, capsys):
+    # The manifest listed both as done, so the pipeline skipped conversion and benchmarked
+    # (or failed on) files that were no longer the ones converted.
+    copy, manifest = copy_run(converted_run, tmp_path, keep={"float32", "int8"})
+    files = {v["name"]: copy / "artifacts" / v["file"] for v in manifest["variants"]}
+    quick = ["--out", str(copy), "--variants", "float32,int8", "--calibration-size", "30",
+             "--threads", "1", "--rounds", "1"]
+    assert main(["pipeline", *quick]) == 0
+    capsys.readouterr()
+    for damage in (lambda path: path.write_bytes(path.read_bytes()[:300]), Path.unlink):
+        damage(files["int8"])
+        assert main(["pipeline", *quick]) == 0
+        out = capsys.readouterr().out
+        convert_line = next(line for line in out.splitlines()
+                            if line.startswith("[2/3] convert:"))
+        assert convert_line.endswith("--variants int8 --calibration-size 30")
+        assert "[3/3] bench: done" in out
+        entry = next(v for v in json.loads((copy / "artifacts" / "manifest.json").read_text())
+                     ["variants"] if v["name"] == "int8")
+        assert file_sha256(files["int8"]) == entry["sha256"]
 
 
 def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, capsys,
