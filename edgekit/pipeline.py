@@ -6,7 +6,8 @@ resumable: an interrupted training continues from its last epoch (RUN_DIR.partia
 conversion redoes only missing or failed variants, and the benchmark reruns when the artifacts
 changed. Current also means made with what the flags given ask for: conversion and benchmark
 flags recorded otherwise run those stages again; train flags that differ from the run's are
-refused instead, a training being costly. ``--redo STAGE`` forces a stage and the ones after it.
+refused instead, a training being costly. ``--redo STAGE`` forces a stage and the ones after it;
+``--stages`` runs some of them only (train and convert on one machine, bench later).
 """
 from __future__ import annotations
 
@@ -85,6 +86,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redo", default=None,
                         help=f"comma-separated stages to redo even if done ({', '.join(STAGES)}); "
                              "later stages are redone too")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma-separated stages to run, the others neither run nor checked: "
+                             "say train,convert on a training machine and bench later, when "
+                             "nothing else runs beside it")
     registered = set()
     for stage, actions in passed_flags().items():
         group = parser.add_argument_group(f"{stage} (see edgekit {stage} --help)")
@@ -311,15 +316,37 @@ def check_pipeline_args(args: argparse.Namespace) -> set[str]:
     import, and before any stage."""
     from edge_runtime.errors import UserError
 
-    redo = {stage.strip() for stage in (args.redo or "").split(",") if stage.strip()}
-    unknown = redo - set(STAGES)
-    if unknown:
-        raise UserError(f"unknown --redo stage {', '.join(sorted(unknown))}; choose from "
-                        f"{', '.join(STAGES)}")
+    redo = _stage_names("--redo", args.redo or "")
+    outside = redo - set(chosen_stages(args))
+    if outside:
+        raise UserError(f"--redo {', '.join(sorted(outside, key=STAGES.index))} is not among "
+                        f"--stages {args.stages}")
     asked = check_stage_flags(args)
     if "train" not in redo:
         check_same_training(args, asked)
     return redo
+
+
+def _stage_names(flag: str, text: str) -> set[str]:
+    """The stage names of a comma-separated ``text``; UserError naming ``flag`` for others."""
+    from edge_runtime.errors import UserError
+
+    names = {stage.strip() for stage in text.split(",") if stage.strip()}
+    unknown = names - set(STAGES)
+    if unknown:
+        raise UserError(f"unknown {flag} stage {', '.join(sorted(unknown))}; choose from "
+                        f"{', '.join(STAGES)}")
+    return names
+
+
+def chosen_stages(args: argparse.Namespace) -> tuple[str, ...]:
+    """The stages ``--stages`` asks for, in pipeline order; UserError for none or others."""
+    from edge_runtime.errors import UserError
+
+    names = _stage_names("--stages", args.stages)
+    if not names:
+        raise UserError(f"--stages names no stage; choose from {', '.join(STAGES)}")
+    return tuple(stage for stage in STAGES if stage in names)
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -330,6 +357,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from .cli import run_command
 
     redo = check_pipeline_args(args)
+    stages = chosen_stages(args)
     commands = stage_commands(args)
     first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
     run_dir = args.out
@@ -338,6 +366,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     status = 0
     for index, stage in enumerate(STAGES):
+        if stage not in stages:
+            continue
         forced = index >= first_redo
         otherwise = [] if forced or stage == "train" else made_otherwise(args, stage)
         if otherwise:  # redone, and the stages after it, as --redo would
@@ -369,7 +399,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 return code  # nothing to convert
     minutes = (time.perf_counter() - started) / 60
     outcome = "finished" if status == 0 else f"finished with a failed stage (exit {status})"
-    print(f"pipeline {outcome} in {minutes:.1f} min: {run_dir}/ (model.keras, metrics and "
-          f"pictures), {run_dir}/artifacts/ (variants, manifest.json), {run_dir}/report/ "
-          "(REPORT.md, benchmark.json/.csv, plots)")
+    outputs = {"train": f"{run_dir}/ (model.keras, metrics and pictures)",
+               "convert": f"{run_dir}/artifacts/ (variants, manifest.json)",
+               "bench": f"{run_dir}/report/ (REPORT.md, benchmark.json/.csv, plots)"}
+    print(f"pipeline {outcome} in {minutes:.1f} min: "
+          f"{', '.join(outputs[stage] for stage in stages)}")
     return status

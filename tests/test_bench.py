@@ -480,12 +480,35 @@ def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, cap
     assert not (copy / "report").exists()
 
 
+def test_pipeline_stages_run_some_stages_only(converted_run, tmp_path, capsys):
+    # Train and convert on one machine (or beside other work), benchmark later, alone.
+    copy, _ = copy_run(converted_run, tmp_path, keep={"float32"})
+    quick = ["--out", str(copy), "--variants", "float32,int8", "--calibration-size", "30",
+             "--threads", "1", "--rounds", "1"]
+    assert main(["pipeline", *quick, "--stages", "train,convert"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/3] train: already done" in out and "[2/3] convert: done" in out
+    assert "[3/3]" not in out and not (copy / "report").exists()
+    assert out.strip().splitlines()[-1].endswith(
+        f"{copy}/ (model.keras, metrics and pictures), {copy}/artifacts/ (variants, "
+        "manifest.json)")
+    assert main(["pipeline", *quick, "--stages", "bench"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/3]" not in out and "[2/3]" not in out and "[3/3] bench: done" in out
+    rows = json.loads((copy / "report" / "benchmark.json").read_text())["rows"]
+    assert {r["variant"] for r in rows} >= {"float32", "int8"}
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--variants", "int9"], "unknown --variants int9"),
     (["--qat-epochs", "0"], "--qat-epochs must be at least 1, got 0"),
     (["--calibration-size", "0"], "--calibration-size must be at least 1, got 0"),
     (["--threads", "two"], "--threads must be comma-separated integers"),
     (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+    (["--stages", "train,test"], "unknown --stages stage test; choose from train, convert, bench"),
+    (["--stages", ","], "--stages names no stage"),
+    (["--stages", "train,convert", "--redo", "bench"],
+     "--redo bench is not among --stages train,convert"),
 ])
 def test_pipeline_refuses_bad_later_stage_flags_before_training(tiny_tree, cache_dir, tmp_path,
                                                                  capsys, flags, message):

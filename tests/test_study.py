@@ -4,6 +4,7 @@ import csv
 import json
 import shutil
 import textwrap
+from datetime import datetime
 
 import pytest
 from conftest import default_ctrl_c
@@ -33,7 +34,18 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     printed = capsys.readouterr().out
     for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25"):
         assert f"{cell}: started (log: {study / 'logs' / cell}.log)" in printed
-        assert f"{cell}: done in" in printed
+        assert f"{cell}: trained and converted in" in printed
+        assert f"{cell}: benchmarked in" in printed
+    # Trained and converted two at a time, benchmarked one at a time after: no cell's
+    # latencies measured while another cell trains or is benchmarked.
+    converted, benched = [], []
+    for cell in (study / "cells").iterdir():
+        converted.append(int((cell / "artifacts" / "manifest.json").stat().st_mtime))
+        report = cell / "report" / "benchmark.json"
+        started = json.loads(report.read_text())["environment"]["started"]
+        benched.append((datetime.fromisoformat(started).timestamp(), report.stat().st_mtime))
+    benched.sort()
+    assert benched[0][0] >= max(converted) and benched[1][0] >= int(benched[0][1])
     assert STUDY_FILES <= {p.name for p in study.iterdir()}
     rows = json.loads((study / "study.json").read_text())["rows"]
     assert {(r["cell"], r["variant"]) for r in rows} == {
@@ -63,6 +75,7 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25"):
         log = (study / "logs" / f"{cell}.log").read_text()
         assert log.count("already done, skipped") == 3
+        assert log.count("[3/3] bench: edgekit bench") == 1  # benchmarked once, not per phase
 
     # Asking for test-time augmentation re-benchmarks (only), then it is done too.
     assert main(argv + ["--tta", "flip"]) == 0
