@@ -292,6 +292,20 @@ def test_keras_cifar10_without_network_is_a_user_error(monkeypatch):
         load_source("cifar10", 32, None)
 
 
+def test_cifar10_for_a_run_of_other_classes_is_refused_before_downloading(monkeypatch):
+    # edgekit evaluate RUN --data cifar10 on a cats-and-dogs run: CIFAR-10's classes are known
+    # without the 170 MB download (which offline ended in "could not download" instead).
+    import keras
+
+    def download():
+        raise AssertionError("downloaded before the classes were compared")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", download)
+    with pytest.raises(UserError, match=r"classes of cifar10 \(airplane, .*, truck\) differ "
+                                        r"from the model's \(cat, dog\)"):
+        load_source("cifar10", 32, None, run_classes=["cat", "dog"])
+
+
 @pytest.mark.parametrize("layout", ["train and test", "one tree"])
 def test_data_of_other_classes_than_the_runs_is_refused_before_decoding(tiny_tree, cache_dir,
                                                                         monkeypatch, layout):

@@ -229,6 +229,8 @@ def load_source(data: str, size: int, cache_dir: Optional[Path],
     otherwise, before an image folder is decoded."""
     path = data_path(data)
     if path is None:
+        if run_classes is not None:  # known without the download
+            check_same_classes(data, CIFAR10_CLASSES, run_classes)
         raw = load_keras_cifar10()
     else:
         if is_cifar_python(path):
@@ -239,7 +241,7 @@ def load_source(data: str, size: int, cache_dir: Optional[Path],
             raise unpack_first(path)
         else:
             raw = load_image_folders(path, size, cache_dir, run_classes)
-    if run_classes is not None:  # image folders were compared before decoding; this for the rest
+    if run_classes is not None:  # cifar10 and image folders were compared before; the archive
         check_same_classes(data, raw.class_names, run_classes)
     if raw.train.x.shape[1:3] != (size, size):
         raw = RawData(raw.class_names, _resized(raw.train, size), raw.test and _resized(raw.test, size))
