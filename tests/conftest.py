@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -21,6 +23,24 @@ def default_ctrl_c() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def interrupted_at_epoch(epoch: int) -> Iterator[None]:
+    """Within it, training stops as Ctrl-C would at the end of epoch ``epoch`` (0-based),
+    before that epoch is checkpointed."""
+    from train import epoch_progress
+
+    original = epoch_progress.EpochProgress.on_epoch_end
+
+    def stop(self, index, logs=None):
+        if index == epoch:
+            raise KeyboardInterrupt
+        original(self, index, logs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop)
+        yield
 
 
 def write_class_tree(root: Path, per_class: int, seed: int = 0, size: int = 32) -> Path:

@@ -6,9 +6,9 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from conftest import interrupted_at_epoch
 
 from edgekit.cli import main
-from train import epoch_progress
 from train.distill import DistillationLoss
 
 
@@ -52,8 +52,7 @@ def test_soft_term_vanishes_when_the_student_matches_the_teacher():
 
 
 @pytest.mark.slow
-def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsys,
-                                           monkeypatch):
+def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsys):
     common = ["--data", str(tiny_tree), "--epochs", "2", "--batch-size", "8"]
     teacher = tmp_path / "teacher"
     assert main(["train", *common, "--out", str(teacher)]) == 0
@@ -71,24 +70,16 @@ def test_student_learns_from_a_teacher_run(tiny_tree, cache_dir, tmp_path, capsy
     capsys.readouterr()
 
     # interrupted after its first epoch, the student resumes with the teacher's guidance
-    original = epoch_progress.EpochProgress.on_epoch_end
-
-    def stop_in_second_epoch(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        original(self, epoch, logs)
-
-    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_in_second_epoch)
     resumed = tmp_path / "resumed"
     argv = ["train", *common, "--out", str(resumed), "--arch", "resnet8", "--width", "0.5",
             "--teacher", str(teacher), "--distill-temperature", "2", "--sam", "0.05"]
-    assert main(argv) == 130
+    with interrupted_at_epoch(1):
+        assert main(argv) == 130
     # the checkpoint holds the student alone: the frozen teacher is reloaded from its run
     with np.load(tmp_path / "resumed.partial" / "checkpoint.npz") as saved:
         saved_model = sorted(k for k in saved.files if k.startswith("model_"))
     student_model = keras.saving.load_model(student / "model.keras")
     assert len(saved_model) == len(student_model.variables)
-    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", original)
     assert main(["train", "--out", str(resumed), "--resume"]) == 0
     np.testing.assert_allclose(
         [float(line.split(",")[1]) for line in (resumed / "history.csv").read_text().split()[1:]],

@@ -7,9 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import interrupted_at_epoch
 
 from edgekit.cli import build_parser, main
-from train import checkpoint, epoch_progress
+from train import checkpoint
 from train.cli import config_from_args
 from train.data import check_outside_data
 from train.run import train_run
@@ -97,28 +98,20 @@ def test_seed_recipe_on_the_reference_split(tiny_tree, cache_dir, tmp_path):
 
 
 @pytest.mark.parametrize("recipe_flags", [[], ["--sam", "0.05"]], ids=["plain", "sam"])
-def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_path, monkeypatch,
-                                                     capsys, recipe_flags):
+def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_path, capsys,
+                                                     recipe_flags):
     reference = tmp_path / "reference"
     assert train(tiny_tree, reference, *recipe_flags) == 0
 
     out = tmp_path / "run"
-    original = epoch_progress.EpochProgress.on_epoch_end
-
-    def stop_during_second_epoch(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt  # as Ctrl-C would, before epoch 2 is checkpointed
-        original(self, epoch, logs)
-
-    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_during_second_epoch)
-    assert train(tiny_tree, out, *recipe_flags) == 130
+    with interrupted_at_epoch(1):
+        assert train(tiny_tree, out, *recipe_flags) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "edgekit: interrupted; the run continues with --resume")
     partial = tmp_path / "run.partial"
     assert not out.exists() and (partial / "checkpoint.npz").is_file()
     assert len(history_rows(partial)) == 1
 
-    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", original)
     assert train(tiny_tree, out) == 2  # must ask for --resume or --overwrite
     assert main(["train", "--out", str(out), "--resume"]) == 0
     rows = history_rows(out)
@@ -132,7 +125,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_tree, cache_dir, tmp_p
 
 
 def test_an_interruption_between_an_epochs_two_files_resumes_as_if_uninterrupted(
-        tiny_tree, cache_dir, tmp_path, monkeypatch):
+        tiny_tree, cache_dir, tmp_path):
     # An epoch ends by writing history.csv and checkpoint.npz; Ctrl-C between the two left
     # them an epoch apart, and the resumed run trained one epoch twice or missed a row.
     reference = tmp_path / "reference"
@@ -147,11 +140,11 @@ def test_an_interruption_between_an_epochs_two_files_resumes_as_if_uninterrupted
             write(*args)
         return wrapper
 
-    for name in ("save_state", "write_history"):
-        monkeypatch.setattr(checkpoint, name, counted(getattr(checkpoint, name)))
     out = tmp_path / "run"
-    assert train(tiny_tree, out) == 130
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("save_state", "write_history"):
+            patch.setattr(checkpoint, name, counted(getattr(checkpoint, name)))
+        assert train(tiny_tree, out) == 130
     assert main(["train", "--out", str(out), "--resume"]) == 0
     rows, expected = history_rows(out), history_rows(reference)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -160,18 +153,11 @@ def test_an_interruption_between_an_epochs_two_files_resumes_as_if_uninterrupted
 
 
 @pytest.mark.parametrize("damaged", ["checkpoint.npz", "history.csv"])
-def test_a_damaged_interrupted_run_is_one_line(tiny_tree, cache_dir, tmp_path, monkeypatch,
-                                              capsys, damaged):
-    original = epoch_progress.EpochProgress.on_epoch_end
-
-    def stop_after_the_second_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        original(self, epoch, logs)
-
-    monkeypatch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop_after_the_second_epoch)
+def test_a_damaged_interrupted_run_is_one_line(tiny_tree, cache_dir, tmp_path, capsys,
+                                              damaged):
     out = tmp_path / "run"
-    assert train(tiny_tree, out) == 130
+    with interrupted_at_epoch(2):
+        assert train(tiny_tree, out) == 130
     path = tmp_path / "run.partial" / damaged
     path.write_bytes(b"epoch,loss\nx,y\n" if damaged == "history.csv" else path.read_bytes()[:99])
     capsys.readouterr()
