@@ -10,7 +10,6 @@ falls on every subject alike; speedups are ratios against Keras within each roun
 from __future__ import annotations
 
 import gzip
-import os
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 from edge_runtime.errors import UserError
 from edge_runtime.manifest import file_sha256, read_manifest
 
+from .environment import default_threads
 from .workers import Worker, WorkerError, predict_elsewhere
 
 KERAS_MODES = ("keras-call", "keras-predict")
@@ -39,7 +39,7 @@ class BenchSettings:
     max_runs: int = 2000
     throughput_batch: int = 256
     throughput_seconds: float = 0.3
-    threads: tuple = field(default_factory=lambda: tuple(sorted({1, os.cpu_count() or 1})))
+    threads: tuple = field(default_factory=default_threads)
     test_limit: Optional[int] = None
     data: Optional[str] = None
     # (backend, python) pairs: runtimes measured in another Python environment, such as

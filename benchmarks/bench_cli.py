@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from edge_runtime.classifier import TTA_MODES
+
+from .environment import default_threads, usable_cores
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +22,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run directory: where its data is now, if it moved (default: as "
                              "trained); a folder of converted files: labelled images to measure "
                              "accuracy on (DATA/<class>/* or DATA/test/<class>/*; default: none)")
-    parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
-                        help="comma-separated interpreter/TensorFlow thread counts")
+    parser.add_argument("--threads", default=",".join(str(n) for n in default_threads()),
+                        help="comma-separated interpreter/TensorFlow thread counts (default: 1 "
+                             "and every core this process may use)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--latency-seconds", type=float, default=0.3,
                         help="time per subject per round spent on batch-1 inferences (and "
@@ -73,6 +76,17 @@ def check_runtime_python(python: str) -> None:
                         f"worker ({reason}): pip install tflite-runtime 'numpy<2' pillow there")
 
 
+def warn_oversubscribed(threads: tuple) -> None:
+    """A warning for thread counts above the cores this process may use: their timings are of
+    threads taking turns on fewer cores, not of a machine with that many."""
+    cores = usable_cores()
+    over = [str(count) for count in threads if count > cores]
+    if over:
+        print(f"warning: --threads {','.join(over)} is more than the {cores} "
+              f"core{'s' if cores > 1 else ''} this process may use: those timings are of "
+              "threads sharing cores", file=sys.stderr)
+
+
 def bench_settings(args: argparse.Namespace):
     """The BenchSettings these flags ask for; UserError for a bad flag value."""
     from .bench import BenchSettings
@@ -103,6 +117,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from .environment import command_line
 
     settings = bench_settings(args)
+    warn_oversubscribed(settings.threads)
     command = command_line("bench", f"edgekit bench {args.run_dir}")
     if benches_files_alone(args):
         from .files_bench import run_files_bench as run

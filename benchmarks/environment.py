@@ -32,8 +32,23 @@ def command_line(subcommand: str, fallback: str) -> str:
     return fallback
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (taskset, a
+    container's cpuset pin it below the machine's count), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_threads() -> tuple[int, ...]:
+    """The thread counts measured unless asked otherwise: 1 and every usable core."""
+    return tuple(sorted({1, usable_cores()}))
+
+
 def environment(command: str) -> dict:
-    """CPU, cores, memory, OS, Python, library versions, the command line and the time."""
+    """CPU, cores (and those this process may use), memory, OS, Python, library versions, the
+    command line and the time."""
     versions = {}
     for package in PACKAGES:
         try:
@@ -44,7 +59,8 @@ def environment(command: str) -> dict:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     except (ValueError, OSError):
         memory_gib = None
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
+            "machine": platform.machine(),
             "memory_gib": round(memory_gib, 1) if memory_gib else None,
             "os": platform.platform(), "python": platform.python_version(),
             "versions": versions, "command": command,

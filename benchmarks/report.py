@@ -167,6 +167,13 @@ def _measured_what(report: dict) -> str:
             "a folder of labelled test images).")
 
 
+def _cores(env: dict) -> str:
+    """"2 cores", or "4 cores, 1 usable by the benchmark" for a process pinned to fewer."""
+    usable = env.get("usable_cores", env["cores"])  # reports of before session 24 lack it
+    return f"{env['cores']} cores" + (f", {usable} usable by the benchmark"
+                                      if usable != env["cores"] else "")
+
+
 def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     """REPORT.md: what was measured where, the tables, then the pictures ``plots`` (names in
     PLOTS; None: matplotlib was missing)."""
@@ -175,7 +182,7 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     rows = report["rows"]
     keras = _with_keras(report)
     out = [f"# Benchmark of {report['run_dir']}", "",
-           f"Measured on {env['cpu']} ({env['cores']} cores, {env['memory_gib']} GiB, "
+           f"Measured on {env['cpu']} ({_cores(env)}, {env['memory_gib']} GiB, "
            f"{env['os']}) at {env['started']} with `{env['command']}`.", "",
            f"{_measured_what(report)} Latency: batch 1 after warm-up, "
            f"{counted(settings['rounds'], 'interleaved round')} of about "

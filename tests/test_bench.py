@@ -282,6 +282,26 @@ def test_converted_files_alone_are_measured(converted_run, tmp_path, capsys):
     assert "![accuracy vs size]" not in markdown
 
 
+def test_thread_counts_follow_the_cores_this_process_may_use(converted_run, tmp_path, capsys,
+                                                             monkeypatch):
+    # Pinned to one core (taskset, a container's cpuset) on a machine of more: the default
+    # asked for the machine's count, and the timings measured threads fighting for one core.
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this OS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert build_parser().parse_args(["bench", "somewhere"]).threads == "1"
+    run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
+    artifacts = run / "artifacts"
+    quick = ["--rounds", "1", "--latency-seconds", "0.05", "--batch", "8"]
+    assert main(["bench", str(artifacts), *quick, "--threads", "1,2"]) == 0
+    assert ("warning: --threads 2 is more than the 1 core this process may use: those timings "
+            "are of threads sharing cores") in capsys.readouterr().err
+    report, _ = read_report(artifacts)
+    assert report["environment"]["usable_cores"] == 1
+    assert "(4 cores, 1 usable by the benchmark," in (artifacts / "report" / "REPORT.md").read_text()
+
+
 def test_converted_files_on_a_pi_like_python(converted_run, tmp_path, pi_python):
     # What a Pi has: the int8 file and the manifest copied over, numpy<2, tflite-runtime and
     # pillow; no TensorFlow, Keras, tqdm, matplotlib or onnxruntime.
