@@ -152,6 +152,29 @@ def test_an_interruption_between_an_epochs_two_files_resumes_as_if_uninterrupted
                                [float(r["loss"]) for r in expected], rtol=1e-3)
 
 
+def test_ctrl_c_while_an_epoch_is_written_waits_for_both_files(tiny_tree, cache_dir, tmp_path):
+    # Ctrl-C that lands between history.csv and the checkpoint is held back until both are
+    # written, so they agree and no library is interrupted half-way through a write.
+    import os
+    import signal
+
+    original = checkpoint.write_history
+
+    def ctrl_c_after_the_second_epochs_history(path, history):
+        original(path, history)
+        if len(history) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "write_history", ctrl_c_after_the_second_epochs_history)
+        assert train(tiny_tree, out) == 130
+    partial = tmp_path / "run.partial"
+    assert len(history_rows(partial)) == 2
+    with np.load(partial / "checkpoint.npz") as saved:
+        assert int(saved["epochs_done"]) == 2
+
+
 @pytest.mark.parametrize("damaged", ["checkpoint.npz", "history.csv"])
 def test_a_damaged_interrupted_run_is_one_line(tiny_tree, cache_dir, tmp_path, capsys,
                                               damaged):

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import signal
+import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import keras
 import numpy as np
@@ -106,6 +109,24 @@ def write_history(path: Path, history: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the block ends, then deliver it: an epoch's files are
+    written whole, and no library is interrupted half-way through a write. Signals reach
+    only the main thread, so elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # as the restored handler takes it
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: append its row to ``history``, then save history.csv and the state.
 
@@ -129,7 +150,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "epoch": epoch + 1, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
             "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
             "learning_rate": rate, "seconds": round(time.perf_counter() - self.started, 3)})
-        # History first: an interruption between the two leaves it a row ahead of the
-        # checkpoint, and resuming drops that row (history_of_checkpoint).
-        write_history(self.run_dir / "history.csv", self.history)
-        save_state(self.model, self.run_dir / CHECKPOINT, len(self.history))
+        # History first: a kill between the two (Ctrl-C waits for both) leaves it a row ahead
+        # of the checkpoint, and resuming drops that row (history_of_checkpoint).
+        with ctrl_c_deferred():
+            write_history(self.run_dir / "history.csv", self.history)
+            save_state(self.model, self.run_dir / CHECKPOINT, len(self.history))
