@@ -25,7 +25,7 @@ from edge_runtime.classifier import TTA_MODES
 from train.config import TrainConfig
 
 from .cell_pool import CellPool
-from .pipeline import as_typed, check_stage_flags, flag_argv, passed_flags, stage_done
+from .pipeline import STAGES, as_typed, check_stage_flags, flag_argv, passed_flags, stage_done
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -347,7 +347,7 @@ def run_study(args: argparse.Namespace) -> int:
         return codes
 
     if args.jobs == 1:
-        codes = run_cells(cells, 1, "train,convert,bench", "done")
+        codes = run_cells(cells, 1, ",".join(STAGES), "done")
     else:
         # A cell benchmarked while others train measures their load too: on the 2-core CPU its
         # latencies came out 1.7 to 1.9 times those measured alone (README). So cells train and

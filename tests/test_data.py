@@ -241,6 +241,10 @@ def test_cifar_python_archive(tmp_path):
         tar.extractall(tmp_path / "extracted")
     again = load_source(str(tmp_path / "extracted"), 32, None)
     assert np.array_equal(again.train.x, raw.train.x)
+    # a run of other classes: its classes are compared once the archive is read
+    with pytest.raises(UserError, match=r"\(airplane, .*, truck\) differ from the model's "
+                                        r"\(cat, dog\)"):
+        load_source(str(archive), 32, None, run_classes=["cat", "dog"])
 
 
 def test_cifar_python_archives_that_cannot_be_read(tmp_path):

@@ -237,12 +237,12 @@ def load_source(data: str, size: int, cache_dir: Optional[Path],
             if path.is_dir() and (path / CIFAR_BATCH_DIR).is_dir():
                 path = path / CIFAR_BATCH_DIR
             raw = load_cifar_python(path)
+            if run_classes is not None:  # the archive names its classes only once read
+                check_same_classes(data, raw.class_names, run_classes)
         elif path.is_file() and zipfile.is_zipfile(path):
             raise unpack_first(path)
         else:
             raw = load_image_folders(path, size, cache_dir, run_classes)
-    if run_classes is not None:  # cifar10 and image folders were compared before; the archive
-        check_same_classes(data, raw.class_names, run_classes)
     if raw.train.x.shape[1:3] != (size, size):
         raw = RawData(raw.class_names, _resized(raw.train, size), raw.test and _resized(raw.test, size))
     return raw
