@@ -53,8 +53,14 @@ class LoopStats:
         split = ", ".join(f"{stage} {ms:.3f}" for stage, ms in self.per_frame_ms().items())
         rate = self.frames / self.wall if self.wall else 0.0
         stopped = " (stopped by Ctrl-C)" if self.interrupted else ""
-        return (f"{self.frames} frames in {self.wall:.2f} s ({rate:.1f} fps){stopped}; ms per "
-                f"frame: {split}; {self.dropped} stale frames skipped")
+        return (f"{_count(self.frames, 'frame')} in {self.wall:.2f} s ({rate:.1f} fps)"
+                f"{stopped}; ms per frame: {split}; {_count(self.dropped, 'stale frame')} "
+                f"skipped")
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``: the summary is read by people, often after one frame."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 class FrameRate:

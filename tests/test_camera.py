@@ -157,6 +157,14 @@ def test_latest_frame_wins():
     assert latest.dropped >= 20
 
 
+def test_the_summary_counts_one_frame_in_the_singular():
+    one = camera.LoopStats(frames=1, wall=0.5, dropped=1).summary()
+    assert one.startswith("1 frame in 0.50 s (2.0 fps)") and one.endswith("; 1 stale frame skipped")
+    many = camera.LoopStats(frames=3, wall=1.5).summary()
+    assert many.startswith("3 frames in 1.50 s (2.0 fps)")
+    assert many.endswith("; 0 stale frames skipped")
+
+
 def test_a_stalled_camera_ends_the_loop_cleanly(converted_run, monkeypatch, capsys):
     stalling = CountingCamera(interval=0.001, stall_after=4)
     monkeypatch.setattr(camera, "open_source",
