@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Optional
 
+from edge_runtime.progress_line import counted
 from train.atomic import write_json, write_text
 
 PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
@@ -27,11 +28,6 @@ CSV_COLUMNS = [
     "throughput_images_per_s", "cold_start_ms", "import_ms", "rss_before_load_mb",
     "peak_rss_mb", "error",
 ]
-
-
-def counted(count: int, noun: str) -> str:
-    """'1 thread', '2 threads', '1 epoch': a count and its noun, plural unless one."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def write_report(folder: Path, report: dict) -> None:

@@ -9,9 +9,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or CI
 import matplotlib.pyplot as plt
 
+from edge_runtime.progress_line import counted
 from train.plots import save_figure
 
-from .report import PLOTS, counted
+from .report import PLOTS
 
 
 def _label(row: dict) -> str:

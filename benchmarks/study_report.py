@@ -13,13 +13,13 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 
 from edge_runtime.errors import UserError, damage_reason
+from edge_runtime.progress_line import counted
 from train.atomic import write_json, write_text
 from train.config import TrainConfig
 from train.plots import save_figure
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
-from .report import counted
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (README cites both).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .report import counted
+from edge_runtime.progress_line import counted
 
 SIZE_LIMIT_BYTES = 100_000
 TINY_TARGET_ACCURACY = 0.861     # MLPerf Tiny ResNet-8, int8

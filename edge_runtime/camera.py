@@ -28,6 +28,7 @@ from .classify_command import add_model_arguments
 from .errors import UserError, check_counts
 from .frame_sources import CameraError, open_source
 from .preprocess import square_resize
+from .progress_line import counted
 
 STAGES = ("capture", "preprocess", "inference", "output")
 
@@ -53,14 +54,9 @@ class LoopStats:
         split = ", ".join(f"{stage} {ms:.3f}" for stage, ms in self.per_frame_ms().items())
         rate = self.frames / self.wall if self.wall else 0.0
         stopped = " (stopped by Ctrl-C)" if self.interrupted else ""
-        return (f"{_count(self.frames, 'frame')} in {self.wall:.2f} s ({rate:.1f} fps)"
-                f"{stopped}; ms per frame: {split}; {_count(self.dropped, 'stale frame')} "
+        return (f"{counted(self.frames, 'frame')} in {self.wall:.2f} s ({rate:.1f} fps)"
+                f"{stopped}; ms per frame: {split}; {counted(self.dropped, 'stale frame')} "
                 f"skipped")
-
-
-def _count(number: int, noun: str) -> str:
-    """``1 frame``, ``2 frames``: the summary is read by people, often after one frame."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 class FrameRate:

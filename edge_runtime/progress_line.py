@@ -3,11 +3,17 @@
 The device runtime installs numpy, pillow and one interpreter, not tqdm, so this is the
 few lines it needs: ``label: done/total`` rewritten in place at most every ``interval``
 seconds, and a cleared line at the end. Off a terminal (a log, a pipe, CI) it writes nothing.
+``counted`` words a count for such lines and every stage's reports ("1 frame", "2 threads").
 """
 from __future__ import annotations
 
 import time
 from typing import TextIO
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 thread', '2 threads', '1 epoch': a count and its noun, plural unless one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class ProgressLine:

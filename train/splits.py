@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from edge_runtime.errors import UserError
+from edge_runtime.progress_line import counted
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def stratified_split(
         if first < 1:
             name = repr(class_names[cls]) if class_names is not None else str(int(cls))
             raise UserError(
-                f"class {name} has only {len(members)} image{'' if len(members) == 1 else 's'}: "
+                f"class {name} has only {counted(len(members), 'image')}: "
                 f"too few to split into {len(fractions) + 1} parts of at least one image each; "
                 "add images of it"
             )
