@@ -199,6 +199,26 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
     assert (copy / "artifacts" / "manifest.json").read_text() == before
 
 
+def test_a_second_conversion_of_the_same_run_at_once_is_refused(converted, tmp_path,
+                                                                 capsys):
+    # Two conversions of one run at once each rewrote manifest.json with only their own
+    # variants: files the manifest no longer listed.
+    from train.folder_lock import FolderLock
+
+    run, _, _ = converted
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = (copy / "artifacts" / "manifest.json").read_text()
+    with FolderLock("edgekit convert") as other:
+        other.take(copy / "artifacts")
+        assert main(["convert", str(copy), "--variants", "float32"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"edgekit: error: {copy / 'artifacts'} is being written by another edgekit convert "
+        "right now: wait for it to end, or stop it first")
+    assert (copy / "artifacts" / "manifest.json").read_text() == before
+    assert not list((copy / "artifacts").glob(".work-*"))
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda run: shutil.rmtree(run), "no such run directory"),
     (lambda run: (run / "model.keras").write_bytes(b"this is not a zip"), "not a loadable Keras model"),

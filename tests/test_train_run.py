@@ -430,3 +430,25 @@ def test_step_speed_refuses_bad_settings_before_starting_a_process(capsys):
     with pytest.raises(SystemExit) as stopped:
         step_speed(["--arch", "vgg"])
     assert stopped.value.code == 2 and "invalid choice: 'vgg'" in capsys.readouterr().err
+
+
+def test_a_run_another_process_is_training_is_left_alone(tiny_tree, cache_dir, tmp_path,
+                                                         capsys):
+    # A second terminal (or a forgotten background job) on the same --out: "an interrupted run
+    # exists: pass --resume" led to two processes training into one folder.
+    from train.folder_lock import FolderLock
+
+    out = tmp_path / "run"
+    with interrupted_at_epoch(1):
+        assert train(tiny_tree, out) == 130
+    partial = tmp_path / "run.partial"
+    busy = (f"edgekit: error: {partial} is being written by another edgekit train right now: "
+            "wait for it to end, or stop it first")
+    with FolderLock("edgekit train") as other:
+        other.take(partial)
+        for flags in (["--resume"], [], ["--overwrite"]):
+            assert main(["train", "--data", str(tiny_tree), "--out", str(out), *flags]) == 2
+            assert capsys.readouterr().err.strip().splitlines()[-1] == busy
+    assert len(history_rows(partial)) == 1 and (partial / "checkpoint.npz").is_file()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert [r["epoch"] for r in history_rows(out)] == ["1", "2", "3"]

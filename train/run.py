@@ -28,12 +28,15 @@ from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
 from .finished_run import read_run_config, staging_dir
+from .folder_lock import FolderLock
 from .labels import write_labels
 from .splits import check_val_fraction, parse_split
 
 
-def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, Path]:
-    """Check RUN_DIR and its partial twin; on resume, return the stored settings."""
+def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool,
+                  lock: FolderLock) -> tuple[TrainConfig, Path]:
+    """Check RUN_DIR and its partial twin; on resume, return the stored settings. A partial
+    run another process is training is refused (``lock`` takes it, and holds it on resume)."""
     out = Path(config.out)
     partial = staging_dir(out)
     if resume:
@@ -41,8 +44,11 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[T
         if not stored.is_file():
             done = " (it is already finished)" if (out / "model.keras").is_file() else ""
             raise UserError(f"nothing to resume: {partial} has no interrupted run{done}")
+        lock.take(partial)
         config = TrainConfig.from_dict(read_run_config(stored)["settings"])
         return config, partial
+    if partial.exists():
+        lock.take(partial)  # a run still training there is not an interrupted one
     if out.exists() and not _replaceable(out):
         # A typo in --out must not cost a folder of someone's files at the end of a training.
         raise UserError(f"{out} exists and is not a run directory (no config.json): choose "
@@ -97,9 +103,16 @@ def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[P
 
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train (or resume) a run and write the finished run directory; returns metrics.json."""
+    with FolderLock("edgekit train") as lock:
+        return _train_locked(config, resume, overwrite, lock)
+
+
+def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: FolderLock) -> dict:
+    """``train_run``, with ``lock`` held on RUN_DIR.partial from when it exists until the run
+    is renamed into place."""
     # A relative data path means nothing to the run's later stages started elsewhere.
     config = replace(config, data=recorded_data(config.data))
-    config, partial = _prepare_dirs(config, resume, overwrite)
+    config, partial = _prepare_dirs(config, resume, overwrite, lock)
     if config.tensorboard:
         try:
             import tensorboard  # noqa: F401  (Keras' callback needs it, and says so too late)
@@ -161,6 +174,7 @@ def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False
                 start_from(student, config.init_from, splits.class_names)
             history = []
             partial.mkdir(parents=True, exist_ok=True)
+            lock.take(partial)  # a second run started at the same time stops here
             _write_run_header(partial, config, splits, student, plan)
 
         print(f"training {config.arch} (width {config.width}, {student.count_params():,} "

@@ -1,0 +1,63 @@
+"""One writer per folder: an advisory lock held while a command writes a folder (a run's staging
+folder, its artifacts), so that the same command started again on it, in another terminal or
+by a forgotten background job, stops with one line instead of mixing its files with the first
+one's (two conversions of one run each rewrote manifest.json with only their own variants).
+
+The lock is ``flock`` on the folder itself: nothing is left behind, and it ends with the
+process however that ends. Windows has no ``flock``; there folders are not locked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from edge_runtime.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+
+class FolderLock:
+    """An exclusive lock on one folder at a time, held until ``release`` or the ``with`` block
+    ends. ``command`` names the work in the message a second process gets."""
+
+    def __init__(self, command: str):
+        self._command = command
+        self._descriptor: Optional[int] = None
+
+    def take(self, folder: Path) -> None:
+        """Lock ``folder`` (which exists), letting go of any other folder this lock held;
+        taking the folder already held is a no-op. UserError when another process holds it."""
+        if self._holds(folder) or fcntl is None:
+            return
+        self.release()
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise UserError(f"{folder} is being written by another {self._command} right now: "
+                            "wait for it to end, or stop it first") from None
+        self._descriptor = descriptor
+
+    def _holds(self, folder: Path) -> bool:
+        # The same path may name a new folder by now (an --overwrite deleted the old one).
+        if self._descriptor is None:
+            return False
+        held, named = os.fstat(self._descriptor), os.stat(folder)
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+    def release(self) -> None:
+        """Let go of the folder held, if any."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
