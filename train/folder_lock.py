@@ -1,7 +1,8 @@
-"""One writer per folder: an advisory lock held while a command writes a folder (a run's staging
-folder, its artifacts), so that the same command started again on it, in another terminal or
-by a forgotten background job, stops with one line instead of mixing its files with the first
-one's (two conversions of one run each rewrote manifest.json with only their own variants).
+"""One writer per folder: an advisory lock held while a command writes a folder (a run's
+staging folder, its artifacts, the folder a benchmark measures and reports into), so that the
+same command started again on it, in another terminal or by a forgotten background job, stops
+with one line instead of mixing its files with the first one's (two conversions of one run
+each rewrote manifest.json with only their own variants).
 
 The lock is ``flock`` on the folder itself: nothing is left behind, and it ends with the
 process however that ends. Windows has no ``flock``; there folders are not locked.
