@@ -123,12 +123,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         from .files_bench import run_files_bench as run
     else:
         from .bench import run_bench as run
-    from train.folder_lock import FolderLock
+    from train.folder_lock import folder_held
 
-    with FolderLock("edgekit bench") as lock:
-        if args.run_dir.is_dir():  # else the bench itself says what the target is not
-            # Two benchmarks at once would time each other's load, and keep one report.
-            lock.take(args.run_dir)
+    with folder_held(args.run_dir):  # a second benchmark would time this one's load
         report, failed = run(args.run_dir, settings, command)
     errors = [r for r in report["rows"] if r["error"]]
     print(f"{len(report['rows']) - len(errors)} measurements, {len(errors)} failed -> "

@@ -49,12 +49,17 @@ def check_convert_args(args: argparse.Namespace) -> list:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert, print a line per variant, and return 1 if any requested variant failed."""
+    from train.folder_lock import folder_held
+
     from .pipeline import convert_run
 
     variants = check_convert_args(args)
-    manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
-                                   args.probe_size, args.seed, args.data, args.qat_epochs,
-                                   args.qat_learning_rate, not args.no_fold_batchnorm)
+    # Two conversions of one run at once would each rewrite its manifest with their own
+    # variants; a benchmark meanwhile would measure files being replaced.
+    with folder_held(args.run_dir):
+        manifest, failed = convert_run(args.run_dir, variants, args.calibration_size,
+                                       args.probe_size, args.seed, args.data, args.qat_epochs,
+                                       args.qat_learning_rate, not args.no_fold_batchnorm)
     done = len(variants) - len(failed)
     print(f"{done}/{len(variants)} variants -> {args.run_dir / 'artifacts'}"
           + (f"; failed: {', '.join(failed)}" if failed else ""))

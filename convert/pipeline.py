@@ -16,7 +16,6 @@ import numpy as np
 
 from edge_runtime.manifest import file_sha256
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
-from train.folder_lock import FolderLock
 
 from .run_dir import load_run
 from .samples import draw_samples
@@ -75,6 +74,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                "fold_batchnorm": fold_batchnorm, "seed": seed}
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
+    entries = _reusable_entries(artifacts, run.model_sha256)
     # The sizes drawn, which a small split caps, and the sizes asked for (--calibration-size,
     # --probe-size), by which the pipeline tells whether these artifacts are what it asks for.
     settings = {"calibration_size": len(samples.calibration),
@@ -84,10 +84,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                 "seed": seed, "qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate,
                 "fold_batchnorm": fold_batchnorm}
     failed = []
-    with FolderLock("edgekit convert") as lock, \
-            tempfile.TemporaryDirectory(dir=artifacts, prefix=".work-") as work:
-        lock.take(artifacts)  # the manifest read here is rewritten after every variant
-        entries = _reusable_entries(artifacts, run.model_sha256)
+    with tempfile.TemporaryDirectory(dir=artifacts, prefix=".work-") as work:
         calibration_file = Path(work) / "calibration.npz"
         np.savez(calibration_file, calibration=samples.calibration)
         for number, variant in enumerate(variants, start=1):

@@ -376,7 +376,6 @@ def test_converted_files_user_errors(converted_run, tmp_path, capsys):
     assert not (artifacts / "report").exists()
 
 
-
 def test_a_second_benchmark_of_the_same_folder_at_once_is_refused(converted_run, tmp_path,
                                                                   capsys):
     # Two benchmarks at once time each other's load, and the later one's report is kept.
@@ -384,13 +383,14 @@ def test_a_second_benchmark_of_the_same_folder_at_once_is_refused(converted_run,
 
     run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
     for target in (run, run / "artifacts"):
-        with FolderLock("edgekit bench") as other:
+        with FolderLock() as other:
             other.take(target)
             assert main(["bench", str(target), *QUICK]) == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == (
-            f"edgekit: error: {target} is being written by another edgekit bench right now: "
-            "wait for it to end, or stop it first")
+            f"edgekit: error: {target} is in use by another edgekit command right now: wait "
+            "for it to end, or stop it first")
         assert not (target / "report").exists()
+
 
 def test_data_of_other_classes_is_refused(converted_run, tmp_path, capsys):
     # --data whose classes are not the model's would give accuracies without a meaning.

@@ -209,12 +209,12 @@ def test_a_second_conversion_of_the_same_run_at_once_is_refused(converted, tmp_p
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     before = (copy / "artifacts" / "manifest.json").read_text()
-    with FolderLock("edgekit convert") as other:
-        other.take(copy / "artifacts")
+    with FolderLock() as other:
+        other.take(copy)
         assert main(["convert", str(copy), "--variants", "float32"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"edgekit: error: {copy / 'artifacts'} is being written by another edgekit convert "
-        "right now: wait for it to end, or stop it first")
+        f"edgekit: error: {copy} is in use by another edgekit command right now: wait for it "
+        "to end, or stop it first")
     assert (copy / "artifacts" / "manifest.json").read_text() == before
     assert not list((copy / "artifacts").glob(".work-*"))
 

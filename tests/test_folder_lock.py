@@ -16,14 +16,14 @@ def test_a_folder_held_by_another_process_is_refused_until_it_ends(tmp_path):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
-        with FolderLock("edgekit convert") as lock, pytest.raises(UserError) as refused:
+        with FolderLock() as lock, pytest.raises(UserError) as refused:
             lock.take(tmp_path)
-        assert str(refused.value) == (f"{tmp_path} is being written by another edgekit convert "
-                                      "right now: wait for it to end, or stop it first")
+        assert str(refused.value) == (f"{tmp_path} is in use by another edgekit command right "
+                                      "now: wait for it to end, or stop it first")
     finally:
         holder.kill()  # killed, not released: the lock ends with the process
         holder.wait()
-    with FolderLock("edgekit convert") as lock:
+    with FolderLock() as lock:
         lock.take(tmp_path)
 
 
@@ -31,13 +31,13 @@ def test_taking_the_held_folder_again_is_a_no_op_and_a_new_one_replaces_it(tmp_p
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    with FolderLock("edgekit train") as lock:
+    with FolderLock() as lock:
         lock.take(first)
         lock.take(first)
         lock.take(second)  # lets go of the first
-        with FolderLock("edgekit train") as other:
+        with FolderLock() as other:
             other.take(first)
             with pytest.raises(UserError):
                 other.take(second)
-    with FolderLock("edgekit train") as lock:
+    with FolderLock() as lock:
         lock.take(second)  # the with block let go of it

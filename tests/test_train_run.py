@@ -442,9 +442,9 @@ def test_a_run_another_process_is_training_is_left_alone(tiny_tree, cache_dir, t
     with interrupted_at_epoch(1):
         assert train(tiny_tree, out) == 130
     partial = tmp_path / "run.partial"
-    busy = (f"edgekit: error: {partial} is being written by another edgekit train right now: "
-            "wait for it to end, or stop it first")
-    with FolderLock("edgekit train") as other:
+    busy = (f"edgekit: error: {partial} is in use by another edgekit command right now: wait "
+            "for it to end, or stop it first")
+    with FolderLock() as other:
         other.take(partial)
         for flags in (["--resume"], [], ["--overwrite"]):
             assert main(["train", "--data", str(tiny_tree), "--out", str(out), *flags]) == 2

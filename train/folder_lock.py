@@ -1,8 +1,9 @@
-"""One writer per folder: an advisory lock held while a command writes a folder (a run's
-staging folder, its artifacts, the folder a benchmark measures and reports into), so that the
-same command started again on it, in another terminal or by a forgotten background job, stops
-with one line instead of mixing its files with the first one's (two conversions of one run
-each rewrote manifest.json with only their own variants).
+"""One edgekit command per folder: an advisory lock held while a command works on a folder (a
+run's staging folder while it trains, a run while it is converted or benchmarked, a folder of
+files while they are benchmarked), so that a second command started on it, in another terminal
+or by a forgotten background job, stops with one line instead of mixing its files with the
+first one's (two conversions of one run each rewrote manifest.json with only their own
+variants) or timing the first one's load.
 
 The lock is ``flock`` on the folder itself: nothing is left behind, and it ends with the
 process however that ends. Windows has no ``flock``; there folders are not locked.
@@ -10,8 +11,9 @@ process however that ends. Windows has no ``flock``; there folders are not locke
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from edge_runtime.errors import UserError
 
@@ -23,10 +25,9 @@ except ImportError:  # Windows
 
 class FolderLock:
     """An exclusive lock on one folder at a time, held until ``release`` or the ``with`` block
-    ends. ``command`` names the work in the message a second process gets."""
+    ends."""
 
-    def __init__(self, command: str):
-        self._command = command
+    def __init__(self):
         self._descriptor: Optional[int] = None
 
     def take(self, folder: Path) -> None:
@@ -40,8 +41,8 @@ class FolderLock:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(descriptor)
-            raise UserError(f"{folder} is being written by another {self._command} right now: "
-                            "wait for it to end, or stop it first") from None
+            raise UserError(f"{folder} is in use by another edgekit command right now: wait "
+                            "for it to end, or stop it first") from None
         self._descriptor = descriptor
 
     def _holds(self, folder: Path) -> bool:
@@ -62,3 +63,13 @@ class FolderLock:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+@contextmanager
+def folder_held(path: Path) -> Iterator[None]:
+    """Hold ``path`` for the block when it is a folder; any other path is left to the
+    command's own check, which says what it is not."""
+    with FolderLock() as lock:
+        if Path(path).is_dir():
+            lock.take(Path(path))
+        yield

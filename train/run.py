@@ -103,7 +103,7 @@ def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[P
 
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train (or resume) a run and write the finished run directory; returns metrics.json."""
-    with FolderLock("edgekit train") as lock:
+    with FolderLock() as lock:
         return _train_locked(config, resume, overwrite, lock)
 
 
