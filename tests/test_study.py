@@ -364,20 +364,30 @@ def test_ctrl_c_stops_the_running_cell_and_starts_no_other(tiny_tree, cache_dir,
         time.sleep(0.2)
     assert history.is_file(), "the first cell never finished an epoch"
     process.send_signal(signal.SIGINT)
+    log = study / "logs" / "seed_cnn-w0.25.log"
     try:
         out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        # Seen twice in CI (sessions 24 and 26), never alone: keep what tells a lost SIGINT
+        # (the cell still training) from a cell that stopped but did not exit.
+        cell = subprocess.run(["pgrep", "-af", str(study / "cells")], capture_output=True,
+                              text=True).stdout
+        pytest.fail(f"the study still ran 120 s after Ctrl-C; its cell's processes: {cell!r}; "
+                    f"the cell's log ends: {log.read_text()[-1500:] if log.is_file() else None!r}")
     finally:
         if process.poll() is None:  # still waiting on its cell: leave no study behind
             process.kill()
+        # nor its cell, which has a session of its own (500 epochs would load the CI machine)
+        subprocess.run(["pkill", "-KILL", "-f", str(study / "cells")])
     assert process.returncode == 130
     assert err.strip().splitlines()[-1] == (
         "edgekit: interrupted; the same command resumes where it stopped")
     # The cell wound down through its own Ctrl-C handling, not killed, and can resume.
-    log = (study / "logs" / "seed_cnn-w0.25.log").read_text()
-    assert log.strip().splitlines()[-1] == (
+    cell_output = log.read_text()
+    assert cell_output.strip().splitlines()[-1] == (
         "edgekit: interrupted; the same command resumes where it stopped")
     # TensorFlow's start-up notes, which TF_CPP_MIN_LOG_LEVEL does not reach, are dropped.
-    assert "InitializeLog" not in err + log and "port.cc" not in err + log
+    assert "InitializeLog" not in err + cell_output and "port.cc" not in err + cell_output
     assert history.is_file() and not (study / "cells" / "seed_cnn-w0.25").exists()
     assert "seed_cnn-w0.5: started" not in out
     assert not (study / "logs" / "seed_cnn-w0.5.log").exists()
