@@ -41,3 +41,18 @@ def test_taking_the_held_folder_again_is_a_no_op_and_a_new_one_replaces_it(tmp_p
                 other.take(second)
     with FolderLock() as lock:
         lock.take(second)  # the with block let go of it
+
+
+def test_a_wait_for_a_held_folder_ends_when_its_holder_does(tmp_path, capsys):
+    import threading
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    threading.Timer(1.0, holder.kill).start()
+    with FolderLock() as lock:
+        lock.take(tmp_path, wait=True)
+        assert holder.poll() is not None  # it returned only once the holder had gone
+    holder.wait()
+    assert capsys.readouterr().err == (f"waiting for {tmp_path}: another edgekit command is "
+                                       "using it\n")

@@ -452,3 +452,41 @@ def test_a_run_another_process_is_training_is_left_alone(tiny_tree, cache_dir, t
     assert len(history_rows(partial)) == 1 and (partial / "checkpoint.npz").is_file()
     assert main(["train", "--out", str(out), "--resume"]) == 0
     assert [r["epoch"] for r in history_rows(out)] == ["1", "2", "3"]
+
+
+def test_a_run_in_use_is_neither_evaluated_nor_replaced_under_the_command_using_it(
+        tiny_tree, cache_dir, tmp_path, capsys):
+    # "Not locked" in session 26: evaluate rewrote a run a conversion was reading, and a
+    # training with --overwrite deleted the old run under a benchmark of it at its end.
+    import subprocess
+    import sys
+
+    from train.folder_lock import FolderLock
+
+    out = tmp_path / "run"
+    assert train(tiny_tree, out) == 0
+    busy = (f"edgekit: error: {out} is in use by another edgekit command right now: wait for "
+            "it to end, or stop it first")
+    with FolderLock() as benchmark:
+        benchmark.take(out)
+        for command in (["evaluate", str(out)],
+                        ["train", "--data", str(tiny_tree), "--out", str(out), "--overwrite"]):
+            assert main(command) == 2
+            assert capsys.readouterr().err.strip().splitlines()[-1] == busy
+    assert not (tmp_path / "run.partial").exists()
+    with interrupted_at_epoch(1):  # a new run of it, begun while nothing else used it
+        assert train(tiny_tree, out, "--overwrite", "--seed", "7") == 130
+
+    def seed(run_dir):
+        return json.loads((run_dir / "config.json").read_text())["settings"]["seed"]
+
+    with FolderLock() as benchmark:  # a benchmark of the old run begun since then
+        benchmark.take(out)
+        process = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "train", "--out",
+                                    str(out), "--resume"], stderr=subprocess.PIPE, text=True)
+        waiting = next((line for line in process.stderr if line.startswith("waiting")), None)
+        assert waiting == f"waiting for {out}: another edgekit command is using it\n"
+        assert process.poll() is None and seed(out) == 0
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert seed(out) == 7 and [r["epoch"] for r in history_rows(out)] == ["1", "2", "3"]
+    assert not (tmp_path / "run.partial").exists()

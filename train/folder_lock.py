@@ -11,6 +11,7 @@ process however that ends. Windows has no ``flock``; there folders are not locke
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -30,19 +31,27 @@ class FolderLock:
     def __init__(self):
         self._descriptor: Optional[int] = None
 
-    def take(self, folder: Path) -> None:
+    def take(self, folder: Path, wait: bool = False) -> None:
         """Lock ``folder`` (which exists), letting go of any other folder this lock held;
-        taking the folder already held is a no-op. UserError when another process holds it."""
+        taking the folder already held is a no-op. When another process holds it: UserError,
+        or with ``wait`` a line on stderr and a wait until it ends (Ctrl-C stops the wait)."""
         if self._holds(folder) or fcntl is None:
             return
         self.release()
         descriptor = os.open(folder, os.O_RDONLY)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise UserError(f"{folder} is in use by another edgekit command right "
+                                    "now: wait for it to end, or stop it first") from None
+                print(f"waiting for {folder}: another edgekit command is using it",
+                      file=sys.stderr, flush=True)
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except BaseException:
             os.close(descriptor)
-            raise UserError(f"{folder} is in use by another edgekit command right now: wait "
-                            "for it to end, or stop it first") from None
+            raise
         self._descriptor = descriptor
 
     def _holds(self, folder: Path) -> bool:

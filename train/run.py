@@ -58,6 +58,9 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool,
                         "it or --overwrite to start again")
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists: pass --overwrite to replace it")
+    if out.exists():
+        with FolderLock() as replaced:  # not a run being converted or benchmarked right now
+            replaced.take(out)
     if partial.exists():
         shutil.rmtree(partial)
     # Checked before the data are decoded (minutes for a large folder), not when the run's
@@ -234,11 +237,16 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
         "train_images_per_second": round(len(splits.train) * epochs / max(train_seconds, 1e-9), 1),
     })
     training_curves(history, partial / "training_curves.png")
-    (partial / CHECKPOINT).unlink(missing_ok=True)
     out = Path(config.out)
-    if out.exists():
-        shutil.rmtree(out)  # --overwrite was checked before training started
-    partial.rename(out)
+    with FolderLock() as replaced:
+        if out.exists():
+            # --overwrite was checked before training started; a conversion or benchmark of
+            # the old run begun since then ends first (Ctrl-C here keeps the run resumable).
+            replaced.take(out, wait=True)
+        (partial / CHECKPOINT).unlink(missing_ok=True)
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
     return metrics
 
 
