@@ -197,7 +197,21 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
                           validation_data=validation, validation_batch_size=EVAL_BATCH,
                           callbacks=callbacks, verbose=0)
 
+    _settle_batch_norm(student, splits, len(history) * epochs_data.steps())
     return _finish(student, config, splits, history, partial)
+
+
+def _settle_batch_norm(model, splits: DataSplits, steps: int) -> None:
+    """Recompute the BatchNorm statistics a training of ``steps`` steps left unsettled, and
+    say so (a small folder of images trains in too few steps for their moving averages)."""
+    from .batch_norm_stats import recompute_statistics, unsettled_layers
+
+    layers = unsettled_layers(model, steps)
+    if layers:
+        recompute_statistics(model, layers, scale_pixels(splits.train.x))
+        print(f"BatchNorm statistics of {len(layers)} layers recomputed over the "
+              f"{len(splits.train):,} training images: {steps} training steps are too few "
+              "for their moving averages", flush=True)
 
 
 def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, model,
