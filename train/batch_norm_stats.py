@@ -12,6 +12,8 @@ need 2 epochs) are left exactly as trained.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 # The share of the starting values the moving averages may still hold: 1e-3 of a variance of 1
@@ -30,10 +32,12 @@ def unsettled_layers(model, steps: int) -> list:
             and layer.momentum ** steps > STARTING_SHARE]
 
 
-def recompute_statistics(model, layers: list, images: np.ndarray) -> None:
+def recompute_statistics(model, layers: list, images: np.ndarray,
+                         prepare: Callable[[np.ndarray], np.ndarray] = np.asarray) -> None:
     """Set each of ``layers`` (in the model's order) to the mean and variance of its inputs
-    over ``images`` (model-ready float32), as inference computes them with the layers before
-    it already set."""
+    over ``images``, made model-ready a batch at a time by ``prepare`` (a float32 copy of a
+    whole training set of larger images would take gigabytes), as inference computes them
+    with the layers before it already set."""
     import keras
 
     for layer in layers:
@@ -41,8 +45,9 @@ def recompute_statistics(model, layers: list, images: np.ndarray) -> None:
         total = squares = 0.0
         count = 0
         for start in range(0, len(images), BATCH):
+            batch = prepare(images[start:start + BATCH])
             values = keras.ops.convert_to_numpy(
-                upstream(images[start:start + BATCH], training=False)).astype(np.float64)
+                upstream(batch, training=False)).astype(np.float64)
             values = values.reshape(-1, values.shape[-1])
             total = total + values.sum(axis=0)
             squares = squares + (values ** 2).sum(axis=0)

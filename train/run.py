@@ -208,7 +208,7 @@ def _settle_batch_norm(model, splits: DataSplits, steps: int) -> None:
 
     layers = unsettled_layers(model, steps)
     if layers:
-        recompute_statistics(model, layers, scale_pixels(splits.train.x))
+        recompute_statistics(model, layers, splits.train.x, prepare=scale_pixels)
         print(f"BatchNorm statistics of {len(layers)} layers recomputed over the "
               f"{len(splits.train):,} training images: {steps} training steps are too few "
               "for their moving averages", flush=True)
