@@ -16,10 +16,11 @@ from typing import Callable
 
 import numpy as np
 
+from .evaluate import EVAL_BATCH
+
 # The share of the starting values the moving averages may still hold: 1e-3 of a variance of 1
 # next to inputs' 0.01 puts the normalized outputs' scale 5% off.
 STARTING_SHARE = 1e-3
-BATCH = 256
 
 
 def unsettled_layers(model, steps: int) -> list:
@@ -44,8 +45,8 @@ def recompute_statistics(model, layers: list, images: np.ndarray,
         upstream = keras.Model(model.input, layer.input)
         total = squares = 0.0
         count = 0
-        for start in range(0, len(images), BATCH):
-            batch = prepare(images[start:start + BATCH])
+        for start in range(0, len(images), EVAL_BATCH):
+            batch = prepare(images[start:start + EVAL_BATCH])
             values = keras.ops.convert_to_numpy(
                 upstream(batch, training=False)).astype(np.float64)
             values = values.reshape(-1, values.shape[-1])

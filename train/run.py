@@ -255,11 +255,11 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
     with FolderLock() as replaced:
         if out.exists():
             # --overwrite was checked before training started; a conversion or benchmark of
-            # the old run begun since then ends first (Ctrl-C here keeps the run resumable).
+            # the old run begun since then ends first (the checkpoint, still there, keeps the
+            # run resumable through a Ctrl-C here).
             replaced.take(out, wait=True)
-        (partial / CHECKPOINT).unlink(missing_ok=True)
-        if out.exists():
             shutil.rmtree(out)
+        (partial / CHECKPOINT).unlink(missing_ok=True)
         partial.rename(out)
     return metrics
 
