@@ -114,11 +114,11 @@ def benches_files_alone(args: argparse.Namespace) -> bool:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     """Benchmark, print where the report went; 1 if any subject failed."""
-    from .environment import command_line
+    from train.command_line import edgekit_command_line
 
     settings = bench_settings(args)
     warn_oversubscribed(settings.threads)
-    command = command_line("bench", f"edgekit bench {args.run_dir}")
+    command = edgekit_command_line(("bench",), f"edgekit bench {args.run_dir}")
     if benches_files_alone(args):
         from .files_bench import run_files_bench as run
     else:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shlex
-import sys
 from datetime import datetime, timezone
 from importlib import metadata
 
@@ -22,14 +20,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def command_line(subcommand: str, fallback: str) -> str:
-    """The ``edgekit SUBCOMMAND ...`` line this process was started with, or ``fallback`` when
-    it was called some other way (from Python, or by another subcommand)."""
-    if sys.argv[1:2] == [subcommand]:
-        return shlex.join(["edgekit", *sys.argv[1:]])
-    return fallback
 
 
 def usable_cores() -> int:

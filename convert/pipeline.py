@@ -16,6 +16,7 @@ import numpy as np
 
 from edge_runtime.manifest import file_sha256
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
+from train.command_line import edgekit_command_line
 
 from .run_dir import load_run
 from .samples import draw_samples
@@ -122,7 +123,7 @@ def _manifest(run, entries: dict, settings: dict) -> dict:
                   "layout": "NHWC"},
         "settings": settings,
         "versions": conversion_versions(),
-        "command": shlex.join(sys.argv),
+        "command": edgekit_command_line(("convert", "pipeline"), shlex.join(sys.argv)),
         "variants": [entries[name] for name in sorted(entries, key=_registry_order)],
     }
 

@@ -318,9 +318,9 @@ def trained_otherwise(cell: Cell) -> Optional[str]:
 
 def run_study(args: argparse.Namespace) -> int:
     """Run (or resume) every cell, then write the study's tables and plots."""
-    from benchmarks.environment import command_line
     from benchmarks.study_report import write_study
     from benchmarks.tool_main import edgekit_command
+    from train.command_line import edgekit_command_line
 
     grid, cells = check_study_args(args)
     names = [cell.run_dir.name for cell in cells]
@@ -361,7 +361,7 @@ def run_study(args: argparse.Namespace) -> int:
             codes[name] = codes[name] or code
     failed = [name for name, code in codes.items() if code != 0]
     data = f" --data {args.data}" if args.data else ""
-    command = command_line("study", f"edgekit study{data} --out {args.out}")
+    command = edgekit_command_line(("study",), f"edgekit study{data} --out {args.out}")
     # A cell refused for its old settings keeps its old report; it no longer answers the grid.
     refused = {cell.run_dir.name: reason for cell in cells if cell.run_dir.name in failed
                for reason in [trained_otherwise(cell)] if reason}

@@ -2,6 +2,7 @@
 without redoing finished cells, and reads its grid from TOML."""
 import csv
 import json
+import shlex
 import shutil
 import textwrap
 from datetime import datetime
@@ -47,6 +48,11 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     benched.sort()
     assert benched[0][0] >= max(converted) and benched[1][0] >= int(benched[0][1])
     assert STUDY_FILES <= {p.name for p in study.iterdir()}
+    # A cell's files name the command that repeats it, not its child process's `python -c`.
+    cell = study / "cells" / "seed_cnn-w0.25"
+    for recorded in (cell / "config.json", cell / "artifacts" / "manifest.json"):
+        command = shlex.split(json.loads(recorded.read_text())["command"])
+        assert command[:4] == ["edgekit", "pipeline", "--out", str(cell)], recorded
     rows = json.loads((study / "study.json").read_text())["rows"]
     assert {(r["cell"], r["variant"]) for r in rows} == {
         (cell, variant) for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25")

@@ -37,7 +37,8 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
     out = tmp_path / "my run"
     argv = ["edgekit", "train", "--data", str(tiny_tree), "--out", str(out), "--epochs", "3",
             "--batch-size", "8"]
-    monkeypatch.setattr("sys.argv", argv)
+    # the console script's argv[0]: one installation's path, recorded as the command's name
+    monkeypatch.setattr("sys.argv", ["/opt/venv/bin/edgekit", *argv[1:]])
     assert train(tiny_tree, out) == 0
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     assert not (out / "checkpoint.npz").exists()

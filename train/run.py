@@ -24,6 +24,7 @@ from edge_runtime.preprocess import (
 
 from .atomic import write_json
 from .checkpoint import CHECKPOINT, read_history
+from .command_line import edgekit_command_line
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
@@ -230,7 +231,7 @@ def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, mo
                   "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
                   "preprocess_version": PREPROCESS_VERSION},
         "parameters": int(model.count_params()),
-        "command": shlex.join(sys.argv),
+        "command": edgekit_command_line(("train", "pipeline"), shlex.join(sys.argv)),
     })
     write_labels(partial, splits.class_names)
 
