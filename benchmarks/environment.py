@@ -22,6 +22,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The instructions that multiply int8 vectors into int32 sums in one step. Without them an x86
+# CPU's int8 kernels go through 16-bit pairwise sums, slower, and in ONNX Runtime's u8s8 path
+# able to saturate (README, "onnx-int8 keeps 8-bit weights"); two machines both called "AMD
+# EPYC" differed in exactly this (sessions 28 and 29).
+INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8",  # x86
+                          "asimddp", "i8mm")                      # ARM (a Pi 5 has asimddp)
+
+
+def int8_dot_product(cpuinfo: str = "/proc/cpuinfo") -> list[str] | None:
+    """The int8 dot-product instruction sets the CPU lists (x86 ``flags``, ARM ``Features``);
+    None where /proc/cpuinfo is not there to say."""
+    try:
+        with open(cpuinfo) as info:
+            for line in info:
+                if line.split(":", 1)[0].strip() in ("flags", "Features"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in INT8_DOT_PRODUCT_FLAGS if flag in present]
+    except OSError:
+        pass
+    return None
+
+
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity where the OS has one (taskset, a
     container's cpuset pin it below the machine's count), else the machine's count."""
@@ -37,8 +59,8 @@ def default_threads() -> tuple[int, ...]:
 
 
 def environment(command: str) -> dict:
-    """CPU, cores (and those this process may use), memory, OS, Python, library versions, the
-    command line and the time."""
+    """CPU (and its int8 dot-product instructions), cores (and those this process may use),
+    memory, OS, Python, library versions, the command line and the time."""
     versions = {}
     for package in PACKAGES:
         try:
@@ -49,7 +71,8 @@ def environment(command: str) -> dict:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     except (ValueError, OSError):
         memory_gib = None
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
+    return {"cpu": cpu_model(), "int8_dot_product": int8_dot_product(),
+            "cores": os.cpu_count(), "usable_cores": usable_cores(),
             "machine": platform.machine(),
             "memory_gib": round(memory_gib, 1) if memory_gib else None,
             "os": platform.platform(), "python": platform.python_version(),

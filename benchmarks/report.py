@@ -170,6 +170,15 @@ def _cores(env: dict) -> str:
                                       if usable != env["cores"] else "")
 
 
+def int8_dot_product_note(env: dict) -> str:
+    """", int8 dot product: avx512_vnni" (or "none"); "" where the report does not say (an old
+    report, or no /proc/cpuinfo)."""
+    flags = env.get("int8_dot_product")
+    if flags is None:
+        return ""
+    return f", int8 dot product: {', '.join(flags) or 'none'}"
+
+
 def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     """REPORT.md: what was measured where, the tables, then the pictures ``plots`` (names in
     PLOTS; None: matplotlib was missing)."""
@@ -178,7 +187,8 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     rows = report["rows"]
     keras = _with_keras(report)
     out = [f"# Benchmark of {report['run_dir']}", "",
-           f"Measured on {env['cpu']} ({_cores(env)}, {env['memory_gib']} GiB, "
+           f"Measured on {env['cpu']} ({_cores(env)}{int8_dot_product_note(env)}, "
+           f"{env['memory_gib']} GiB, "
            f"{env['os']}) at {env['started']} with `{env['command']}`.", "",
            f"{_measured_what(report)} Latency: batch 1 after warm-up, "
            f"{counted(settings['rounds'], 'interleaved round')} of about "

@@ -20,6 +20,7 @@ from train.plots import save_figure
 from train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
+from .report import int8_dot_product_note
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (README cites both).
@@ -95,7 +96,8 @@ def cell_rows(arch: str, width: float, cell: Path) -> list[dict]:
     params, macs = model_cost(cell / "model.keras")
     report = json.loads(report_path.read_text())
     env = report["environment"]
-    base.update(params=params, macs=macs, bench_machine=f"{env['cpu']}, {env['cores']} cores",
+    base.update(params=params, macs=macs, bench_machine=f"{env['cpu']}, {env['cores']} cores"
+                f"{int8_dot_product_note(env)}",
                 **training_facts(cell))
     most = max((r["threads"] for r in report["rows"] if r["threads"]), default=1)
     rows, seen = [], set()

@@ -84,6 +84,9 @@ def test_bench_measures_every_variant_against_keras(converted_run, tmp_path, mon
     assert keras["accuracy"] == pytest.approx(report["keras_accuracy"])
     assert report["environment"]["cores"] >= 1 and "numpy" in report["environment"]["versions"]
     markdown = (run / "report" / "REPORT.md").read_text()
+    flags = report["environment"]["int8_dot_product"]
+    assert (f", int8 dot product: {', '.join(flags) or 'none'}, " in markdown
+            if flags is not None else "int8 dot product" not in markdown)
     for variant in manifest["variants"]:
         assert f"| {variant['name']} |" in markdown
     assert "![latency](latency.png)" in markdown
@@ -662,3 +665,26 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
     (run / "model.keras").write_bytes(b"not a model")
     assert main(argv) != 0
     assert "pipeline finished with a failed stage (exit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n"
+     "processor\t: 1\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n", ["avx512_vnni"]),
+    ("model name\t: AMD EPYC\nflags\t\t: fpu sse avx2 avx512f\n", []),
+    ("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd crc32 atomics asimddp\n",
+     ["asimddp"]),
+    (None, None),
+])
+def test_the_environment_names_the_int8_dot_product_instructions(tmp_path, cpuinfo, expected):
+    # Two machines both called "AMD EPYC" ran int8 at different speeds and, in ONNX Runtime,
+    # to different results: one had avx512_vnni, one not; their reports could not tell.
+    from benchmarks.environment import int8_dot_product
+    from benchmarks.report import int8_dot_product_note
+
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    flags = int8_dot_product(str(path))
+    assert flags == expected
+    assert int8_dot_product_note({"int8_dot_product": flags}) == (
+        "" if expected is None else f", int8 dot product: {', '.join(expected) or 'none'}")
