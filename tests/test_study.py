@@ -50,9 +50,15 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     assert STUDY_FILES <= {p.name for p in study.iterdir()}
     # A cell's files name the command that repeats it, not its child process's `python -c`.
     cell = study / "cells" / "seed_cnn-w0.25"
-    for recorded in (cell / "config.json", cell / "artifacts" / "manifest.json"):
-        command = shlex.split(json.loads(recorded.read_text())["command"])
+    for recorded, keys in ((cell / "config.json", ["command"]),
+                           (cell / "artifacts" / "manifest.json", ["command"]),
+                           (cell / "report" / "benchmark.json", ["environment", "command"])):
+        written = json.loads(recorded.read_text())
+        for key in keys:
+            written = written[key]
+        command = shlex.split(written)
         assert command[:4] == ["edgekit", "pipeline", "--out", str(cell)], recorded
+        assert "--rounds" in command, recorded  # the flags the stage ran with
     rows = json.loads((study / "study.json").read_text())["rows"]
     assert {(r["cell"], r["variant"]) for r in rows} == {
         (cell, variant) for cell in ("seed_cnn-w0.25", "ds_cnn-w0.25")
