@@ -118,9 +118,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
     settings = bench_settings(args)
     warn_oversubscribed(settings.threads)
-    # Under a pipeline (a study cell), the pipeline's own command, as its other stages record:
-    # the fallback would drop the --data and --rounds the pipeline passed.
-    command = edgekit_command_line(("bench", "pipeline"), f"edgekit bench {args.run_dir}")
+    command = edgekit_command_line("bench", f"edgekit bench {args.run_dir}")
     if benches_files_alone(args):
         from .files_bench import run_files_bench as run
     else:

@@ -123,7 +123,7 @@ def _manifest(run, entries: dict, settings: dict) -> dict:
                   "layout": "NHWC"},
         "settings": settings,
         "versions": conversion_versions(),
-        "command": edgekit_command_line(("convert", "pipeline"), shlex.join(sys.argv)),
+        "command": edgekit_command_line("convert", shlex.join(sys.argv)),
         "variants": [entries[name] for name in sorted(entries, key=_registry_order)],
     }
 

@@ -361,7 +361,7 @@ def run_study(args: argparse.Namespace) -> int:
             codes[name] = codes[name] or code
     failed = [name for name, code in codes.items() if code != 0]
     data = f" --data {args.data}" if args.data else ""
-    command = edgekit_command_line(("study",), f"edgekit study{data} --out {args.out}")
+    command = edgekit_command_line("study", f"edgekit study{data} --out {args.out}")
     # A cell refused for its old settings keeps its old report; it no longer answers the grid.
     refused = {cell.run_dir.name: reason for cell in cells if cell.run_dir.name in failed
                for reason in [trained_otherwise(cell)] if reason}

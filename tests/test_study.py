@@ -50,13 +50,14 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     assert STUDY_FILES <= {p.name for p in study.iterdir()}
     # A cell's files name the command that repeats it, not its child process's `python -c`.
     cell = study / "cells" / "seed_cnn-w0.25"
-    for recorded, keys in ((cell / "config.json", ["command"]),
-                           (cell / "artifacts" / "manifest.json", ["command"]),
-                           (cell / "report" / "benchmark.json", ["environment", "command"])):
-        written = json.loads(recorded.read_text())
-        for key in keys:
-            written = written[key]
-        command = shlex.split(written)
+    def written(name: str) -> dict:
+        return json.loads((cell / name).read_text())
+
+    recorded_commands = {"config.json": written("config.json")["command"],
+                         "manifest.json": written("artifacts/manifest.json")["command"],
+                         "benchmark.json": written("report/benchmark.json")["environment"]["command"]}
+    for recorded, line in recorded_commands.items():
+        command = shlex.split(line)
         assert command[:4] == ["edgekit", "pipeline", "--out", str(cell)], recorded
         assert "--rounds" in command, recorded  # the flags the stage ran with
     rows = json.loads((study / "study.json").read_text())["rows"]

@@ -231,7 +231,7 @@ def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, mo
                   "norm_mean": NORM_MEAN, "norm_std": NORM_STD,
                   "preprocess_version": PREPROCESS_VERSION},
         "parameters": int(model.count_params()),
-        "command": edgekit_command_line(("train", "pipeline"), shlex.join(sys.argv)),
+        "command": edgekit_command_line("train", shlex.join(sys.argv)),
     })
     write_labels(partial, splits.class_names)
 
