@@ -6,6 +6,8 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 
+from edge_runtime.cpu_features import int8_dot_product
+
 PACKAGES = ("numpy", "pillow", "tensorflow", "keras", "ai-edge-litert", "tflite-runtime",
             "onnxruntime")
 
@@ -20,28 +22,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-# The instructions that multiply int8 vectors into int32 sums in one step. Without them an x86
-# CPU's int8 kernels go through 16-bit pairwise sums, slower, and in ONNX Runtime's u8s8 path
-# able to saturate (README, "onnx-int8 keeps 8-bit weights"); two machines both called "AMD
-# EPYC" differed in exactly this (sessions 28 and 29).
-INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8",  # x86
-                          "asimddp", "i8mm")                      # ARM (a Pi 5 has asimddp)
-
-
-def int8_dot_product(cpuinfo: str = "/proc/cpuinfo") -> list[str] | None:
-    """The int8 dot-product instruction sets the CPU lists (x86 ``flags``, ARM ``Features``);
-    None where /proc/cpuinfo is not there to say."""
-    try:
-        with open(cpuinfo) as info:
-            for line in info:
-                if line.split(":", 1)[0].strip() in ("flags", "Features"):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in INT8_DOT_PRODUCT_FLAGS if flag in present]
-    except OSError:
-        pass
-    return None
 
 
 def usable_cores() -> int:

@@ -678,8 +678,8 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
 def test_the_environment_names_the_int8_dot_product_instructions(tmp_path, cpuinfo, expected):
     # Two machines both called "AMD EPYC" ran int8 at different speeds and, in ONNX Runtime,
     # to different results: one had avx512_vnni, one not; their reports could not tell.
-    from benchmarks.environment import int8_dot_product
     from benchmarks.report import int8_dot_product_note
+    from edge_runtime.cpu_features import int8_dot_product
 
     path = tmp_path / "cpuinfo"
     if cpuinfo is not None:
