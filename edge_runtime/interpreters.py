@@ -33,8 +33,8 @@ _TFLITE_MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter",
 # uint8 and run its u8u8 kernels, which do not saturate (its Avx2WeightS8ToU8Transformer). On a
 # CPU without VNNI emulated by qemu (-cpu Haswell) a seed_cnn's onnx-int8 file scored 70.24%
 # on the 5,000 test images without it and 72.72% with it, as the same file does on a VNNI CPU.
-# On a VNNI CPU, where nothing saturates, it changed no output and cost 1.5x the latency, so it
-# is set only where needed (README, "onnx-int8 keeps 8-bit weights").
+# On a VNNI CPU, where nothing saturates, it changed no output and cost 1.25x to 1.75x the
+# latency, so it is set only where needed (README, "onnx-int8 keeps 8-bit weights").
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 # The interpreters' own INFO lines ("INFO: Created TensorFlow Lite XNNPACK delegate for
