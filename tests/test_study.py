@@ -53,9 +53,10 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     def written(name: str) -> dict:
         return json.loads((cell / name).read_text())
 
+    benchmark = written("report/benchmark.json")
     recorded_commands = {"config.json": written("config.json")["command"],
                          "manifest.json": written("artifacts/manifest.json")["command"],
-                         "benchmark.json": written("report/benchmark.json")["environment"]["command"]}
+                         "benchmark.json": benchmark["environment"]["command"]}
     for recorded, line in recorded_commands.items():
         command = shlex.split(line)
         assert command[:4] == ["edgekit", "pipeline", "--out", str(cell)], recorded
