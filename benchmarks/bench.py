@@ -185,7 +185,7 @@ def _accuracy_pass(run_dir: Path, test, classes: int, subjects: list[Subject],
     """Predictions of Keras and of each (file, runtime) on the ``test`` split of ``classes``
     classes; fills accuracy fields."""
     from edge_runtime.preprocess import scale_pixels
-    from train.finished_run import load_keras_model
+    from edgekit.train.finished_run import load_keras_model
 
     chosen = classes_in_turn(test.y, settings.test_limit)
     x, y = test.x[chosen], test.y[chosen]
@@ -333,10 +333,10 @@ def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
 
 def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure everything, write RUN_DIR/report/, return (report, any subject failed)."""
-    from train.finished_run import check_finished_run, read_run_config
-    from train.labels import read_labels
-    from train.progress import progress_bar
-    from train.run import run_splits
+    from edgekit.common.progress import progress_bar
+    from edgekit.train.finished_run import check_finished_run, read_run_config
+    from edgekit.train.labels import read_labels
+    from edgekit.train.run import run_splits
 
     from .environment import environment
     from .report import write_report

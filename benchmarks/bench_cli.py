@@ -114,7 +114,7 @@ def benches_files_alone(args: argparse.Namespace) -> bool:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     """Benchmark, print where the report went; 1 if any subject failed."""
-    from train.command_line import edgekit_command_line
+    from edgekit.common.command_line import edgekit_command_line
 
     settings = bench_settings(args)
     warn_oversubscribed(settings.threads)
@@ -123,7 +123,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         from .files_bench import run_files_bench as run
     else:
         from .bench import run_bench as run
-    from train.folder_lock import folder_held
+    from edgekit.common.folder_lock import folder_held
 
     with folder_held(args.run_dir):  # a second benchmark would time this one's load
         report, failed = run(args.run_dir, settings, command)

@@ -167,7 +167,7 @@ def predict_file(backend: str, model: str, pixels_file: str, tta: str) -> int:
 
 
 def main() -> int:
-    """Serve one subject: ``python -m benchmarks.bench_worker KIND TARGET THREADS TTA``."""
+    """Serve one subject: ``python bench_worker.py KIND TARGET THREADS TTA``."""
     if sys.argv[1] == "predict":
         return predict_file(*sys.argv[2:6])
     kind, target, threads, tta = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from edge_runtime.progress_line import counted
-from train.atomic import write_json, write_text
+from edgekit.common.atomic import write_json, write_text
 
 PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
          "accuracy_vs_latency": "accuracy_vs_latency.png"}

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only: no display on servers or CI
 import matplotlib.pyplot as plt
 
 from edge_runtime.progress_line import counted
-from train.plots import save_figure
+from edgekit.train.plots import save_figure
 
 from .report import PLOTS
 

@@ -14,10 +14,10 @@ import matplotlib.pyplot as plt
 
 from edge_runtime.errors import UserError, damage_reason
 from edge_runtime.progress_line import counted
-from train.atomic import write_json, write_text
-from train.config import TrainConfig
-from train.plots import save_figure
-from train.recipes import DEFAULT_RECIPE, RECIPES
+from edgekit.common.atomic import write_json, write_text
+from edgekit.train.config import TrainConfig
+from edgekit.train.plots import save_figure
+from edgekit.train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
 from .report import int8_dot_product_note
@@ -44,8 +44,8 @@ PLOTS = {"macs": ("study_accuracy_vs_macs.png", "MACs per image (log scale)"),
 
 def model_cost(model_path: Path) -> tuple[int, int]:
     """(parameters, MACs) of a saved Keras model."""
-    from train.finished_run import load_keras_model
-    from train.macs import count_macs
+    from edgekit.train.finished_run import load_keras_model
+    from edgekit.train.macs import count_macs
 
     model = load_keras_model(model_path)
     return model.count_params(), count_macs(model)

@@ -13,23 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
-from .tool_main import module_command
+import edge_runtime
 
-REPO = Path(__file__).resolve().parents[1]
+# The worker imports nothing of ours but edge_runtime, so it runs from its file in any Python:
+# this one, or another environment's (tflite-runtime needs numpy < 2) that has only the
+# runtime, found through PYTHONPATH (worker_environment).
+WORKER_FILE = Path(__file__).with_name("bench_worker.py")
+RUNTIME_ROOT = Path(edge_runtime.__file__).resolve().parents[1]
 
 
 def worker_environment() -> dict:
-    """The environment of a worker: this repository importable (also from another Python
-    that has only the runtime installed) and TensorFlow's start-up chatter off."""
+    """The environment of a worker: edge_runtime importable (also from another Python that has
+    nothing of ours installed) and TensorFlow's start-up chatter off."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+            "PYTHONPATH": os.pathsep.join([str(RUNTIME_ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
 def worker_command(python: str, *arguments) -> list[str]:
-    """The command line of a worker: ``benchmarks.bench_worker``'s main with ``ARGUMENTS`` in
-    ``python`` (this Python, or another environment's, which finds this package through
-    PYTHONPATH: ``worker_environment``)."""
-    return module_command(python, "benchmarks.bench_worker", *map(str, arguments))
+    """The command line of a worker: bench_worker.py's main with ``ARGUMENTS`` in ``python``.
+    The -c code drops the working folder from sys.path first, where a user's own folder named
+    edge_runtime would shadow ours."""
+    return [python, "-c", "import runpy, sys; del sys.path[0]; "
+            "runpy.run_path(sys.argv.pop(1), run_name='__main__')",
+            str(WORKER_FILE), *map(str, arguments)]
 
 
 def predict_elsewhere(python: str, backend: str, model: Path, pixels: np.ndarray,

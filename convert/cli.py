@@ -33,7 +33,7 @@ def check_convert_args(args: argparse.Namespace) -> list:
     """The requested variants; UserError for a bad flag value. Imports nothing heavy, so
     ``edgekit pipeline`` checks its conversion flags with it before training."""
     from edge_runtime.errors import UserError, check_counts
-    from train.cli import check_seed
+    from edgekit.train.cli import check_seed
 
     from .samples import check_sample_sizes
     from .variants import parse_variants
@@ -49,7 +49,7 @@ def check_convert_args(args: argparse.Namespace) -> list:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert, print a line per variant, and return 1 if any requested variant failed."""
-    from train.folder_lock import folder_held
+    from edgekit.common.folder_lock import folder_held
 
     from .pipeline import convert_run
 

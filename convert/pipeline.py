@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_runtime.manifest import file_sha256
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
-from train.command_line import edgekit_command_line
+from edgekit.common.command_line import edgekit_command_line
 
 from .run_dir import load_run
 from .samples import draw_samples
@@ -63,7 +63,7 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
                 qat_epochs: int = 2, qat_learning_rate: float = 1e-4,
                 fold_batchnorm: bool = True) -> tuple[dict, list[str]]:
     """Build, verify and publish ``variants``; returns the manifest and the failed names."""
-    from train.atomic import write_json
+    from edgekit.common.atomic import write_json
 
     run = load_run(run_dir)
     samples = draw_samples(run, calibration_size, probe_size, seed, data)

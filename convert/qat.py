@@ -111,7 +111,7 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
     import tensorflow as tf
     import tf_keras
 
-    from train.epoch_progress import EpochBars
+    from edgekit.common.progress import EpochBars
 
     # Defined here: tf_keras is imported in the conversion child only.
     class FineTuningProgress(EpochBars, tf_keras.callbacks.Callback):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from edge_runtime.errors import UserError
 from edge_runtime.manifest import file_sha256
-from train.finished_run import check_finished_run, load_keras_model, read_run_config
-from train.labels import read_labels
+from edgekit.train.finished_run import check_finished_run, load_keras_model, read_run_config
+from edgekit.train.labels import read_labels
 
 
 @dataclass

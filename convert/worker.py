@@ -89,8 +89,8 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
     import json
 
     from edge_runtime.preprocess import scale_pixels
-    from train.augment import EpochData, one_hot
-    from train.run import run_splits
+    from edgekit.train.augment import EpochData, one_hot
+    from edgekit.train.run import run_splits
 
     from .qat import quantization_aware_int8
 

@@ -24,11 +24,11 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter,
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per stage command."""
-    from benchmarks.bench_cli import add_bench_arguments, run_bench_command
-    from convert.cli import add_convert_arguments, run_convert
     from edge_runtime.camera import add_camera_arguments, run_camera
     from edge_runtime.classify_command import add_classify_arguments, run_classify
-    from train.cli import (
+    from edgekit.benchmarks.bench_cli import add_bench_arguments, run_bench_command
+    from edgekit.convert.cli import add_convert_arguments, run_convert
+    from edgekit.train.cli import (
         add_evaluate_arguments,
         add_train_arguments,
         run_evaluate,
@@ -84,11 +84,11 @@ def _check_before_keras(args: argparse.Namespace) -> None:
     """A heavy command's flag values, then the run directory and the data it names, checked
     before Keras is imported (4 s on a 2-core CPU), so that a typo is answered at once. The
     stages check them again where they use them, with the same functions."""
-    from benchmarks.bench_cli import check_bench_args
-    from convert.cli import check_convert_args
-    from train.cli import check_evaluate_args, check_train_args
-    from train.data import data_path
-    from train.finished_run import check_finished_run
+    from edgekit.benchmarks.bench_cli import check_bench_args
+    from edgekit.convert.cli import check_convert_args
+    from edgekit.train.cli import check_evaluate_args, check_train_args
+    from edgekit.train.data import data_path
+    from edgekit.train.finished_run import check_finished_run
 
     from .pipeline import check_pipeline_args
     from .study import check_study_args
@@ -105,9 +105,9 @@ def _check_before_keras(args: argparse.Namespace) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from benchmarks.bench_cli import benches_files_alone
     from edge_runtime.errors import UserError, print_user_error
-    from train.quiet_import import import_keras
+    from edgekit.benchmarks.bench_cli import benches_files_alone
+    from edgekit.common.quiet_import import import_keras
 
     from .heavy_imports import EXTRAS, missing_package_message
 

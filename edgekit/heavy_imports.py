@@ -5,7 +5,7 @@ from __future__ import annotations
 # The pip extra each heavy command needs (README, "Installing").
 EXTRAS = {"train": "train", "evaluate": "train", "convert": "convert", "bench": "convert",
           "pipeline": "convert", "study": "convert"}
-OUR_PACKAGES = ("edgekit", "train", "convert", "benchmarks", "edge_runtime")
+OUR_PACKAGES = ("edgekit", "edge_runtime")
 # What the runtime alone can do instead, by command.
 INSTEAD = {"bench": "; or measure the converted files alone, which needs only the runtime: "
                     "edgekit bench RUN_DIR/artifacts"}

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from edge_runtime.manifest import file_sha256
-from train.config import TrainConfig
+from edgekit.train.config import TrainConfig
 
 STAGES = ("train", "convert", "bench")
 # Flags the pipeline decides itself rather than passing on: where the data and the run are,
@@ -32,9 +32,9 @@ def passed_flags() -> dict[str, tuple[argparse.Action, ...]]:
     """Each stage's optional flags that the pipeline passes on: every one but PIPELINE_OWNED,
     read from the stage's own parser, so that a flag added to a stage reaches the pipeline
     (and a study's [train] table) with its type, choices and help."""
-    from benchmarks.bench_cli import add_bench_arguments
-    from convert.cli import add_convert_arguments
-    from train.cli import add_train_arguments
+    from edgekit.benchmarks.bench_cli import add_bench_arguments
+    from edgekit.convert.cli import add_convert_arguments
+    from edgekit.train.cli import add_train_arguments
 
     flags = {}
     for stage, add_arguments in zip(STAGES, (add_train_arguments, add_convert_arguments,
@@ -165,7 +165,7 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
     """The requested variants (None: all) that RUN_DIR/artifacts lacks for its current
     model.keras, that failed there, or whose file is gone or no longer the one converted (its
     sha256 differs from the manifest's): what an interrupted conversion has left to do."""
-    from convert.variants import VARIANTS
+    from edgekit.convert.variants import VARIANTS
 
     wanted = variants if variants is not None else list(VARIANTS)
     manifest = _manifest(run_dir)
@@ -197,8 +197,8 @@ RECORDED_KEYS = {
 
 def _asked_settings(stage: str, asked: argparse.Namespace) -> dict:
     """What STAGE would record for its parsed flags ``asked``, under RECORDED_KEYS' keys."""
-    from benchmarks.bench import recorded_settings
-    from benchmarks.bench_cli import bench_settings
+    from edgekit.benchmarks.bench import recorded_settings
+    from edgekit.benchmarks.bench_cli import bench_settings
 
     if stage == "bench":
         return recorded_settings(bench_settings(asked))
@@ -211,7 +211,7 @@ def _asked_settings(stage: str, asked: argparse.Namespace) -> dict:
 def _recorded_settings(args: argparse.Namespace, stage: str) -> list[dict]:
     """The settings STAGE's existing output was made with: the benchmark's, or those of each
     requested variant already converted (manifests before session 17 record one set for all)."""
-    from convert.variants import parse_variants
+    from edgekit.convert.variants import parse_variants
 
     if stage == "bench":
         settings = _benchmark_settings(args.out)
@@ -263,8 +263,8 @@ def stage_commands(args: argparse.Namespace) -> dict[str, list[str]]:
 def check_later_stages(args: argparse.Namespace) -> None:
     """Refuse bad conversion and benchmark flags before training: a typo in them must not
     cost the run (train checks its own flags before its first epoch)."""
-    from benchmarks.bench_cli import check_bench_args
-    from convert.cli import check_convert_args
+    from edgekit.benchmarks.bench_cli import check_bench_args
+    from edgekit.convert.cli import check_convert_args
 
     from .cli import build_parser
 
@@ -280,8 +280,8 @@ def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
     command line says. Without train flags a run is taken as it is (one trained elsewhere,
     a study's added run)."""
     from edge_runtime.errors import UserError
-    from train.config import setting_differences
-    from train.finished_run import read_run_config, staging_dir
+    from edgekit.train.config import setting_differences
+    from edgekit.train.finished_run import read_run_config, staging_dir
 
     run_dir, partial = args.out, staging_dir(args.out)
     if not passed_argv(args, "train"):
@@ -302,7 +302,7 @@ def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
 def check_stage_flags(args: argparse.Namespace) -> TrainConfig:
     """The training the pipeline's train flags ask for; UserError for a flag value that any
     stage would refuse. Imports nothing heavy."""
-    from train.cli import config_from_args
+    from edgekit.train.cli import config_from_args
 
     from .cli import build_parser
 
@@ -351,8 +351,8 @@ def chosen_stages(args: argparse.Namespace) -> tuple[str, ...]:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
-    from convert.variants import parse_variants
-    from train.finished_run import staging_dir
+    from edgekit.convert.variants import parse_variants
+    from edgekit.train.finished_run import staging_dir
 
     from .cli import run_command
 

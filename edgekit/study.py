@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from edge_runtime.classifier import TTA_MODES
-from train.config import TrainConfig
+from edgekit.train.config import TrainConfig
 
 from .cell_pool import CellPool
 from .pipeline import STAGES, as_typed, check_stage_flags, flag_argv, passed_flags, stage_done
@@ -236,7 +236,7 @@ def read_train_table(table) -> dict:
 def added_run(run_dir: str) -> Cell:
     """The cell of a run given by ``runs``/``--add-run``; UserError unless its training is
     finished, so that the study converts and benchmarks it, never trains it."""
-    from train.finished_run import RUN_FILES, check_finished_run, read_run_config
+    from edgekit.train.finished_run import RUN_FILES, check_finished_run, read_run_config
 
     # metrics.json too: the study reads a run's training facts from it.
     path = check_finished_run(run_dir, "--add-run", RUN_FILES + ("metrics.json",))
@@ -265,8 +265,8 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     neither a training nor a study directory of failed cells. Imports nothing heavy, so it runs
     before Keras' import."""
     from edge_runtime.errors import UserError, check_counts
-    from train.cli import ARCH_NAMES
-    from train.data import data_path
+    from edgekit.train.cli import ARCH_NAMES
+    from edgekit.train.data import data_path
 
     from .cli import build_parser
 
@@ -304,7 +304,7 @@ def trained_otherwise(cell: Cell) -> Optional[str]:
     with that differ from what the grid asks (its pipeline refuses to take it up), or None."""
     import json
 
-    from train.config import setting_differences
+    from edgekit.train.config import setting_differences
 
     config = cell.run_dir / "config.json"
     if cell.asked is None or not config.is_file():
@@ -318,9 +318,9 @@ def trained_otherwise(cell: Cell) -> Optional[str]:
 
 def run_study(args: argparse.Namespace) -> int:
     """Run (or resume) every cell, then write the study's tables and plots."""
-    from benchmarks.study_report import write_study
-    from benchmarks.tool_main import edgekit_command
-    from train.command_line import edgekit_command_line
+    from edgekit.benchmarks.study_report import write_study
+    from edgekit.common.child_process import edgekit_command
+    from edgekit.common.command_line import edgekit_command_line
 
     grid, cells = check_study_args(args)
     names = [cell.run_dir.name for cell in cells]

@@ -29,7 +29,7 @@ def default_ctrl_c() -> None:
 def interrupted_at_epoch(epoch: int) -> Iterator[None]:
     """Within it, training stops as Ctrl-C would at the end of epoch ``epoch`` (0-based),
     before that epoch is checkpointed."""
-    from train import epoch_progress
+    from edgekit.train import checkpoint as epoch_progress
 
     original = epoch_progress.EpochProgress.on_epoch_end
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from train.atomic import write_json, write_text
+from edgekit.common.atomic import write_json, write_text
 
 
 def test_a_write_replaces_the_target_and_leaves_no_temporary_file(tmp_path):

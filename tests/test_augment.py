@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from train.augment import EpochData, random_crop_flip
+from edgekit.train.augment import EpochData, random_crop_flip
 
 
 def test_crop_flip_keeps_shape_and_pixel_values():
@@ -57,7 +57,7 @@ def test_epoch_data_is_reproducible_per_epoch():
 
 
 def test_cutout_greys_one_square_per_image_and_leaves_the_rest():
-    from train.augment import random_cutout
+    from edgekit.train.augment import random_cutout
 
     x = np.zeros((64, 16, 16, 3), np.uint8)
     out = random_cutout(x, 6, np.random.default_rng(0))
@@ -72,7 +72,7 @@ def test_cutout_greys_one_square_per_image_and_leaves_the_rest():
 
 
 def test_cutout_off_changes_nothing_and_on_is_reproducible():
-    from train.augment import EpochData
+    from edgekit.train.augment import EpochData
 
     x = np.random.default_rng(1).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
     y = np.arange(40) % 4
@@ -102,7 +102,7 @@ def test_an_odd_last_batch_gives_up_one_image_a_different_one_each_epoch():
 
 
 def test_mixup_blends_each_image_and_its_label_with_one_partner():
-    from train.augment import mixup
+    from edgekit.train.augment import mixup
 
     # Image i is all i and of class i: a blend's pixel value must equal its label's mean class.
     n = 32

@@ -18,7 +18,7 @@ CHILD = textwrap.dedent("""
     import keras
     import numpy as np
     from edgekit.cli import main
-    from train import epoch_progress
+    from edgekit.train import checkpoint as epoch_progress
     data, out = sys.argv[1], sys.argv[2]
     on_main_thread = []  # per training batch: did the progress bar's hook run on the main thread
     counted = epoch_progress.EpochProgress.on_train_batch_end

@@ -1,7 +1,7 @@
 """BatchNorm statistics recomputed after a training too short for their moving averages."""
 import numpy as np
 
-from train.batch_norm_stats import recompute_statistics, unsettled_layers
+from edgekit.train.batch_norm_stats import recompute_statistics, unsettled_layers
 
 
 def two_norm_model():

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import LABELS
 
-from benchmarks.bench import classes_in_turn, plain_variant, tta_variant
 from edge_runtime.manifest import file_sha256
+from edgekit.benchmarks.bench import classes_in_turn, plain_variant, tta_variant
 from edgekit.cli import build_parser, main
 from edgekit.pipeline import check_pipeline_args, stage_commands
 
@@ -97,7 +97,7 @@ def test_bench_measures_every_variant_against_keras(converted_run, tmp_path, mon
                      fastest), fastest
     # The real edgekit classify command scores the test folder as the benchmark did, also when
     # started in a folder whose own train.py the child process once imported for edgekit's.
-    from benchmarks.classify_accuracy import main as classify_accuracy
+    from tools.classify_accuracy import main as classify_accuracy
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "train.py").write_text("raise SystemExit('the user train.py ran')\n")
@@ -382,7 +382,7 @@ def test_converted_files_user_errors(converted_run, tmp_path, capsys):
 def test_a_second_benchmark_of_the_same_folder_at_once_is_refused(converted_run, tmp_path,
                                                                   capsys):
     # Two benchmarks at once time each other's load, and the later one's report is kept.
-    from train.folder_lock import FolderLock
+    from edgekit.common.folder_lock import FolderLock
 
     run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
     for target in (run, run / "artifacts"):
@@ -504,7 +504,7 @@ def test_pipeline_converts_again_a_variant_whose_file_is_damaged_or_gone(convert
 
 def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, capsys,
                                                     monkeypatch):
-    import convert.cli
+    import edgekit.convert.cli
 
     def interrupted(args):
         raise KeyboardInterrupt  # as Ctrl-C during the conversion would
@@ -678,8 +678,8 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
 def test_the_environment_names_the_int8_dot_product_instructions(tmp_path, cpuinfo, expected):
     # Two machines both called "AMD EPYC" ran int8 at different speeds and, in ONNX Runtime,
     # to different results: one had avx512_vnni, one not; their reports could not tell.
-    from benchmarks.report import int8_dot_product_note
     from edge_runtime.cpu_features import int8_dot_product
+    from edgekit.benchmarks.report import int8_dot_product_note
 
     path = tmp_path / "cpuinfo"
     if cpuinfo is not None:

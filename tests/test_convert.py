@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import LABELS
-from convert.variants import VARIANTS
+
 from edge_runtime.interpreters import load_model
 from edge_runtime.model_metadata import info_from_properties, read_tflite_info
 from edge_runtime.preprocess import load_pixels, scale_pixels
 from edgekit.cli import main
+from edgekit.convert.variants import VARIANTS
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ def _mediapipe_python():
         return os.environ.get("EDGEKIT_MEDIAPIPE_PYTHON")
 
 
-MEDIAPIPE_CLIENT = Path(__file__).resolve().parents[1] / "benchmarks" / "mediapipe_client.py"
+MEDIAPIPE_CLIENT = Path(__file__).resolve().parents[1] / "tools" / "mediapipe_client.py"
 
 
 @pytest.mark.skipif(not _mediapipe_python(), reason="mediapipe not installed (.ci/run installs it)")
@@ -203,7 +203,7 @@ def test_a_second_conversion_of_the_same_run_at_once_is_refused(converted, tmp_p
                                                                  capsys):
     # Two conversions of one run at once each rewrote manifest.json with only their own
     # variants: files the manifest no longer listed.
-    from train.folder_lock import FolderLock
+    from edgekit.common.folder_lock import FolderLock
 
     run, _, _ = converted
     copy = tmp_path / "run"
@@ -269,7 +269,7 @@ def test_a_damaged_model_is_one_line_for_every_command(converted, tmp_path, caps
 
 
 def test_failing_variant_is_reported_and_others_finish(converted, tmp_path, monkeypatch, capsys):
-    from convert import pipeline
+    from edgekit.convert import pipeline
 
     run, _, _ = converted
     copy = tmp_path / "run"
@@ -291,7 +291,7 @@ def test_failing_variant_is_reported_and_others_finish(converted, tmp_path, monk
 
 
 def test_a_collapsed_quantization_is_flagged():
-    from convert.verify import accuracy_warning
+    from edgekit.convert.verify import accuracy_warning
 
     checks = {"probe_images": 500, "probe_accuracy": 0.292, "keras_probe_accuracy": 0.866}
     assert accuracy_warning(checks) == (
@@ -303,9 +303,9 @@ def test_a_collapsed_quantization_is_flagged():
 def test_size_breakdown_accounts_for_every_byte(converted, capsys):
     import keras
 
-    from benchmarks.tflite_size import main as size_main
-    from benchmarks.tflite_size import size_breakdown
-    from benchmarks.tool_main import run_tool
+    from tools.tflite_size import main as size_main
+    from tools.tflite_size import size_breakdown
+    from tools.tool_main import run_tool
 
     run, _, manifest = converted
     params = keras.saving.load_model(run / "model.keras", compile=False).count_params()
@@ -362,7 +362,7 @@ def test_onnx_int8_needs_no_sympy(converted):
               "sys.modules['sympy'] = None  # import sympy now raises ImportError\n"
               "from pathlib import Path\n"
               "import numpy as np\n"
-              "from convert.onnx_variants import int8_qdq\n"
+              "from edgekit.convert.onnx_variants import int8_qdq\n"
               f"model = Path({str(float_model)!r}).read_bytes()\n"
               "images = np.random.default_rng(0).random((8, 32, 32, 3), np.float32)\n"
               "print(len(int8_qdq(model, images)))\n")

@@ -12,12 +12,12 @@ from PIL import Image
 
 from edge_runtime.errors import UserError
 from edgekit.cli import build_parser
-from train import data as data_module
-from train import image_folder
-from train.cli import config_from_args
-from train.data import load_source, make_splits
-from train.run import run_splits
-from train.splits import parse_split
+from edgekit.train import data as data_module
+from edgekit.train import image_folder
+from edgekit.train.cli import config_from_args
+from edgekit.train.data import load_source, make_splits
+from edgekit.train.run import run_splits
+from edgekit.train.splits import parse_split
 
 
 def test_two_split_tree(tiny_tree, cache_dir):

@@ -9,7 +9,7 @@ import pytest
 from conftest import interrupted_at_epoch
 
 from edgekit.cli import main
-from train.distill import DistillationLoss
+from edgekit.train.distill import DistillationLoss
 
 
 def targets(labels, teacher):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from convert.fold import fold_batchnorm
-from train.models import build_model
+from edgekit.convert.fold import fold_batchnorm
+from edgekit.train.models import build_model
 
 
 def randomise_batchnorm(model, seed, negative_scale=False):

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from edge_runtime.errors import UserError
-from train.folder_lock import FolderLock
+from edgekit.common.folder_lock import FolderLock
 
 HOLD = ("import fcntl, os, sys; descriptor = os.open(sys.argv[1], os.O_RDONLY); "
         "fcntl.flock(descriptor, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from edgekit.cli import build_parser
+from edgekit.common.quiet_import import startup_notes_dropped
 from edgekit.heavy_imports import missing_package_message
-from train.cli import config_from_args
-from train.quiet_import import startup_notes_dropped
+from edgekit.train.cli import config_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 NOTES = (b"WARNING: All log messages before absl::InitializeLog() is called are written to "
@@ -46,7 +46,7 @@ def test_missing_package_message_names_the_extra():
         "pip install 'edgekit[convert]'")
     # Our own modules missing is a bug to show in full, and the runtime commands never
     # need the heavy stack.
-    assert missing_package_message("convert", ModuleNotFoundError(name="train.gone")) is None
+    assert missing_package_message("convert", ModuleNotFoundError(name="edgekit.train.gone")) is None
     assert missing_package_message("classify", error) is None
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from edgekit.cli import main
 from edgekit.pipeline import add_pipeline_arguments, passed_argv
-from train.finished_run import start_from
-from train.models import build_model
+from edgekit.train.finished_run import start_from
+from edgekit.train.models import build_model
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,9 @@
 """Run metrics: the accuracy on un-augmented training images, and the report line for it."""
 import numpy as np
 
-from train.data import Labeled
-from train.evaluate import fit_accuracy
-from train.metrics import classification_metrics, format_report
+from edgekit.train.data import Labeled
+from edgekit.train.evaluate import fit_accuracy
+from edgekit.train.metrics import classification_metrics, format_report
 
 
 class FixedPredictions:

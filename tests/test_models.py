@@ -5,8 +5,8 @@ import pytest
 
 from edge_runtime.errors import UserError
 from edgekit.cli import build_parser
-from train.cli import ARCH_NAMES, MIN_IMAGE_SIZE, config_from_args
-from train.models import ARCHITECTURES, build_model
+from edgekit.train.cli import ARCH_NAMES, MIN_IMAGE_SIZE, config_from_args
+from edgekit.train.models import ARCHITECTURES, build_model
 
 
 def test_seed_cnn_matches_the_reference():
@@ -58,7 +58,7 @@ def test_narrow_resnet8_trains_on_odd_batches_of_large_images():
     import subprocess
     import sys
 
-    child = ("import numpy as np, keras; from train.models import build_model; "
+    child = ("import numpy as np, keras; from edgekit.train.models import build_model; "
              "m = build_model('resnet8', (48, 48, 3), 3, 0.25); "
              "m.compile(optimizer='adam', loss='categorical_crossentropy'); "
              "x = np.random.default_rng(0).random((15, 48, 48, 3), np.float32); "
@@ -106,7 +106,7 @@ def test_bad_model_requests(arch, width, message):
 
 
 def test_mac_counts_match_hand_computed_values():
-    from train.macs import count_macs
+    from edgekit.train.macs import count_macs
 
     # seed_cnn: conv1 32*32*(3*3*3)*32 + conv2 16*16*(3*3*32)*64 + conv3 8*8*(3*3*64)*128
     #           + dense (4*4*128)*128 + softmax 128*10
@@ -124,7 +124,7 @@ def test_mac_counts_match_hand_computed_values():
 def test_ds_cnn_is_depthwise_separable_and_scales_with_width():
     from keras import layers
 
-    from train.macs import count_macs
+    from edgekit.train.macs import count_macs
 
     model = build_model("ds_cnn", (32, 32, 3), 10, 1.0)
     assert sum(isinstance(layer, layers.DepthwiseConv2D) for layer in model.layers) == 5
@@ -135,7 +135,7 @@ def test_ds_cnn_is_depthwise_separable_and_scales_with_width():
 
 
 def test_distribution_plan_per_backend_and_devices():
-    from train.distribute import DATA_PARALLEL, MIRRORED, SINGLE, distribution_plan
+    from edgekit.train.distribute import DATA_PARALLEL, MIRRORED, SINGLE, distribution_plan
 
     assert distribution_plan("tensorflow", ["cpu:0"]) == SINGLE
     assert distribution_plan("tensorflow", ["cpu:0", "gpu:0"]) == SINGLE

@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from train import plots
-from train.plots import save_figure
+from edgekit.train import plots
+from edgekit.train.plots import save_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

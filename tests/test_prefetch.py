@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from train.augment import EpochData
-from train.prefetch import prefetch_depth, prefetched
+from edgekit.train.augment import EpochData
+from edgekit.train.prefetch import prefetch_depth, prefetched
 
 
 def _prefetch_threads() -> list:

@@ -2,7 +2,7 @@
 import io
 import time
 
-from train import progress as progress_module
+from edgekit.common import progress as progress_module
 
 
 class _Terminal(io.StringIO):

@@ -7,8 +7,8 @@ import pytest
 
 from edge_runtime.errors import UserError
 from edgekit.cli import main
-from train.optim import WarmupCosine, make_optimizer
-from train.recipes import resolve_recipe
+from edgekit.train.optim import WarmupCosine, make_optimizer
+from edgekit.train.recipes import resolve_recipe
 
 
 def test_overrides_replace_only_what_is_given():
@@ -71,7 +71,7 @@ def test_pipeline_and_study_pass_on_every_recipe_flag():
     from edgekit.cli import build_parser
     from edgekit.pipeline import stage_commands
     from edgekit.study import train_keys
-    from train.cli import add_train_arguments
+    from edgekit.train.cli import add_train_arguments
 
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)

@@ -168,7 +168,7 @@ def test_inputs_of_every_kind_give_the_same_answer(converted_run, tmp_path):
 
 def test_runtime_and_training_stage_build_identical_arrays(tmp_path, cache_dir, converted_run):
     """The same files through the training stage's loader and through the runtime."""
-    from train.data import load_source
+    from edgekit.train.data import load_source
 
     rng = np.random.default_rng(3)
     folder = tmp_path / "data"

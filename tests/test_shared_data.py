@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.data import CIFAR10_CLASSES, load_source
+from edgekit.train.data import CIFAR10_CLASSES, load_source
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg"
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import UserError
-from train.distribute import DATA_PARALLEL, MIRRORED, SINGLE
-from train.sharpness import check_sam_backend
+from edgekit.train.distribute import DATA_PARALLEL, MIRRORED, SINGLE
+from edgekit.train.sharpness import check_sam_backend
 
 LEARNING_RATE = 0.1
 
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent("""
     import sys
     import keras
     import numpy as np
-    from train.sharpness import StudentTrainer
+    from edgekit.train.sharpness import StudentTrainer
     x, labels, kernel = (np.array(a, dtype="float32") for a in json.loads(sys.argv[1]))
     results = {"backend": keras.backend.backend()}
     for rho in (0.0, 0.5):

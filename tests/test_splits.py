@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import UserError
-from train.splits import SplitSpec, parse_split, stratified_split
+from edgekit.train.splits import SplitSpec, parse_split, stratified_split
 
 
 def test_parse_split():

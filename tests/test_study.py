@@ -10,13 +10,13 @@ from datetime import datetime
 import pytest
 from conftest import default_ctrl_c
 
-from benchmarks.study_report import pareto_front, training_facts
-from benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edge_runtime.errors import UserError
+from edgekit.benchmarks.study_report import pareto_front, training_facts
+from edgekit.benchmarks.study_targets import check_seed_cnn_target, check_tiny_target
 from edgekit.cli import build_parser, main
 from edgekit.study import read_grid, train_keys
-from train.config import TrainConfig
-from train.recipes import DEFAULT_RECIPE, RECIPES
+from edgekit.train.config import TrainConfig
+from edgekit.train.recipes import DEFAULT_RECIPE, RECIPES
 
 pytestmark = pytest.mark.slow
 

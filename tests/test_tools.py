@@ -1,4 +1,4 @@
-"""The measurement tools (``python -m benchmarks.NAME``) the README quotes: bad input is one
+"""The measurement tools (``python -m tools.NAME``) the README quotes: bad input is one
 line and exit 2, as for ``edgekit``; the runtime tools measure a converted model."""
 import json
 import subprocess
@@ -33,7 +33,7 @@ def test_bad_input_is_one_line_and_exit_2(command, said, tmp_path):
     tool, *rest = command
     rest = [str(tmp_path) if arg == "RUN" else arg for arg in rest]
     said = said.replace("RUN", str(tmp_path))
-    result = subprocess.run([sys.executable, "-m", f"benchmarks.{tool}", *rest], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", f"tools.{tool}", *rest], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [f"{tool}: error: {said}"]
@@ -41,8 +41,8 @@ def test_bad_input_is_one_line_and_exit_2(command, said, tmp_path):
 
 
 def test_runtime_tools_measure_a_converted_model(converted_run, tmp_path):
-    from benchmarks.camera_loop import main as camera_loop
-    from benchmarks.runtime_overhead import main as runtime_overhead
+    from tools.camera_loop import main as camera_loop
+    from tools.runtime_overhead import main as runtime_overhead
 
     run, _, _ = converted_run
     model = run / "artifacts" / "model_int8.tflite"

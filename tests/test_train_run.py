@@ -10,10 +10,10 @@ import pytest
 from conftest import interrupted_at_epoch
 
 from edgekit.cli import build_parser, main
-from train import checkpoint
-from train.cli import config_from_args
-from train.data import check_outside_data
-from train.run import train_run
+from edgekit.train import checkpoint
+from edgekit.train.cli import config_from_args
+from edgekit.train.data import check_outside_data
+from edgekit.train.run import train_run
 
 RUN_FILES = {"model.keras", "config.json", "labels.txt", "history.csv", "metrics.json",
              "training_curves.png", "confusion_matrix.png", "classification_report.txt",
@@ -70,7 +70,7 @@ def test_a_training_too_short_for_its_batch_norm_averages_ends_with_their_exact_
     import keras
 
     from edge_runtime.preprocess import scale_pixels
-    from train.run import run_splits
+    from edgekit.train.run import run_splits
 
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0
@@ -92,8 +92,8 @@ def test_metrics_say_how_the_model_fits_its_own_training_images(tiny_tree, cache
                                                                 capsys):
     import keras
 
-    from train.evaluate import fit_accuracy
-    from train.run import run_splits
+    from edgekit.train.evaluate import fit_accuracy
+    from edgekit.train.run import run_splits
 
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0
@@ -405,7 +405,7 @@ def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path, capsys):
 
 
 def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_path):
-    from benchmarks import train_throughput
+    from tools import train_throughput
 
     out = tmp_path / "throughput.json"
     assert train_throughput.main(["--data", str(tiny_tree), "--repeats", "1", "--batch-size", "8",
@@ -418,7 +418,7 @@ def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_pa
 
 
 def test_step_speed_benchmark_times_each_backend_in_its_own_process(tmp_path, capsys):
-    from benchmarks import train_step_speed
+    from tools import train_step_speed
 
     out = tmp_path / "speed.json"
     assert train_step_speed.main(["--arch", "seed_cnn", "--width", "0.25", "--teacher-arch",
@@ -437,7 +437,7 @@ def test_step_speed_benchmark_times_each_backend_in_its_own_process(tmp_path, ca
 
 
 def test_step_speed_ratios_are_against_the_first_measured_row():
-    from benchmarks.train_step_speed import add_ratios
+    from tools.train_step_speed import add_ratios
 
     rows = [{"error": "exit 1"}, {"train_step_s": 0.2}, {"train_step_s": 0.5,
                                                           "teacher_forward_s": 0.1}]
@@ -448,8 +448,8 @@ def test_step_speed_ratios_are_against_the_first_measured_row():
 
 
 def test_step_speed_refuses_bad_settings_before_starting_a_process(capsys):
-    from benchmarks.tool_main import run_tool
-    from benchmarks.train_step_speed import main as step_speed
+    from tools.tool_main import run_tool
+    from tools.train_step_speed import main as step_speed
 
     assert run_tool(step_speed, ["--repeats", "0"]) == 2
     assert "--repeats must be at least 1" in capsys.readouterr().err
@@ -462,7 +462,7 @@ def test_a_run_another_process_is_training_is_left_alone(tiny_tree, cache_dir, t
                                                          capsys):
     # A second terminal (or a forgotten background job) on the same --out: "an interrupted run
     # exists: pass --resume" led to two processes training into one folder.
-    from train.folder_lock import FolderLock
+    from edgekit.common.folder_lock import FolderLock
 
     out = tmp_path / "run"
     with interrupted_at_epoch(1):
@@ -487,7 +487,7 @@ def test_a_run_in_use_is_neither_evaluated_nor_replaced_under_the_command_using_
     import subprocess
     import sys
 
-    from train.folder_lock import FolderLock
+    from edgekit.common.folder_lock import FolderLock
 
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0

@@ -1,4 +1,7 @@
-"""Per-epoch training state: every model variable (weights, BatchNorm statistics, Dropout's
+"""The training loop's per-epoch callbacks: progress (EpochProgress) and the training state
+(EpochCheckpoint).
+
+Per-epoch training state: every model variable (weights, BatchNorm statistics, Dropout's
 seed-generator state) and every optimizer variable (step, moments), as one .npz file.
 
 A ``.keras`` file is not enough to resume: ``load_model`` gives Dropout a fresh random seed and
@@ -22,8 +25,8 @@ import keras
 import numpy as np
 
 from edge_runtime.errors import UserError, first_line
-
-from .atomic import atomic_path, write_text
+from edgekit.common.atomic import atomic_path, write_text
+from edgekit.common.progress import EpochBars
 
 CHECKPOINT = "checkpoint.npz"
 EPOCHS_DONE = "epochs_done"
@@ -155,3 +158,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         with ctrl_c_deferred():
             write_history(self.run_dir / "history.csv", self.history)
             save_state(self.model, self.run_dir / CHECKPOINT, len(self.history))
+
+
+class EpochProgress(EpochBars, keras.callbacks.Callback):
+    """EpochBars as a Keras 3 callback (training)."""
+
+    # Keras then runs the batch hook in worker threads (waiting for them before on_epoch_end):
+    # reading a step's loss waits for the device to finish that step, and in the training loop
+    # itself that wait would keep the next step from being dispatched while this one runs.
+    async_safe = True

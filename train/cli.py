@@ -222,8 +222,9 @@ def check_evaluate_args(args: argparse.Namespace) -> Path:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Recompute metrics.json and the pictures of a run."""
+    from edgekit.common.folder_lock import folder_held
+
     from .evaluate import evaluate_run
-    from .folder_lock import folder_held
 
     with folder_held(args.run_dir):  # not a run being converted or benchmarked right now
         metrics = evaluate_run(args.run_dir, args.data, check_evaluate_args(args))

@@ -12,9 +12,9 @@ from typing import Optional
 import numpy as np
 
 from edge_runtime.preprocess import scale_pixels
+from edgekit.common.atomic import write_json, write_text
 
 from . import plots
-from .atomic import write_json, write_text
 from .data import DataSplits, Labeled
 from .labels import read_labels
 from .metrics import classification_metrics, format_report

@@ -17,11 +17,9 @@ import numpy as np
 
 from edge_runtime.errors import UserError
 from edge_runtime.image_paths import is_hidden, subfolders
-from edge_runtime.preprocess import (PREPROCESS_VERSION, decode_files, heif_readable,
-                                     warn_unreadable)
-
-from .atomic import atomic_path
-from .progress import progress_bar
+from edge_runtime.preprocess import PREPROCESS_VERSION, decode_files, heif_readable, warn_unreadable
+from edgekit.common.atomic import atomic_path
+from edgekit.common.progress import progress_bar
 
 
 def list_class_dirs(root: Path) -> list[Path]:

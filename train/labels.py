@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edge_runtime.errors import UserError
-
-from .atomic import write_text
+from edgekit.common.atomic import write_text
 
 LABELS_FILE = "labels.txt"
 

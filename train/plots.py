@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only: no display on servers, CI or a headless Pi
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .atomic import atomic_path
+from edgekit.common.atomic import atomic_path
 
 
 def save_figure(figure, target: Path) -> None:

@@ -21,15 +21,15 @@ from edge_runtime.preprocess import (
     PREPROCESS_VERSION,
     scale_pixels,
 )
+from edgekit.common.atomic import write_json
+from edgekit.common.command_line import edgekit_command_line
+from edgekit.common.folder_lock import FolderLock
 
-from .atomic import write_json
 from .checkpoint import CHECKPOINT, read_history
-from .command_line import edgekit_command_line
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_source, make_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
 from .finished_run import read_run_config, staging_dir
-from .folder_lock import FolderLock
 from .labels import write_labels
 from .splits import check_val_fraction, parse_split
 
@@ -138,9 +138,8 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
     import keras
 
     from .augment import EpochData, one_hot
-    from .checkpoint import EpochCheckpoint, history_of_checkpoint, restore_state
+    from .checkpoint import EpochCheckpoint, EpochProgress, history_of_checkpoint, restore_state
     from .distill import Distiller
-    from .epoch_progress import EpochProgress
     from .evaluate import EVAL_BATCH
     from .finished_run import load_run_model, start_from
     from .models import build_model

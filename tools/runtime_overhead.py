@@ -1,6 +1,6 @@
 """What ``Classifier.classify`` costs on top of the bare interpreter, per model file.
 
-    python -m benchmarks.runtime_overhead MODEL [MODEL ...] [--rounds 15] [--threads N]
+    python -m tools.runtime_overhead MODEL [MODEL ...] [--rounds 15] [--threads N]
 
 For each file: the bare interpreter's set-input / invoke / get-output on a ready input tensor,
 against ``classify`` on an already decoded (S, S, 3) uint8 image (lookup into the input,
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.preprocess import scale_pixels
-from train.atomic import write_json
+from edgekit.benchmarks.interleave import interleaved_rounds, ratio_summary, spread
+from edgekit.common.atomic import write_json
 
-from .interleave import interleaved_rounds, ratio_summary, spread
 from .tool_main import check_positive_counts, run_tool
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                      "bare_ms": spread(times["bare"]), "classify_ms": spread(times["classify"]),
                      "ratio": ratio_summary(times["classify"], times["bare"])})
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; command: python -m "
-          f"benchmarks.runtime_overhead {shlex.join(sys.argv[1:])}")
+          f"tools.runtime_overhead {shlex.join(sys.argv[1:])}")
     print("| model | backend | bare ms (median) | classify ms (median) | ratio median "
           "[min, max] |")
     print("|---|---|---|---|---|")

@@ -1,35 +1,12 @@
-"""How a measurement tool (``python -m benchmarks.NAME``) checks its flags and ends: a user's
-error is one line and exit 2, Ctrl-C is exit 130, as for ``edgekit`` itself."""
+"""Child processes of ours: the command line that runs one of our modules (or ``edgekit``) in a
+Python, and a child's output with its failure as one line."""
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Sequence
 
-from edge_runtime.errors import UserError, check_counts, print_user_error
-
-
-def run_tool(main: Callable[[Optional[Sequence[str]]], int],
-             argv: Optional[Sequence[str]] = None) -> int:
-    """``main(argv)``'s exit status, with the errors a user can fix printed as one line."""
-    spec = main.__globals__.get("__spec__")  # under ``python -m``, __module__ is "__main__"
-    name = (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
-    try:
-        return main(argv)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130
-    except (UserError, OSError) as exc:
-        if not print_user_error(exc, name):
-            raise
-        return 2
-
-
-def check_positive_counts(args: argparse.Namespace, *names: str) -> None:
-    """UserError naming the flag when one of the integer flags ``names`` (argparse's
-    attribute names) is below 1."""
-    check_counts(*((f"--{name.replace('_', '-')}", getattr(args, name)) for name in names))
+from edge_runtime.errors import UserError
 
 
 def module_command(python: str, module: str, *arguments: str) -> list[str]:

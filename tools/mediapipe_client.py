@@ -2,7 +2,7 @@
 did not write. Runs under any Python that has mediapipe (it needs its own environment: its
 absl-py pin clashes with tensorflow-model-optimization's), importing nothing of ours.
 
-    PYTHON_WITH_MEDIAPIPE benchmarks/mediapipe_client.py MODEL.tflite IMAGE... > top1.json
+    PYTHON_WITH_MEDIAPIPE tools/mediapipe_client.py MODEL.tflite IMAGE... > top1.json
 
 Prints one JSON list: [category_name, index] per image, in the order given.
 """

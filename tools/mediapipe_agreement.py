@@ -1,6 +1,6 @@
 """Top-1 agreement between MediaPipe's ImageClassifier and edge_runtime on the same .tflite.
 
-    python -m benchmarks.mediapipe_agreement RUN_DIR --mediapipe-python PATH [--images DIR]
+    python -m tools.mediapipe_agreement RUN_DIR --mediapipe-python PATH [--images DIR]
 
 MediaPipe decodes each file itself; edge_runtime decodes it with Pillow and feeds the raw
 pixels the file's metadata asks for. Prints and saves RUN_DIR/report/mediapipe_agreement.json.
@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import UserError
-from train.finished_run import check_finished_run
+from edgekit.common.child_process import child_output
+from edgekit.train.finished_run import check_finished_run
 
-from .tool_main import child_output, run_tool
+from .tool_main import run_tool
 
 CLIENT = Path(__file__).with_name("mediapipe_client.py")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     from edge_runtime.interpreters import load_model
     from edge_runtime.model_metadata import read_tflite_info
     from edge_runtime.preprocess import load_pixels, scale_pixels
-    from train.atomic import write_json
+    from edgekit.common.atomic import write_json
 
     model_file = args.run_dir / "artifacts" / "model_int8-mediapipe.tflite"
     if not model_file.is_file():
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     same_label = [info.labels[i] == name for i, (name, _) in zip(ours, theirs)]
     truth = [p.parent.name for p in paths]
     result = {
-        "command": "python -m benchmarks.mediapipe_agreement " + shlex.join(sys.argv[1:]),
+        "command": "python -m tools.mediapipe_agreement " + shlex.join(sys.argv[1:]),
         "images": len(paths),
         "top1_agreement": float(np.mean(same_label)),
         "edge_runtime_accuracy": float(np.mean([info.labels[i] == t for i, t in zip(ours, truth)])),

@@ -1,9 +1,12 @@
-"""A per-epoch progress bar with running loss and accuracy, and one summary line per epoch.
+"""Progress on a terminal that stays quiet in logs: a tqdm bar for long loops (a line every
+30 s off a terminal), and per-epoch bars with running loss and accuracy for training.
 
 Keras' own bar cannot show a generator's step count before the first epoch ends and floods
-logs off a terminal; this one is a tqdm bar on a terminal and a single line per epoch elsewhere.
-``EpochBars`` holds the callback methods without a Keras base class, so that the
-quantization-aware fine-tuning, which runs under tf_keras (Keras 2), shows the same bars.
+logs off a terminal; ``EpochBars`` is a tqdm bar on a terminal and a single line per epoch
+elsewhere. It holds the callback methods without a Keras base class, so that training (Keras 3,
+train.checkpoint.EpochProgress) and the quantization-aware fine-tuning (tf_keras, Keras 2) show
+the same bars. edge_runtime has its own tqdm-free counter (edge_runtime.progress_line): the
+device install has no tqdm.
 """
 from __future__ import annotations
 
@@ -12,8 +15,16 @@ import threading
 import time
 from typing import Optional, TextIO
 
-import keras
 from tqdm import tqdm
+
+
+def progress_bar(total: Optional[int], description: str, unit: str) -> tqdm:
+    """A tqdm bar on stderr to ``update`` by hand; off a terminal it refreshes every 30 s."""
+    # tqdm's default (10 refreshes a second) floods a log file or a study's cell logs with
+    # carriage-returned lines; on a terminal the bar stays once done, in a log it does not.
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr,
+                mininterval=0.2 if interactive else 30.0, leave=interactive)
 
 
 class EpochBars:
@@ -57,12 +68,3 @@ class EpochBars:
               f"val_loss {logs.get('val_loss', float('nan')):.4f} - "
               f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}",
               file=self.stream or sys.stdout, flush=True)
-
-
-class EpochProgress(EpochBars, keras.callbacks.Callback):
-    """EpochBars as a Keras 3 callback (training)."""
-
-    # Keras then runs the batch hook in worker threads (waiting for them before on_epoch_end):
-    # reading a step's loss waits for the device to finish that step, and in the training loop
-    # itself that wait would keep the next step from being dispatched while this one runs.
-    async_safe = True

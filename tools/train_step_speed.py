@@ -7,7 +7,7 @@ compiles), and with ``--teacher-arch`` the teacher's forward pass too: the extra
 distillation step does. Random data, so no data set is read and the figures are the model's
 compute alone; ratios are against the first pair, all measured in one run.
 
-    python -m benchmarks.train_step_speed --arch ds_cnn --width 0.75 \\
+    python -m tools.train_step_speed --arch ds_cnn --width 0.75 \\
         --teacher-arch resnet8 --teacher-width 4
 """
 from __future__ import annotations
@@ -24,9 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.tool_main import check_positive_counts, run_tool
-from benchmarks.workers import REPO, worker_environment
-from train.cli import ARCH_NAMES
+from edgekit.benchmarks.workers import worker_environment
+from edgekit.train.cli import ARCH_NAMES
+
+from .tool_main import check_positive_counts, run_tool
+
+REPO = Path(__file__).resolve().parents[1]  # where ``python -m tools.NAME`` runs
 
 BACKENDS = ("tensorflow", "jax", "torch")
 POLICIES = ("float32", "mixed_bfloat16")
@@ -48,7 +51,7 @@ def measure(args: argparse.Namespace) -> dict:
     import keras
     import numpy as np
 
-    from train.models import build_model
+    from edgekit.train.models import build_model
 
     keras.mixed_precision.set_global_policy(args.policy)
     rng = np.random.default_rng(0)
@@ -72,7 +75,7 @@ def _measure_elsewhere(backend: str, policy: str, argv: list[str], timeout: floa
     """Run ``measure`` in a child process under ``backend``; an error becomes the row's note."""
     env = {**worker_environment(), "KERAS_BACKEND": backend}
     try:
-        child = subprocess.run([sys.executable, "-m", "benchmarks.train_step_speed", *argv,
+        child = subprocess.run([sys.executable, "-m", "tools.train_step_speed", *argv,
                                 "--worker", "--policy", policy], capture_output=True, text=True,
                                env=env, cwd=REPO, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -148,10 +151,10 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"{backend} {policy}: {row}", file=sys.stderr, flush=True)
     add_ratios(rows)
-    from train.atomic import write_json
+    from edgekit.common.atomic import write_json
 
     result = {
-        "command": "python -m benchmarks.train_step_speed " + shlex.join(argv),
+        "command": "python -m tools.train_step_speed " + shlex.join(argv),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "arch": args.arch, "width": args.width, "teacher_arch": args.teacher_arch,
         "teacher_width": args.teacher_width, "batch_size": args.batch_size, "rows": rows,

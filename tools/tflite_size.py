@@ -1,7 +1,7 @@
 """Where the bytes of a .tflite file go: weights, quantization parameters, tensor names and the
 rest (operators, metadata such as the labels, flatbuffer structure).
 
-    python -m benchmarks.tflite_size FILE.tflite|FOLDER [...]     (a folder: its .tflite files)
+    python -m tools.tflite_size FILE.tflite|FOLDER [...]     (a folder: its .tflite files)
 
 Per-channel int8 stores a float32 scale and an int64 zero point for every output channel of
 every weight and bias tensor, so a model with many narrow layers (a depthwise-separable CNN)

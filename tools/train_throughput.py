@@ -8,8 +8,8 @@ are timed on the same model and data in one process, alternating, so the ratios 
 by machine drift. Under TensorFlow, Keras already prefetches a generator (tf.data); under JAX
 it does not.
 
-    python -m benchmarks.train_throughput --data ../shared/datasets/cifar10-jpeg --repeats 2
-    KERAS_BACKEND=jax python -m benchmarks.train_throughput ... --arch resnet8 --width 0.25
+    python -m tools.train_throughput --data ../shared/datasets/cifar10-jpeg --repeats 2
+    KERAS_BACKEND=jax python -m tools.train_throughput ... --arch resnet8 --width 0.25
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from train.cli import ARCH_NAMES
-from train.data import data_path
-from train.quiet_import import import_keras
+from edgekit.common.quiet_import import import_keras
+from edgekit.train.cli import ARCH_NAMES
+from edgekit.train.data import data_path
 
 from .tool_main import check_positive_counts, run_tool
 
@@ -49,13 +49,13 @@ def main(argv=None) -> int:
     import keras
 
     from edge_runtime.preprocess import scale_pixels
-    from train.atomic import write_json
-    from train.augment import EpochData, one_hot
-    from train.data import load_source, make_splits
-    from train.image_folder import default_cache_dir
-    from train.models import build_model
-    from train.prefetch import prefetched
-    from train.splits import parse_split
+    from edgekit.common.atomic import write_json
+    from edgekit.train.augment import EpochData, one_hot
+    from edgekit.train.data import load_source, make_splits
+    from edgekit.train.image_folder import default_cache_dir
+    from edgekit.train.models import build_model
+    from edgekit.train.prefetch import prefetched
+    from edgekit.train.splits import parse_split
 
     raw = load_source(args.data, 32, args.cache_dir or default_cache_dir())
     splits = make_splits(raw, parse_split("standard"), 0.1, seed=0)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
             seconds[name].append(time.perf_counter() - started)
     images = len(splits.train)
     result = {
-        "command": "python -m benchmarks.train_throughput " + shlex.join(sys.argv[1:]),
+        "command": "python -m tools.train_throughput " + shlex.join(sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "backend": keras.backend.backend(), "arch": args.arch, "width": args.width,
         "batch_size": args.batch_size,

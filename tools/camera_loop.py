@@ -1,6 +1,6 @@
 """Where a camera loop's time goes, against the bare interpreter, in one run.
 
-    python -m benchmarks.camera_loop MODEL [--width 640 --height 480] [--rounds 10]
+    python -m tools.camera_loop MODEL [--width 640 --height 480] [--rounds 10]
 
 Runs the headless loop of ``edgekit camera`` (JSON lines written to /dev/null) on a synthetic
 640 x 480 source and splits its time per frame into capture, preprocessing, inference and
@@ -18,9 +18,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from train.atomic import write_json
+from edgekit.benchmarks.interleave import interleaved_rounds, ratio_summary, spread
+from edgekit.common.atomic import write_json
 
-from .interleave import interleaved_rounds, ratio_summary, spread
 from .runtime_overhead import bare_call
 from .tool_main import check_positive_counts, run_tool
 
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
               "stage_ms": {stage: statistics.median(v) for stage, v in split.items()},
               "loop_rate_share_of_bare": rate_share,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "command": "python -m benchmarks.camera_loop " + shlex.join(sys.argv[1:])}
+              "command": "python -m tools.camera_loop " + shlex.join(sys.argv[1:])}
     print(json.dumps(result, indent=2))
     if args.json:
         write_json(args.json, result)

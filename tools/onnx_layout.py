@@ -1,6 +1,6 @@
 """Does feeding ONNX Runtime NCHW (tf2onnx's ``inputs_as_nchw``) beat our NHWC input?
 
-    python -m benchmarks.onnx_layout RUN_DIR [--repeats 10]
+    python -m tools.onnx_layout RUN_DIR [--repeats 10]
 
 Converts RUN_DIR/model.keras both ways, counts Transpose nodes, and times batch-1 inference of
 the two sessions interleaved (warm-up, then ``repeats`` rounds of 100 runs each).
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.finished_run import check_finished_run
-from train.quiet_import import import_keras
+from edgekit.common.quiet_import import import_keras
+from edgekit.train.finished_run import check_finished_run
 
 from .tool_main import check_positive_counts, run_tool
 
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
     import tf2onnx
 
-    from convert.onnx_variants import OPSET
+    from edgekit.convert.onnx_variants import OPSET
 
     model = keras.saving.load_model(args.run_dir / "model.keras")
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image"),)

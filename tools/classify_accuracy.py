@@ -2,7 +2,7 @@
 benchmark measured for the same files (RUN_DIR/report/benchmark.json, written by
 ``edgekit bench``): the same preprocessing end to end gives the same number.
 
-    python -m benchmarks.classify_accuracy RUN_DIR TEST_FOLDER [--variants int8,float32]
+    python -m tools.classify_accuracy RUN_DIR TEST_FOLDER [--variants int8,float32]
 
 Each variant's file is classified by the real command in a child process; an image's true
 class is its folder's name.
@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from edge_runtime.errors import UserError
-from train.finished_run import check_finished_run
+from edgekit.common.child_process import child_output, edgekit_command
+from edgekit.train.finished_run import check_finished_run
 
-from .tool_main import child_output, edgekit_command, run_tool
+from .tool_main import run_tool
 
 
 def classify_accuracy(model: Path, folder: Path) -> tuple[float, int]:
