@@ -336,7 +336,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     from edgekit.common.progress import progress_bar
     from edgekit.train.finished_run import check_finished_run, read_run_config
     from edgekit.train.labels import read_labels
-    from edgekit.train.run import run_splits
+    from edgekit.train.data import run_splits
 
     from .environment import environment
     from .report import write_report

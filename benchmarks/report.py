@@ -52,7 +52,7 @@ def _draw_plots(rows: list[dict], folder: Path) -> Optional[list[str]]:
         if (exc.name or "").split(".")[0] != "matplotlib":
             raise
         return None
-    return draw_all(rows, folder)
+    return draw_all(rows, folder, PLOTS)
 
 
 def to_csv(rows: list[dict]) -> str:

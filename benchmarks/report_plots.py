@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 from edge_runtime.progress_line import counted
 from edgekit.train.plots import save_figure
 
-from .report import PLOTS
 
 
 def _label(row: dict) -> str:
@@ -85,13 +84,14 @@ def accuracy_vs_latency(rows: list[dict], target: Path) -> None:
              "Accuracy against latency", target)
 
 
-def draw_all(rows: list[dict], folder: Path) -> list[str]:
-    """The pictures the rows have figures for, into ``folder``: latency, and accuracy against
-    size and latency where accuracy was measured. Returns the names (keys of PLOTS) drawn."""
+def draw_all(rows: list[dict], folder: Path, files: dict[str, str]) -> list[str]:
+    """The pictures the rows have figures for, into ``folder`` under ``files`` (picture name ->
+    file name; the report's PLOTS): latency, and accuracy against size and latency where
+    accuracy was measured. Returns the names drawn."""
     drawn = ["latency"]
-    latency_plot(rows, folder / PLOTS["latency"])
+    latency_plot(rows, folder / files["latency"])
     if any("accuracy" in row for row in rows):
-        accuracy_vs_size(rows, folder / PLOTS["accuracy_vs_size"])
-        accuracy_vs_latency(rows, folder / PLOTS["accuracy_vs_latency"])
+        accuracy_vs_size(rows, folder / files["accuracy_vs_size"])
+        accuracy_vs_latency(rows, folder / files["accuracy_vs_latency"])
         drawn += ["accuracy_vs_size", "accuracy_vs_latency"]
     return drawn

@@ -34,7 +34,7 @@ def check_sample_sizes(calibration_size: int, probe_size: int) -> None:
 def draw_samples(run: TrainedRun, calibration_size: int, probe_size: int, seed: int,
                  data: Optional[str] = None) -> Samples:
     """Re-create the run's split (its stored settings) and draw seeded samples from it."""
-    from edgekit.train.run import run_splits
+    from edgekit.train.data import run_splits
 
     check_sample_sizes(calibration_size, probe_size)
     config, splits = run_splits(run.config["settings"], data, class_names=run.class_names)

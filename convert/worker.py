@@ -90,7 +90,7 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
 
     from edge_runtime.preprocess import scale_pixels
     from edgekit.train.augment import EpochData, one_hot
-    from edgekit.train.run import run_splits
+    from edgekit.train.data import run_splits
 
     from .qat import quantization_aware_int8
 

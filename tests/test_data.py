@@ -16,7 +16,7 @@ from edgekit.train import data as data_module
 from edgekit.train import image_folder
 from edgekit.train.cli import config_from_args
 from edgekit.train.data import load_source, make_splits
-from edgekit.train.run import run_splits
+from edgekit.train.data import run_splits
 from edgekit.train.splits import parse_split
 
 

@@ -70,7 +70,7 @@ def test_a_training_too_short_for_its_batch_norm_averages_ends_with_their_exact_
     import keras
 
     from edge_runtime.preprocess import scale_pixels
-    from edgekit.train.run import run_splits
+    from edgekit.train.data import run_splits
 
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0
@@ -93,7 +93,7 @@ def test_metrics_say_how_the_model_fits_its_own_training_images(tiny_tree, cache
     import keras
 
     from edgekit.train.evaluate import fit_accuracy
-    from edgekit.train.run import run_splits
+    from edgekit.train.data import run_splits
 
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0

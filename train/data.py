@@ -11,7 +11,7 @@ import pickle
 import sys
 import tarfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -27,9 +27,10 @@ from edge_runtime.image_paths import (
 )
 from edge_runtime.preprocess import to_rgb_square
 
+from .config import TrainConfig
 from .image_folder import list_class_dirs, read_image_tree
 from .labels import check_same_classes
-from .splits import SplitSpec, stratified_split
+from .splits import SplitSpec, check_val_fraction, parse_split, stratified_split
 
 CIFAR10_CLASSES = [
     "airplane", "automobile", "bird", "cat", "deer",
@@ -281,3 +282,31 @@ def make_splits(raw: RawData, spec: SplitSpec, val_fraction: float, seed: int) -
         train_i, val_i = stratified_split(raw.train.y, [val_fraction], seed, raw.class_names)
         train, val, test = raw.train.take(train_i), raw.train.take(val_i), raw.test
     return DataSplits(raw.class_names, train, val, test, fingerprint(raw.class_names, [train, val, test]))
+
+
+def load_splits(config: TrainConfig, class_names: Optional[list[str]] = None) -> DataSplits:
+    """The run's data, split by its protocol; data whose classes are not ``class_names``
+    (when given) is refused before it is decoded and split (which would fail less to the
+    point, and only after every image was decoded)."""
+    spec = parse_split(config.split)
+    check_val_fraction(config.val_fraction)
+    cache = Path(config.cache_dir) if config.cache_dir else None
+    raw = load_source(config.data, config.image_size, cache, class_names)
+    return make_splits(raw, spec, config.val_fraction, config.seed)
+
+
+def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[Path] = None,
+               class_names: Optional[list[str]] = None) -> tuple[TrainConfig, DataSplits]:
+    """A run's stored settings (config.json's ``settings``) and its data split again, read
+    from ``data`` instead when the data has moved since training, and cached in
+    ``cache_dir`` instead of the run's own cache folder when given. Pass the run's
+    ``class_names`` (labels.txt) to refuse data with other classes."""
+    config = TrainConfig.from_dict(settings)
+    if data:
+        config = replace(config, data=data)
+    elif config.data != "cifar10" and not Path(config.data).expanduser().exists():
+        raise UserError(f"data path {config.data}, where this run was trained, does not exist: "
+                        "give --data with where the data is now")
+    if cache_dir:
+        config = replace(config, cache_dir=str(cache_dir))
+    return config, load_splits(config, class_names)

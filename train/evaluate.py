@@ -56,7 +56,7 @@ def write_evaluation(model, splits: DataSplits, run_dir: Path,
 def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) -> dict:
     """Recompute a finished run's evaluation files, on its own data or on ``data``."""
     from .finished_run import check_finished_run, load_keras_model, read_run_config
-    from .run import run_splits
+    from .data import run_splits
 
     check_finished_run(run_dir)
     model_file = run_dir / "model.keras"

@@ -12,7 +12,6 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from edge_runtime.errors import UserError
 from edge_runtime.preprocess import (
@@ -27,11 +26,10 @@ from edgekit.common.folder_lock import FolderLock
 
 from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
-from .data import DataSplits, load_source, make_splits, recorded_data
+from .data import DataSplits, load_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
 from .finished_run import read_run_config, staging_dir
 from .labels import write_labels
-from .splits import check_val_fraction, parse_split
 
 
 def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool,
@@ -75,34 +73,6 @@ def _prepare_dirs(config: TrainConfig, resume: bool, overwrite: bool,
 def _replaceable(out: Path) -> bool:
     """Whether --overwrite may delete OUT: an empty folder or an earlier run's."""
     return out.is_dir() and (not any(out.iterdir()) or (out / "config.json").is_file())
-
-
-def load_splits(config: TrainConfig, class_names: Optional[list[str]] = None) -> DataSplits:
-    """The run's data, split by its protocol; data whose classes are not ``class_names``
-    (when given) is refused before it is decoded and split (which would fail less to the
-    point, and only after every image was decoded)."""
-    spec = parse_split(config.split)
-    check_val_fraction(config.val_fraction)
-    cache = Path(config.cache_dir) if config.cache_dir else None
-    raw = load_source(config.data, config.image_size, cache, class_names)
-    return make_splits(raw, spec, config.val_fraction, config.seed)
-
-
-def run_splits(settings: dict, data: Optional[str] = None, cache_dir: Optional[Path] = None,
-               class_names: Optional[list[str]] = None) -> tuple[TrainConfig, DataSplits]:
-    """A run's stored settings (config.json's ``settings``) and its data split again, read
-    from ``data`` instead when the data has moved since training, and cached in
-    ``cache_dir`` instead of the run's own cache folder when given. Pass the run's
-    ``class_names`` (labels.txt) to refuse data with other classes."""
-    config = TrainConfig.from_dict(settings)
-    if data:
-        config = replace(config, data=data)
-    elif config.data != "cifar10" and not Path(config.data).expanduser().exists():
-        raise UserError(f"data path {config.data}, where this run was trained, does not exist: "
-                        "give --data with where the data is now")
-    if cache_dir:
-        config = replace(config, cache_dir=str(cache_dir))
-    return config, load_splits(config, class_names)
 
 
 def train_run(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
