@@ -63,7 +63,7 @@ def check_bench_args(args: argparse.Namespace) -> tuple[int, ...]:
 def check_runtime_python(python: str) -> None:
     """UserError unless ``python`` runs and imports what a tflite-runtime worker needs: else
     every .tflite file's tflite-runtime row failed, one by one, after the benchmark's other
-    measurements (a refused bench took 0.33 s in all; README, "Benchmarks")."""
+    measurements (docs/benchmarks.md)."""
     from edge_runtime.errors import UserError
 
     if not shutil.which(python):

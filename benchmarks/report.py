@@ -165,7 +165,7 @@ def _measured_what(report: dict) -> str:
 
 def _cores(env: dict) -> str:
     """"2 cores", or "4 cores, 1 usable by the benchmark" for a process pinned to fewer."""
-    usable = env.get("usable_cores", env["cores"])  # reports of before session 24 lack it
+    usable = env.get("usable_cores", env["cores"])  # reports without it: all cores usable
     return f"{env['cores']} cores" + (f", {usable} usable by the benchmark"
                                       if usable != env["cores"] else "")
 

@@ -23,7 +23,7 @@ from .bench import plain_variant
 from .report import int8_dot_product_note
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
-# Published points the study is measured against (README cites both).
+# Published points the study is measured against (docs/study.md cites both).
 REFERENCE_NOTEBOOK = {"name": "reference notebook CNN (float)", "accuracy": 0.7502}
 MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
                        "bytes": 96_000, "macs": 12_500_000, "float_accuracy": 0.862}

@@ -61,7 +61,7 @@ def int8_qdq(float_model: bytes, calibration: np.ndarray) -> bytes:
         # output (the trained default seed_cnn on 1,000 test images, and seed_cnn, resnet8
         # and ds_cnn untrained on 200 random ones, each quantized both ways) and needs
         # sympy, which onnxruntime >= 1.32 no longer installs, so a fresh
-        # `pip install .[convert]` failed this variant (README, "The two commands").
+        # `pip install .[convert]` failed this variant (docs/dependencies.md).
         quant_pre_process(str(work / "float.onnx"), str(work / "prepared.onnx"),
                           skip_symbolic_shape=True)
         input_name = onnx.load(str(work / "prepared.onnx")).graph.input[0].name

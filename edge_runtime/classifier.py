@@ -10,7 +10,7 @@ beside it; when that manifest lists the file, its sha256 is checked before anyth
 
 ``tta="flip"`` averages each image's probabilities with its mirror image's (test-time
 augmentation): twice the inference work for, on CIFAR-10, about one more point of accuracy
-(README, "Test-time augmentation"). Use it only where a mirrored image shows the same class,
+(docs/results.md, "Test-time augmentation (flip)"). Use it only where a mirrored image shows the same class,
 as training with random flips already assumed.
 """
 from __future__ import annotations
@@ -36,9 +36,9 @@ from .preprocess import load_pixels, square_resize
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 TTA_MODES = ("none", "flip")  # test-time augmentation: none, or average with the mirror image
 # Up to this many classes the top 5 are ranked by Python's sorted(), beyond it by np.argsort.
-# Microseconds for the two, labels attached (timeit, session 19's 2-core CPU): 2.5 and 3.9 at
+# Microseconds for the two, labels attached (timeit, a 2-core AMD EPYC): 2.5 and 3.9 at
 # 10 classes, 4.9 and 4.2 at 60, 7.5 and 4.9 at 100. At 10 classes that is 2 points of
-# classify's overhead over a 0.08 ms int8 inference (README, "Runtime").
+# classify's overhead over a 0.08 ms int8 inference (docs/results.md, "Runtime").
 PYTHON_RANKING_MAX_CLASSES = 50
 
 

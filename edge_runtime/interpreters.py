@@ -34,7 +34,7 @@ _TFLITE_MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter",
 # CPU without VNNI emulated by qemu (-cpu Haswell) a seed_cnn's onnx-int8 file scored 70.24%
 # on the 5,000 test images without it and 72.72% with it, as the same file does on a VNNI CPU.
 # On a VNNI CPU, where nothing saturates, it changed no output and cost 1.25x to 1.75x the
-# latency, so it is set only where needed (README, "onnx-int8 keeps 8-bit weights").
+# latency, so it is set only where needed (docs/conversion.md, onnx-int8).
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 # The interpreters' own INFO lines ("INFO: Created TensorFlow Lite XNNPACK delegate for
@@ -262,7 +262,7 @@ class OnnxModel:
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for uint8 pixels (N, S, S, 3), scaled as ``set_normalization``
         prepared. One image (classify's and the camera's path) goes through the bound
-        buffer: 5% less time per call than ``run`` with a fresh feed (README, "Runtime")."""
+        buffer: 5% less time per call than ``run`` with a fresh feed (docs/results.md, "Runtime")."""
         if len(pixels) != 1 or self.batch not in (None, 1):
             return self.predict(scale_pixels(pixels, self.norm_mean, self.norm_std))
         scale_pixels(pixels, self.norm_mean, self.norm_std, out=self.image_buffer)

@@ -2,7 +2,7 @@
 and a package it lacks reported as that extra to install instead of a traceback."""
 from __future__ import annotations
 
-# The pip extra each heavy command needs (README, "Installing").
+# The pip extra each heavy command needs (README, "Install").
 EXTRAS = {"train": "train", "evaluate": "train", "convert": "convert", "bench": "convert",
           "pipeline": "convert", "study": "convert"}
 OUR_PACKAGES = ("edgekit", "edge_runtime")

@@ -210,7 +210,7 @@ def _asked_settings(stage: str, asked: argparse.Namespace) -> dict:
 
 def _recorded_settings(args: argparse.Namespace, stage: str) -> list[dict]:
     """The settings STAGE's existing output was made with: the benchmark's, or those of each
-    requested variant already converted (manifests before session 17 record one set for all)."""
+    requested variant already converted (older manifests record one set for all)."""
     from edgekit.convert.variants import parse_variants
 
     if stage == "bench":

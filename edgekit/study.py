@@ -350,7 +350,7 @@ def run_study(args: argparse.Namespace) -> int:
         codes = run_cells(cells, 1, ",".join(STAGES), "done")
     else:
         # A cell benchmarked while others train measures their load too: on the 2-core CPU its
-        # latencies came out 1.7 to 1.9 times those measured alone (README). So cells train and
+        # latencies came out 1.7 to 1.9 times those measured alone (docs/results.md). So cells train and
         # convert N at a time, and are benchmarked one at a time after.
         codes = run_cells(cells, args.jobs, "train,convert", "trained and converted")
         trained = [cell for cell in cells if stage_done("train", cell.run_dir, None)

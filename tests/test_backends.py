@@ -43,7 +43,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("arch", ["seed_cnn", "resnet8"])
 def test_model_trained_under_another_backend_predicts_the_same_under_tensorflow(
         tiny_tree, cache_dir, tmp_path, backend, arch):
-    pytest.importorskip(backend)  # .ci/run installs both; see README
+    pytest.importorskip(backend)  # .ci/run installs both; see docs/testing.md
     out = tmp_path / f"{backend}-run"
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-c", CHILD, str(tiny_tree), str(out), arch, backend],

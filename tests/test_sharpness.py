@@ -58,7 +58,7 @@ def gradient(x, labels, kernel):
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_sam_step_applies_the_gradient_taken_at_the_perturbed_weights(backend):
-    pytest.importorskip(backend)  # .ci/run installs both; see README
+    pytest.importorskip(backend)  # .ci/run installs both; see docs/testing.md
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 4)).astype("float32")
     labels = np.eye(3, dtype="float32")[rng.integers(0, 3, 8)]

@@ -382,7 +382,7 @@ def test_ctrl_c_stops_the_running_cell_and_starts_no_other(tiny_tree, cache_dir,
     try:
         out, err = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
-        # Seen twice in CI (sessions 24 and 26), never alone: keep what tells a lost SIGINT
+        # A failure seen only on a busy machine: keep what tells a lost SIGINT
         # (the cell still training) from a cell that stopped but did not exit.
         cell = subprocess.run(["pgrep", "-af", str(study / "cells")], capture_output=True,
                               text=True).stdout

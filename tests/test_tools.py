@@ -1,4 +1,4 @@
-"""The measurement tools (``python -m tools.NAME``) the README quotes: bad input is one
+"""The measurement tools (``python -m tools.NAME``) docs/results.md quotes: bad input is one
 line and exit 2, as for ``edgekit``; the runtime tools measure a converted model."""
 import json
 import subprocess

@@ -66,7 +66,7 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
 def test_a_training_too_short_for_its_batch_norm_averages_ends_with_their_exact_values(
         tiny_tree, cache_dir, tmp_path, capsys):
     # A 450-image folder's default run (240 steps) kept 9% of the starting variance of 1 and
-    # scored 38.9% on 90 test images, 70.0% with the statistics recomputed (session 27).
+    # scored 38.9% on 90 test images, 70.0% with the statistics recomputed.
     import keras
 
     from edge_runtime.preprocess import scale_pixels
@@ -482,8 +482,8 @@ def test_a_run_another_process_is_training_is_left_alone(tiny_tree, cache_dir, t
 
 def test_a_run_in_use_is_neither_evaluated_nor_replaced_under_the_command_using_it(
         tiny_tree, cache_dir, tmp_path, capsys):
-    # "Not locked" in session 26: evaluate rewrote a run a conversion was reading, and a
-    # training with --overwrite deleted the old run under a benchmark of it at its end.
+    # Unlocked, evaluate would rewrite a run a conversion is reading, and a training with
+    # --overwrite would delete the old run under a benchmark of it at its end.
     import subprocess
     import sys
 

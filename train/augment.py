@@ -76,7 +76,7 @@ class EpochData:
         crashed narrow resnet8 models on odd-sized batches. Their graph now avoids the kernel
         (train.models.STRIDED_PROJECTION_MIN_CHANNELS), but runs trained before keep theirs,
         and quantization-aware conversion fine-tunes them through this class; the rule also
-        keeps a seed's batches as earlier runs, whose figures the README quotes, had them."""
+        keeps a seed's batches as earlier runs, whose figures docs/results.md quotes, had them."""
         remainder = len(self.y) % self.batch_size
         return len(self.y) - (remainder % 2)
 

@@ -60,7 +60,7 @@ def save_state(model: keras.Model, target: Path, epochs_done: int) -> None:
 
 def restore_state(model: keras.Model, source: Path) -> Optional[int]:
     """Load ``source`` into a freshly built and compiled ``model`` of the same run; return the
-    epochs it holds (None from a checkpoint of before session 24, which did not say)."""
+    epochs it holds (None from an older checkpoint that does not say)."""
     model.optimizer.build(model.trainable_variables)
     try:
         with np.load(source) as saved:

@@ -30,7 +30,7 @@ def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
 def fit_accuracy(model, part: Labeled) -> float:
     """Top-1 accuracy on un-augmented images with Dropout inert. history.csv's training
     accuracy is taken on augmented batches with Dropout active, which hides how closely the
-    model fits the images it trained on (for seed_cnn by seven points, see README)."""
+    model fits the images it trained on (for seed_cnn by seven points, see docs/results.md)."""
     return float(np.mean(predict_probabilities(model, part.x).argmax(axis=1) == part.y))
 
 

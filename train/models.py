@@ -17,7 +17,7 @@ from edge_runtime.errors import UserError
 # AVX-512 AMD EPYC: 8 and 12 channels crashed the process on odd-sized batches, 8 also on even
 # ones with images of 46 pixels or more; 16 never did, nor TF_ENABLE_ONEDNN_OPTS=0).
 # Narrower projections subsample first; it costs their int8 files 1.4 to 4.6 us per image
-# (README, "Training").
+# (docs/training.md).
 STRIDED_PROJECTION_MIN_CHANNELS = 16
 
 

@@ -22,7 +22,7 @@ def prefetch_depth(devices: list[str]) -> int:
     """How far ahead to make batches for a run on ``devices`` (as ``compute_devices`` names
     them): ``ACCELERATOR_DEPTH`` when any is not a CPU, else 0 (no thread). On a CPU the
     producer competes for the cores the training step uses, and it bought nothing there
-    (epoch-time ratios 1.036 and 1.002 under JAX on the 2-core CPU; README, "Training
+    (epoch-time ratios 1.036 and 1.002 under JAX on the 2-core CPU; docs/results.md, "Training
     throughput"); Keras skips its own look-ahead on CPUs too."""
     return ACCELERATOR_DEPTH if any(not d.startswith("cpu") for d in devices) else 0
 

@@ -1,7 +1,7 @@
 """Training recipes: optimizer, schedule, loss and augmentation as one frozen record.
 
 ``seed`` reproduces the reference notebook (Adam 1e-3, batch 64, no augmentation, 15 epochs).
-``fast`` is our default; see README for what it measured against ``seed``.
+``fast`` is our default; see docs/results.md for what it measured against ``seed``.
 """
 from __future__ import annotations
 
