@@ -95,8 +95,9 @@ def converted_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pi_python(tmp_path_factory) -> str:
-    """A Python shaped like Raspberry Pi OS's: $EDGEKIT_PI_PYTHON, or a fresh venv with only
-    numpy<2, tflite-runtime 2.14 and pillow (no TensorFlow)."""
+    """A Python shaped like Raspberry Pi OS's: $EDGEKIT_PI_PYTHON (which must have this
+    project installed), or a fresh venv with only numpy<2, tflite-runtime 2.14, pillow and this
+    project installed as a user installs it on a Pi, without its extras (no TensorFlow)."""
     import subprocess
     import sys
 
@@ -108,4 +109,7 @@ def pi_python(tmp_path_factory) -> str:
     python = str(venv / "bin" / "python")
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "numpy<2", "pillow", "tflite-runtime==2.14.0"], check=True, timeout=600)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--no-deps", str(Path(__file__).resolve().parents[1])], check=True,
+                   timeout=600)
     return python

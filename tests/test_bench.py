@@ -323,8 +323,7 @@ def test_converted_files_on_a_pi_like_python(converted_run, tmp_path, pi_python)
         [pi_python, "-c", "import sys; del sys.path[0]; from edgekit.cli import main; "
          "sys.exit(main())", "bench", "models", "--data", str(data), "--test-limit", "3",
          *QUICK],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO)})
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report, _ = read_report(models)
     [row] = report["rows"]
@@ -510,7 +509,7 @@ def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, cap
         raise KeyboardInterrupt  # as Ctrl-C during the conversion would
 
     copy, _ = copy_run(converted_run, tmp_path)
-    monkeypatch.setattr(convert.cli, "run_convert", interrupted)
+    monkeypatch.setattr(edgekit.convert.cli, "run_convert", interrupted)
     assert main(["pipeline", "--out", str(copy), "--redo", "convert", "--threads", "1"]) == 130
     captured = capsys.readouterr()
     assert "[2/3] convert" in captured.out and "[3/3] bench" not in captured.out

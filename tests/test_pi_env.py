@@ -44,9 +44,11 @@ def real_model(tmp_path_factory):
 
 
 def classify(python: str, model: Path, folder: Path) -> tuple[list, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([python, "-m", "edgekit.cli", "classify", str(model), str(folder),
-                             "--json"], capture_output=True, text=True, env=env, timeout=300)
+    # The installed edgekit, not this checkout's folder of that name (-c drops the working
+    # folder from sys.path).
+    result = subprocess.run([python, "-c", "import sys; del sys.path[0]; from edgekit.cli "
+                             "import main; sys.exit(main())", "classify", str(model), str(folder),
+                             "--json"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
 
