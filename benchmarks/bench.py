@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import statistics
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -21,39 +21,13 @@ import numpy as np
 from edge_runtime.errors import UserError
 from edge_runtime.manifest import file_sha256, read_manifest
 
-from .environment import default_threads
+from .settings import BenchSettings
 from .workers import Worker, WorkerError, predict_elsewhere
 
 KERAS_MODES = ("keras-call", "keras-predict")
 BACKENDS_BY_FORMAT = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime",)}
 _MODULES = {"ai-edge-litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime",
             "onnxruntime": "onnxruntime"}
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """How long and how hard to measure."""
-
-    rounds: int = 7
-    latency_seconds: float = 0.3
-    max_runs: int = 2000
-    throughput_batch: int = 256
-    throughput_seconds: float = 0.3
-    threads: tuple = field(default_factory=default_threads)
-    test_limit: Optional[int] = None
-    data: Optional[str] = None
-    # (backend, python) pairs: runtimes measured in another Python environment, such as
-    # tflite-runtime, which needs numpy < 2 and so cannot live beside TensorFlow 2.21.
-    runtime_pythons: tuple = ()
-    # Test-time augmentation modes (edge_runtime.classifier.TTA_MODES) each file is measured
-    # with; a mode other than "none" adds rows named "<variant>+<mode>".
-    tta: tuple = ("none",)
-
-
-def recorded_settings(settings: BenchSettings) -> dict:
-    """``settings`` as benchmark.json records them (JSON types: lists, a dict of Pythons)."""
-    return {**asdict(settings), "threads": list(settings.threads), "tta": list(settings.tta),
-            "runtime_pythons": dict(settings.runtime_pythons)}
 
 
 @dataclass
@@ -368,7 +342,7 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
                                  progress)
         measure(subjects, settings, progress, KERAS_REFERENCES)
     report = {"run_dir": str(run_dir), "environment": environment(command),
-              "settings": recorded_settings(settings),
+              "settings": settings.recorded(),
               "labels": labels,
               **summary, "rows": rows(subjects, settings)}
     write_report(run_dir / "report", report)

@@ -5,15 +5,47 @@ import argparse
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from edge_runtime.classifier import TTA_MODES
 
-from .environment import default_threads, usable_cores
+from .environment import usable_cores
+from .settings import BenchSettings
+
+DEFAULTS = BenchSettings()
+
+
+def add_bench_settings(parser) -> None:
+    """Register the flags that make a benchmark's settings (BenchSettings). Each defaults to
+    None, "not given", so that the settings a report records fill what is not given when the
+    pipeline compares them."""
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated interpreter/TensorFlow thread counts (default: 1 "
+                             "and every core this process may use)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"interleaved timing rounds (default: {DEFAULTS.rounds})")
+    parser.add_argument("--latency-seconds", type=float, default=None,
+                        help="time per subject per round spent on batch-1 inferences (and "
+                             "again on the throughput batch) "
+                             f"(default: {DEFAULTS.latency_seconds})")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size of the throughput test "
+                             f"(default: {DEFAULTS.throughput_batch})")
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="evaluate accuracy on N test images only, taken from the "
+                             "classes in turn (the first of each class, then the second, ...)")
+    parser.add_argument("--tta", default=None, choices=TTA_MODES,
+                        help="flip: also measure every file with test-time augmentation, each "
+                             "image averaged with its mirror image (rows <variant>+flip) "
+                             "(default: none)")
+    parser.add_argument("--tflite-runtime-python", default=None,
+                        help="also run .tflite files through tflite-runtime in this Python (an "
+                             "environment with numpy<2, tflite-runtime and pillow, like a Pi's)")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the benchmark flags."""
+    """Register the flags of ``edgekit bench``."""
     parser.add_argument("run_dir", type=Path,
                         help="a trained (and converted) run directory, or a folder of converted "
                              "files with their manifest.json (RUN_DIR/artifacts, or the files "
@@ -22,42 +54,41 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run directory: where its data is now, if it moved (default: as "
                              "trained); a folder of converted files: labelled images to measure "
                              "accuracy on (DATA/<class>/* or DATA/test/<class>/*; default: none)")
-    parser.add_argument("--threads", default=",".join(str(n) for n in default_threads()),
-                        help="comma-separated interpreter/TensorFlow thread counts (default: 1 "
-                             "and every core this process may use)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
-    parser.add_argument("--latency-seconds", type=float, default=0.3,
-                        help="time per subject per round spent on batch-1 inferences (and "
-                             "again on the throughput batch)")
-    parser.add_argument("--batch", type=int, default=256, help="batch size of the throughput test")
-    parser.add_argument("--test-limit", type=int, default=None,
-                        help="evaluate accuracy on N test images only, taken from the "
-                             "classes in turn (the first of each class, then the second, ...)")
-    parser.add_argument("--tta", default="none", choices=TTA_MODES,
-                        help="flip: also measure every file with test-time augmentation, each "
-                             "image averaged with its mirror image (rows <variant>+flip)")
-    parser.add_argument("--tflite-runtime-python", default=None,
-                        help="also run .tflite files through tflite-runtime in this Python (an "
-                             "environment with numpy<2, tflite-runtime and pillow, like a Pi's)")
+    add_bench_settings(parser)
 
 
-def check_bench_args(args: argparse.Namespace) -> tuple[int, ...]:
-    """The thread counts to measure; UserError for a bad flag value. Imports nothing heavy, so
-    ``edgekit pipeline`` checks its benchmark flags with it before training."""
+def bench_settings(args: argparse.Namespace) -> BenchSettings:
+    """The settings ``edgekit bench`` runs with for these flags; UserError for a bad value.
+    Imports nothing heavy, so the pipeline checks them before training."""
+    return replace(DEFAULTS, **bench_given(args))
+
+
+def bench_given(args: argparse.Namespace) -> dict:
+    """The BenchSettings fields these flags set (those given), with their values; UserError
+    for a bad value."""
     from edge_runtime.errors import UserError, check_counts
 
-    try:
-        threads = tuple(sorted({int(t) for t in args.threads.split(",")}))
-    except ValueError:
-        raise UserError(f"--threads must be comma-separated integers, got {args.threads!r}") \
-            from None
-    check_counts(("--rounds", args.rounds), ("--batch", args.batch), ("--threads", min(threads)),
+    given = {"rounds": args.rounds, "throughput_batch": args.batch, "test_limit": args.test_limit,
+             "latency_seconds": args.latency_seconds,
+             # One flag sets the time of both: the batch-1 and the throughput measurements.
+             "throughput_seconds": args.latency_seconds, "data": args.data}
+    if args.threads is not None:
+        try:
+            given["threads"] = tuple(sorted({int(t) for t in args.threads.split(",")}))
+        except ValueError:
+            raise UserError(f"--threads must be comma-separated integers, got "
+                            f"{args.threads!r}") from None
+        check_counts(("--threads", min(given["threads"])))
+    check_counts(("--rounds", args.rounds), ("--batch", args.batch),
                  ("--test-limit", args.test_limit))
-    if not args.latency_seconds > 0:
+    if args.latency_seconds is not None and not args.latency_seconds > 0:
         raise UserError(f"--latency-seconds must be positive, got {args.latency_seconds}")
     if args.tflite_runtime_python:
         check_runtime_python(args.tflite_runtime_python)
-    return threads
+        given["runtime_pythons"] = (("tflite-runtime", args.tflite_runtime_python),)
+    if args.tta is not None:
+        given["tta"] = ("none",) if args.tta == "none" else ("none", args.tta)
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def check_runtime_python(python: str) -> None:
@@ -87,19 +118,6 @@ def warn_oversubscribed(threads: tuple) -> None:
               "threads sharing cores", file=sys.stderr)
 
 
-def bench_settings(args: argparse.Namespace):
-    """The BenchSettings these flags ask for; UserError for a bad flag value."""
-    from .bench import BenchSettings
-
-    return BenchSettings(rounds=args.rounds, latency_seconds=args.latency_seconds,
-                         throughput_seconds=args.latency_seconds, throughput_batch=args.batch,
-                         threads=check_bench_args(args), test_limit=args.test_limit,
-                         data=args.data,
-                         runtime_pythons=(("tflite-runtime", args.tflite_runtime_python),)
-                         if args.tflite_runtime_python else (),
-                         tta=("none",) if args.tta == "none" else ("none", args.tta))
-
-
 def benches_files_alone(args: argparse.Namespace) -> bool:
     """Whether the command is ``edgekit bench`` of a folder of converted files, which needs
     neither Keras nor a run directory; UserError for a target that looks meant as one but
@@ -112,27 +130,35 @@ def benches_files_alone(args: argparse.Namespace) -> bool:
     return is_files_folder(args.run_dir)
 
 
-def run_bench_command(args: argparse.Namespace) -> int:
-    """Benchmark, print where the report went; 1 if any subject failed."""
-    from edgekit.common.command_line import edgekit_command_line
+def bench_and_report(target: Path, settings: BenchSettings, command: str) -> int:
+    """Benchmark ``target`` (a run, or a folder of converted files; edgekit bench's work, also
+    the pipeline's bench stage), print where the report went; 1 if any subject failed."""
+    from edgekit.common.folder_lock import folder_held
 
-    settings = bench_settings(args)
+    from .files_bench import is_files_folder
+
     warn_oversubscribed(settings.threads)
-    command = edgekit_command_line("bench", f"edgekit bench {args.run_dir}")
-    if benches_files_alone(args):
+    if is_files_folder(target):
         from .files_bench import run_files_bench as run
     else:
         from .bench import run_bench as run
-    from edgekit.common.folder_lock import folder_held
-
-    with folder_held(args.run_dir):  # a second benchmark would time this one's load
-        report, failed = run(args.run_dir, settings, command)
+    with folder_held(target):  # a second benchmark would time this one's load
+        report, failed = run(target, settings, command)
     errors = [r for r in report["rows"] if r["error"]]
     print(f"{len(report['rows']) - len(errors)} measurements, {len(errors)} failed -> "
-          f"{args.run_dir / 'report' / 'REPORT.md'}")
+          f"{target / 'report' / 'REPORT.md'}")
     for row in errors:
         print(f"  failed: {row['variant']} ({row['runtime']}, {row['threads']} threads): "
               f"{row['error']}")
     for skipped in report.get("not_measured", []):
         print(f"  not measured: {skipped['variant']}: {skipped['why']}")
     return 1 if failed else 0
+
+
+def run_bench_command(args: argparse.Namespace, settings: BenchSettings) -> int:
+    """``edgekit bench``: measure RUN_DIR (or a folder of files) with the checked ``settings``
+    of these flags."""
+    from edgekit.common.command_line import edgekit_command_line
+
+    command = edgekit_command_line("bench", f"edgekit bench {args.run_dir}")
+    return bench_and_report(args.run_dir, settings, command)

@@ -31,7 +31,6 @@ from edge_runtime.progress_line import ProgressLine
 
 from .bench import (
     BACKENDS_BY_FORMAT,
-    BenchSettings,
     Subject,
     classes_in_turn,
     file_predictions,
@@ -39,10 +38,10 @@ from .bench import (
     measure,
     measuring_steps,
     plan_subjects,
-    recorded_settings,
     rows,
     score,
 )
+from .settings import BenchSettings
 
 MODEL_SUFFIXES = (".tflite", ".onnx")
 # The file of each format that the others are timed against: the model as trained.
@@ -191,7 +190,7 @@ def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tupl
             score(subjects, file_predictions(subjects, x, settings, steps), y, len(labels))
         measure(subjects, settings, steps, {"float32": is_float_reference})
     report = {"run_dir": str(folder), "environment": environment(command),
-              "settings": recorded_settings(settings), "labels": labels,
+              "settings": settings.recorded(), "labels": labels,
               "test_images": test_images, "keras_accuracy": None,
               "rows": rows(subjects, settings), "not_measured": skipped}
     write_report(folder / "report", report)

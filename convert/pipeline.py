@@ -10,7 +10,6 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from edgekit.common.command_line import edgekit_command_line
 
 from .run_dir import load_run
 from .samples import draw_samples
+from .settings import ConvertSettings
 from .variants import Variant
 from .verify import accuracy_warning, compare, predict_file
 
@@ -42,14 +42,14 @@ def conversion_versions() -> dict:
 
 
 def _build_in_child(run_dir: Path, variant: Variant, calibration_file: Path,
-                    target: Path, metadata: dict, options: dict, label: str) -> dict:
+                    target: Path, metadata: dict, settings: ConvertSettings, label: str) -> dict:
     """Run ``worker.build_variant`` in a fresh spawned process; its exception comes back."""
     from .worker import build_variant
 
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         future = pool.submit(build_variant, str(run_dir), variant.name,
-                             str(calibration_file), str(target), metadata, options, label)
+                             str(calibration_file), str(target), metadata, settings, label)
         return future.result()
 
 
@@ -58,32 +58,27 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
-def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 500,
-                probe_size: int = 500, seed: int = 0, data: Optional[str] = None,
-                qat_epochs: int = 2, qat_learning_rate: float = 1e-4,
-                fold_batchnorm: bool = True) -> tuple[dict, list[str]]:
-    """Build, verify and publish ``variants``; returns the manifest and the failed names."""
+def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[str]]:
+    """Build, verify and publish the variants ``settings`` asks for; returns the manifest and
+    the failed names."""
     from edgekit.common.atomic import write_json
 
+    variants = settings.chosen_variants()
     run = load_run(run_dir)
-    samples = draw_samples(run, calibration_size, probe_size, seed, data)
+    samples = draw_samples(run, settings.calibration_size, settings.probe_size, settings.seed,
+                           settings.data)
     reference = np.asarray(run.model.predict(scale_pixels(samples.probe), batch_size=250,
                                              verbose=0))
     artifacts = Path(run_dir) / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    options = {"qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate, "data": data,
-               "fold_batchnorm": fold_batchnorm, "seed": seed}
     metadata = {"model_name": run.model.name, "labels": run.class_names,
                 "image_size": run.image_size, "source_model_sha256": run.model_sha256}
     entries = _reusable_entries(artifacts, run.model_sha256)
-    # The sizes drawn, which a small split caps, and the sizes asked for (--calibration-size,
-    # --probe-size), by which the pipeline tells whether these artifacts are what it asks for.
-    settings = {"calibration_size": len(samples.calibration),
+    # The settings as asked, by which the pipeline tells whether these artifacts are what it
+    # asks for, and the sample sizes drawn, which a small split caps.
+    recorded = {**settings.recorded(), "calibration_drawn": len(samples.calibration),
                 "calibration_source": "train split, seeded sample",
-                "probe_size": len(samples.probe), "probe_source": "validation split",
-                "calibration_size_asked": calibration_size, "probe_size_asked": probe_size,
-                "seed": seed, "qat_epochs": qat_epochs, "qat_learning_rate": qat_learning_rate,
-                "fold_batchnorm": fold_batchnorm}
+                "probe_drawn": len(samples.probe), "probe_source": "validation split"}
     failed = []
     with tempfile.TemporaryDirectory(dir=artifacts, prefix=".work-") as work:
         calibration_file = Path(work) / "calibration.npz"
@@ -92,14 +87,14 @@ def convert_run(run_dir: Path, variants: list[Variant], calibration_size: int = 
             prefix = f"[{number}/{len(variants)}] {variant.name}"
             print(f"{prefix}: converting...", flush=True)
             entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
-                                 metadata, options, samples.probe, reference,
+                                 metadata, settings, samples.probe, reference,
                                  samples.probe_labels, prefix)
             # Each entry keeps the settings it was made with: a later run of convert for some
             # variants, with other settings, keeps the other entries as they were made.
-            entries[variant.name] = dict(entry, settings=settings)
+            entries[variant.name] = dict(entry, settings=recorded)
             # Rewritten after every variant, so it always describes the files on disk, even
             # when a later variant is interrupted.
-            manifest = _manifest(run, entries, settings)
+            manifest = _manifest(run, entries, recorded)
             write_json(artifacts / MANIFEST, manifest)
             if "error" in entry:
                 failed.append(variant.name)
@@ -156,7 +151,8 @@ def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
 
 
 def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, artifacts: Path,
-                 metadata: dict, options: dict, probe_pixels: np.ndarray, reference: np.ndarray,
+                 metadata: dict, settings: ConvertSettings, probe_pixels: np.ndarray,
+                 reference: np.ndarray,
                  labels: np.ndarray, prefix: str) -> dict:
     """Build one variant in a child, verify it, and move it into place; or say why not.
     ``prefix`` ("[7/10] qat-int8") starts the lines the child prints while it works."""
@@ -170,7 +166,7 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
     try:
         try:
             facts = _build_in_child(run.path, variant, calibration_file, target, metadata,
-                                    options, prefix)
+                                    settings, prefix)
         finally:
             log = Path(f"{target}.log")
             if log.is_file():

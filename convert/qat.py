@@ -1,6 +1,6 @@
 """Quantization-aware training: the trained Keras 3 model rebuilt in tf_keras (Keras 2, which
-tensorflow-model-optimization requires; PITFALLS.md), weights copied layer by layer, wrapped
-with fake-quantization and fine-tuned briefly, then converted to full-integer int8.
+tensorflow-model-optimization requires; docs/dependencies.md), weights copied layer by
+layer, wrapped with fake-quantization and fine-tuned briefly, then converted to full-integer int8.
 
 Runs only inside a conversion child process: importing tfmot switches TensorFlow to legacy
 Keras for the whole process.

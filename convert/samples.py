@@ -12,8 +12,6 @@ from typing import Optional
 
 import numpy as np
 
-from edge_runtime.errors import check_counts
-
 from .run_dir import TrainedRun
 
 
@@ -26,17 +24,12 @@ class Samples:
     probe_labels: np.ndarray
 
 
-def check_sample_sizes(calibration_size: int, probe_size: int) -> None:
-    """UserError unless both sample sizes are at least 1 (cheap: checked before any data)."""
-    check_counts(("--calibration-size", calibration_size), ("--probe-size", probe_size))
-
-
 def draw_samples(run: TrainedRun, calibration_size: int, probe_size: int, seed: int,
                  data: Optional[str] = None) -> Samples:
-    """Re-create the run's split (its stored settings) and draw seeded samples from it."""
+    """Re-create the run's split (its stored settings) and draw seeded samples from it (the
+    sizes checked with the conversion's settings)."""
     from edgekit.train.data import run_splits
 
-    check_sample_sizes(calibration_size, probe_size)
     config, splits = run_splits(run.config["settings"], data, class_names=run.class_names)
     if splits.fingerprint != run.config.get("data_fingerprint"):
         print(f"warning: the data at {config.data} differs from what {run.path} was trained on "

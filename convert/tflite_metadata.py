@@ -3,8 +3,8 @@ labels as an associated file of the output, input normalization and image proper
 
 Written with the plain ``flatbuffers`` builder against tflite-support's metadata_schema.fbs
 (file identifier ``M001``), because the maintained writer (mediapipe's) cannot be installed
-beside tensorflow-model-optimization (absl-py pins clash; PITFALLS.md). Field slots below are
-the schema's declaration order; a union takes two slots (type, then value).
+beside tensorflow-model-optimization (absl-py pins clash; docs/dependencies.md). Field slots below
+are the schema's declaration order; a union takes two slots (type, then value).
 
 The model itself is edited with LiteRT's own schema bindings, and the associated files are
 appended as a zip archive, which is how TFLite model files carry them.

@@ -54,8 +54,8 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
     or one per tensor with ``per_channel=False``.
 
     int8 input and output is the fast path for XNNPACK; uint8 input with float32 output is what
-    MediaPipe's ImageClassifier accepts (see PITFALLS.md). Per-channel scales cost 12 bytes per
-    channel of every weight and bias tensor (22% of a ds_cnn-w0.75 file), which per-tensor
+    MediaPipe's ImageClassifier accepts (docs/dependencies.md). Per-channel scales cost 12 bytes
+    per channel of every weight and bias tensor (22% of a ds_cnn-w0.75 file), which per-tensor
     scales save.
     """
     import tensorflow as tf
@@ -76,7 +76,7 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
 def mediapipe_uint8(model, calibration_pixels: np.ndarray) -> bytes:
     """Full-integer model for MediaPipe's ImageClassifier: uint8 input taking raw 0-255
     pixels (MediaPipe feeds them so and ignores normalization metadata for uint8 inputs), the
-    1/255 scaling baked into the graph, float32 probabilities out (PITFALLS.md).
+    1/255 scaling baked into the graph, float32 probabilities out (docs/dependencies.md).
 
     ``calibration_pixels`` are unscaled (0-255) float images.
     """

@@ -1,14 +1,16 @@
 """Builds one variant in a child process.
 
-The TFLite converter leaks about 20 MB per call (PITFALLS.md) and tf_keras would leak into the
-parent's Keras 3 state, so every variant is built in a fresh process; a converter crash then
-costs only that variant.
+The TFLite converter leaks about 20 MB per call (docs/dependencies.md) and tf_keras would leak
+into the parent's Keras 3 state, so every variant is built in a fresh process; a converter
+crash then costs only that variant.
 """
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+
+from .settings import ConvertSettings
 
 # Integer variants quantize a BN-folded, equivalent graph (see fold.py): measured on the
 # reference CNN, post-training int8 lost 0.14 points folded against 0.50 as trained.
@@ -17,12 +19,12 @@ FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "onnx-int8", "dy
 
 
 def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
-                  metadata: dict, options: dict, label: str = "") -> dict:
+                  metadata: dict, settings: ConvertSettings, label: str = "") -> dict:
     """Convert RUN_DIR/model.keras into variant ``name`` at ``target``, with labels and the
     variant's input normalization embedded; returns timing (and fine-tuning) facts.
 
-    ``options``: ``fold_batchnorm`` (for post-training integer variants), ``qat_epochs``,
-    ``qat_learning_rate`` and ``data`` (where the run's data is now, or None; QAT only).
+    ``settings``: the conversion's; ``fold_batchnorm`` (integer variants), ``seed``,
+    ``qat_epochs``, ``qat_learning_rate`` and ``data`` (QAT) matter here.
     ``label`` names the variant in the fine-tuning's progress lines ("[7/10] qat-int8").
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,7 +47,7 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
         pixels = saved["calibration"]
     calibration = scale_pixels(pixels, variant.norm_mean, variant.norm_std)
     facts: dict = {}
-    if variant.name in FOLDED_VARIANTS and options.get("fold_batchnorm", True):
+    if variant.name in FOLDED_VARIANTS and settings.fold_batchnorm:
         from .fold import fold_batchnorm
 
         # QAT also folds BN into the convolution before it, which tfmot would not (fold.py)
@@ -61,10 +63,10 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
         "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
-        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, options, facts,
+        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, settings, facts,
                                                 (label, user_stream)),
         "qat-int8-per-tensor": lambda: _quantization_aware(model, Path(run_dir), calibration,
-                                                           options, facts, (label, user_stream),
+                                                           settings, facts, (label, user_stream),
                                                            per_channel=False),
     }
     content = builders[name]()
@@ -81,8 +83,8 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
     return dict(facts, conversion_seconds=round(time.perf_counter() - started, 2))
 
 
-def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts: dict,
-                        progress: tuple, per_channel: bool = True) -> bytes:
+def _quantization_aware(model, run_dir: Path, calibration, settings: ConvertSettings,
+                        facts: dict, progress: tuple, per_channel: bool = True) -> bytes:
     """Fine-tune with fake quantization (weight scales per output channel, or one per tensor)
     on the run's own training split and recipe augmentation, then convert; records the
     settings and history in ``facts``. ``progress``: (label, stream) for the epochs' progress."""
@@ -94,19 +96,19 @@ def _quantization_aware(model, run_dir: Path, calibration, options: dict, facts:
 
     from .qat import quantization_aware_int8
 
-    settings = json.loads((run_dir / "config.json").read_text())["settings"]
-    config, splits = run_splits(settings, options.get("data"))
+    run_settings = json.loads((run_dir / "config.json").read_text())["settings"]
+    config, splits = run_splits(run_settings, settings.data)
     classes = len(splits.class_names)
     recipe = config.recipe
     epochs_data = EpochData.for_recipe(splits.train.x, splits.train.y, classes, recipe,
                                        config.seed)
     validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, classes))
-    content, history = quantization_aware_int8(model, epochs_data, options["qat_epochs"],
-                                               options["qat_learning_rate"], validation,
-                                               calibration, options["seed"],
+    content, history = quantization_aware_int8(model, epochs_data, settings.qat_epochs,
+                                               settings.qat_learning_rate, validation,
+                                               calibration, settings.seed,
                                                recipe.label_smoothing, per_channel, progress)
-    facts["qat"] = {"epochs": options["qat_epochs"],
-                    "learning_rate": options["qat_learning_rate"],
+    facts["qat"] = {"epochs": settings.qat_epochs,
+                    "learning_rate": settings.qat_learning_rate,
                     "batch_size": recipe.batch_size, "history": history}
     return content
 

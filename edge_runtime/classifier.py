@@ -10,8 +10,8 @@ beside it; when that manifest lists the file, its sha256 is checked before anyth
 
 ``tta="flip"`` averages each image's probabilities with its mirror image's (test-time
 augmentation): twice the inference work for, on CIFAR-10, about one more point of accuracy
-(docs/results.md, "Test-time augmentation (flip)"). Use it only where a mirrored image shows the same class,
-as training with random flips already assumed.
+(docs/results.md, "Test-time augmentation (flip)"). Use it only where a mirrored image shows
+the same class, as training with random flips already assumed.
 """
 from __future__ import annotations
 

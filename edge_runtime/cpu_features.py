@@ -10,8 +10,8 @@ from typing import Optional
 
 # The instructions that multiply int8 vectors into int32 sums in one step. Without them an x86
 # CPU's int8 kernels go through 16-bit pairwise sums, slower, and in ONNX Runtime's u8s8 path
-# able to saturate (docs/conversion.md, onnx-int8); two machines both called "AMD EPYC" can differ in
-# exactly this.
+# able to saturate (docs/conversion.md, onnx-int8); two machines both called "AMD EPYC" can
+# differ in exactly this.
 X86_INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 INT8_DOT_PRODUCT_FLAGS = X86_INT8_DOT_PRODUCT_FLAGS + ("asimddp", "i8mm")  # ARM (a Pi 5: asimddp)
 

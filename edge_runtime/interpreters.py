@@ -262,7 +262,8 @@ class OnnxModel:
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for uint8 pixels (N, S, S, 3), scaled as ``set_normalization``
         prepared. One image (classify's and the camera's path) goes through the bound
-        buffer: 5% less time per call than ``run`` with a fresh feed (docs/results.md, "Runtime")."""
+        buffer: 5% less time per call than ``run`` with a fresh feed (docs/results.md,
+        "Runtime")."""
         if len(pixels) != 1 or self.batch not in (None, 1):
             return self.predict(scale_pixels(pixels, self.norm_mean, self.norm_std))
         scale_pixels(pixels, self.norm_mean, self.norm_std, out=self.image_buffer)

@@ -1,83 +1,60 @@
 """``edgekit pipeline --data ... --out RUN_DIR``: train, convert and bench in one command.
 
-Each stage runs through the same command as when typed alone, so defaults and errors are the
-same. A stage whose outputs are already there and current is skipped, which makes the pipeline
-resumable: an interrupted training continues from its last epoch (RUN_DIR.partial), a
-conversion redoes only missing or failed variants, and the benchmark reruns when the artifacts
-changed. Current also means made with what the flags given ask for: conversion and benchmark
-flags recorded otherwise run those stages again; train flags that differ from the run's are
-refused instead, a training being costly. ``--redo STAGE`` forces a stage and the ones after it;
+The flags become one settings object per stage (TrainConfig, ConvertSettings, BenchSettings,
+each checked once, before anything runs) and the pipeline calls the stages' own functions with
+them, so defaults and errors are those of the stages typed alone. A stage whose outputs are
+already there and current is skipped, which makes the pipeline resumable: an interrupted
+training continues from its last epoch (RUN_DIR.partial), a conversion redoes only missing or
+failed variants, and the benchmark reruns when the artifacts changed. Current also means made
+with what the flags given ask for: conversion and benchmark settings recorded otherwise run
+those stages again; a training with other settings than the train flags ask for is refused
+instead, a training being costly. ``--redo STAGE`` forces a stage and the ones after it;
 ``--stages`` runs some of them only (train and convert on one machine, bench later).
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import shlex
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
+from edge_runtime.errors import UserError
 from edge_runtime.manifest import file_sha256
+from edgekit.benchmarks.settings import BenchSettings
+from edgekit.convert.settings import ConvertSettings
 from edgekit.train.config import TrainConfig
 
 STAGES = ("train", "convert", "bench")
-# Flags the pipeline decides itself rather than passing on: where the data and the run are,
-# and whether training resumes or starts over (from what RUN_DIR holds and --redo).
-PIPELINE_OWNED = ("--data", "--out", "--resume", "--overwrite")
 
 
-@functools.lru_cache(maxsize=1)
-def passed_flags() -> dict[str, tuple[argparse.Action, ...]]:
-    """Each stage's optional flags that the pipeline passes on: every one but PIPELINE_OWNED,
-    read from the stage's own parser, so that a flag added to a stage reaches the pipeline
-    (and a study's [train] table) with its type, choices and help."""
-    from edgekit.benchmarks.bench_cli import add_bench_arguments
-    from edgekit.convert.cli import add_convert_arguments
-    from edgekit.train.cli import add_train_arguments
+@dataclass(frozen=True)
+class PipelineSettings:
+    """One pipeline run: where, which stages, each stage's settings, and which of those the
+    command asked for (only those are compared with what the run directory holds)."""
 
-    flags = {}
-    for stage, add_arguments in zip(STAGES, (add_train_arguments, add_convert_arguments,
-                                             add_bench_arguments)):
-        parser = argparse.ArgumentParser(add_help=False)
-        add_arguments(parser)
-        flags[stage] = tuple(action for action in parser._actions if action.option_strings
-                             and action.option_strings[0] not in PIPELINE_OWNED)
-    return flags
-
-
-def _takers(flag: str) -> list[str]:
-    return [stage for stage, actions in passed_flags().items()
-            if any(action.option_strings[0] == flag for action in actions)]
-
-
-def as_typed(convert):
-    """An argparse type that refuses what CONVERT refuses (say, ``int``) but keeps the text:
-    the stage gets the flag as the user typed it (``1e-3``, not ``0.001``)."""
-    def check(text: str) -> str:
-        convert(text)
-        return text
-
-    check.__name__ = convert.__name__  # argparse's message: "invalid int value: 'x'"
-    return check
-
-
-def _pass_through(action: argparse.Action) -> dict:
-    """add_argument keywords for the pipeline's copy of a stage's flag: no default of its own
-    (an unset flag is not passed, so the stage's default holds), the stage's type check and
-    choices (a typo is refused before training), and the stage's help naming who takes it."""
-    flag = action.option_strings[0]
-    shown = action.default is not None and action.default is not False  # 0 is shown
-    default = f" (default: {action.default})" if shown else ""
-    help_text = f"{action.help}{default}; passed to edgekit {' and '.join(_takers(flag))}"
-    if action.nargs == 0:  # a switch: passed bare when given
-        return {"action": "store_true", "help": help_text}
-    return {"default": None, "type": action.type and as_typed(action.type),
-            "choices": action.choices, "metavar": action.metavar, "help": help_text}
+    out: Path
+    # None: train on cifar10, and convert and bench read the data the run was trained on (a
+    # run trained on another machine stores that machine's path, which --data replaces).
+    data: Optional[str]
+    train: TrainConfig
+    convert: ConvertSettings
+    bench: BenchSettings
+    train_given: bool = False        # any train flag given: a run trained otherwise is refused
+    convert_given: frozenset = frozenset()  # ConvertSettings fields the command set
+    bench_given: frozenset = frozenset()    # BenchSettings fields the command set
+    stages: tuple = STAGES
+    redo: frozenset = frozenset()
+    command: Optional[str] = None    # the command line that repeats it, recorded in its files
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the pipeline's flags: its own, then every flag of each stage, passed through."""
+    """Register the pipeline's flags: its own, then every settings flag of each stage."""
+    from edgekit.benchmarks.bench_cli import add_bench_settings
+    from edgekit.convert.cli import add_convert_settings
+    from edgekit.train.cli import add_train_settings
+
     parser.add_argument("--data", default=None,
                         help="as for edgekit train: 'cifar10' (the default), an image-folder "
                              "tree or the CIFAR-10 python archive; convert and bench read it "
@@ -90,33 +67,86 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated stages to run, the others neither run nor checked: "
                              "say train,convert on a training machine and bench later, when "
                              "nothing else runs beside it")
-    registered = set()
-    for stage, actions in passed_flags().items():
-        group = parser.add_argument_group(f"{stage} (see edgekit {stage} --help)")
-        for action in actions:
-            flag = action.option_strings[0]
-            if flag not in registered:  # --seed: one flag for train and convert
-                group.add_argument(flag, **_pass_through(action))
-                registered.add(flag)
+    train = parser.add_argument_group("train (see edgekit train --help; --seed also seeds "
+                                      "convert)")
+    # Which train flags were given, for the refusal of a run trained otherwise: their names,
+    # kept beside the values (set_defaults is argparse's way to attach data to a command).
+    parser.set_defaults(train_flags=tuple(action.dest for action in add_train_settings(train)))
+    add_convert_settings(parser.add_argument_group("convert (see edgekit convert --help)"),
+                         seed=False)
+    add_bench_settings(parser.add_argument_group("bench (see edgekit bench --help)"))
 
 
-def flag_argv(flag: str, value) -> list[str]:
-    """One flag as argv: a switch bare when on and absent when off, an unset flag (None)
-    absent, any other value (the text as typed) after its flag."""
-    if value is True:
-        return [flag]
-    if value is None or value is False:
-        return []
-    return [flag, value]
+def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
+    """The pipeline these flags ask for; UserError for a bad flag of any stage, or for train
+    flags that ask for another training than --out holds. Imports nothing heavy, so it runs
+    before Keras' import, and before any stage."""
+    from edgekit.benchmarks.bench_cli import bench_given
+    from edgekit.common.command_line import edgekit_command_line
+    from edgekit.convert.cli import convert_given
+    from edgekit.train.cli import config_from_args
+
+    stages = chosen_stages(args.stages)
+    redo = stage_names("--redo", args.redo or "")
+    outside = redo - set(stages)
+    if outside:
+        raise UserError(f"--redo {', '.join(sorted(outside, key=STAGES.index))} is not among "
+                        f"--stages {args.stages}")
+    converting, benchmarking = convert_given(args), bench_given(args)
+    settings = PipelineSettings(
+        out=args.out, data=args.data,
+        train=config_from_args(args),
+        convert=replace(ConvertSettings(), **converting),
+        bench=replace(BenchSettings(), **benchmarking),
+        train_given=any(getattr(args, flag) is not None for flag in args.train_flags),
+        convert_given=frozenset(converting), bench_given=frozenset(benchmarking),
+        stages=stages, redo=frozenset(redo),
+        command=edgekit_command_line("pipeline", f"edgekit pipeline --out {args.out}"))
+    if "train" not in redo:
+        check_same_training(settings)
+    return settings
 
 
-def passed_argv(args: argparse.Namespace, stage: str) -> list[str]:
-    """The flags given to the pipeline that STAGE takes, as that stage's argv."""
-    argv = []
-    for action in passed_flags()[stage]:
-        flag = action.option_strings[0]
-        argv += flag_argv(flag, getattr(args, flag.lstrip("-").replace("-", "_")))
-    return argv
+def stage_names(flag: str, text: str) -> set[str]:
+    """The stage names of a comma-separated ``text``; UserError naming ``flag`` for others."""
+    names = {stage.strip() for stage in text.split(",") if stage.strip()}
+    unknown = names - set(STAGES)
+    if unknown:
+        raise UserError(f"unknown {flag} stage {', '.join(sorted(unknown))}; choose from "
+                        f"{', '.join(STAGES)}")
+    return names
+
+
+def chosen_stages(text: str) -> tuple[str, ...]:
+    """The stages ``--stages`` asks for, in pipeline order; UserError for none or others."""
+    names = stage_names("--stages", text)
+    if not names:
+        raise UserError(f"--stages names no stage; choose from {', '.join(STAGES)}")
+    return tuple(stage for stage in STAGES if stage in names)
+
+
+def check_same_training(settings: PipelineSettings) -> None:
+    """Refuse to take up a run, finished (skipped) or interrupted (resumed), that was trained
+    with other settings than the train flags given ask for: the run would not be what the
+    command line says. Without train flags a run is taken as it is (one trained elsewhere,
+    a study's added run)."""
+    from edgekit.train.config import setting_differences
+    from edgekit.train.finished_run import read_run_config, staging_dir
+
+    run_dir, partial = settings.out, staging_dir(settings.out)
+    if not settings.train_given:
+        return
+    if stage_done("train", run_dir, None) and (run_dir / "config.json").is_file():
+        stored, what, fix = run_dir / "config.json", f"{run_dir} was trained", "train it again"
+    elif (partial / "config.json").is_file():
+        stored, what, fix = (partial / "config.json", f"the interrupted run in {partial} was "
+                             "started", "start it again")
+    else:
+        return
+    differences = setting_differences(read_run_config(stored)["settings"], settings.train)
+    if differences:
+        raise UserError(f"{what} with other settings than asked ({'; '.join(differences)}): "
+                        f"pass --redo train to {fix} with these, or choose another --out")
 
 
 def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
@@ -141,7 +171,6 @@ def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
 # reads ended the pipeline in a traceback).
 def _manifest(run_dir: Path) -> dict | None:
     """RUN_DIR/artifacts/manifest.json, or None when it is missing or damaged."""
-    from edge_runtime.errors import UserError
     from edge_runtime.manifest import read_manifest
 
     path = run_dir / "artifacts" / "manifest.json"
@@ -182,215 +211,73 @@ def _intact(path: Path, entry: dict) -> bool:
     return path.is_file() and file_sha256(path) == entry.get("sha256")
 
 
-# The flags of convert and bench whose values their outputs record, and the key of each in
-# the recorded ``settings`` (manifest.json's entries, benchmark.json).
-RECORDED_KEYS = {
-    "convert": {"--calibration-size": "calibration_size_asked",
-                "--probe-size": "probe_size_asked", "--seed": "seed",
-                "--qat-epochs": "qat_epochs", "--qat-learning-rate": "qat_learning_rate",
-                "--no-fold-batchnorm": "fold_batchnorm"},
-    "bench": {"--threads": "threads", "--rounds": "rounds",
-              "--latency-seconds": "latency_seconds", "--batch": "throughput_batch",
-              "--test-limit": "test_limit", "--tflite-runtime-python": "runtime_pythons"},
-}
-
-
-def _asked_settings(stage: str, asked: argparse.Namespace) -> dict:
-    """What STAGE would record for its parsed flags ``asked``, under RECORDED_KEYS' keys."""
-    from edgekit.benchmarks.bench import recorded_settings
-    from edgekit.benchmarks.bench_cli import bench_settings
-
-    if stage == "bench":
-        return recorded_settings(bench_settings(asked))
-    return {"calibration_size_asked": asked.calibration_size,
-            "probe_size_asked": asked.probe_size, "seed": asked.seed,
-            "qat_epochs": asked.qat_epochs, "qat_learning_rate": asked.qat_learning_rate,
-            "fold_batchnorm": not asked.no_fold_batchnorm}
-
-
-def _recorded_settings(args: argparse.Namespace, stage: str) -> list[dict]:
-    """The settings STAGE's existing output was made with: the benchmark's, or those of each
-    requested variant already converted (older manifests record one set for all)."""
-    from edgekit.convert.variants import parse_variants
-
-    if stage == "bench":
-        settings = _benchmark_settings(args.out)
-        return [] if settings is None else [settings]
-    manifest = _manifest(args.out)
-    if manifest is None:
-        return []
-    wanted = {v.name for v in parse_variants(args.variants)}
-    return [entry.get("settings", manifest.get("settings", {})) for entry in manifest["variants"]
-            if entry["name"] in wanted and "error" not in entry]
-
-
-def made_otherwise(args: argparse.Namespace, stage: str) -> list[str]:
-    """The flags given for STAGE (convert or bench) that its existing output records with
-    another value, one "qat-epochs 2, asked 5" each: that output is not what the command line
-    asks for. Flags not given are not compared, so outputs are taken as they are without."""
-    from .cli import build_parser
-
-    given = [word for word in passed_argv(args, stage) if word in RECORDED_KEYS[stage]]
-    if not given:
-        return []
-    asked = _asked_settings(stage, build_parser().parse_args(stage_commands(args)[stage]))
+def made_otherwise(settings: PipelineSettings, stage: str) -> list[str]:
+    """The settings given for STAGE (convert or bench) that its existing output records with
+    another value, one "qat-epochs 2, asked 5" each: that output is not what the command asks
+    for. Settings not given are not compared, so outputs are taken as they are without."""
+    if stage == "convert":
+        given, asked = settings.convert_given, settings.convert
+        recorded = [entry.get("settings", {}) for entry in _converted_entries(settings)]
+        compared = asked.recorded()
+    else:
+        given, asked = settings.bench_given, settings.bench
+        stored = _benchmark_settings(settings.out)
+        recorded = [] if stored is None else [stored]
+        compared = asked.compared()
     differences = []
-    for stored in _recorded_settings(args, stage):
-        for flag in given:
-            key = RECORDED_KEYS[stage][flag]
-            was = stored.get(key, "not recorded")
-            line = f"{flag[2:]} {was}, asked {asked[key]}"
-            if was != asked[key] and line not in differences:
+    for stored in recorded:
+        for key in sorted(given & set(compared), key=list(compared).index):
+            line = f"{key.replace('_', '-')} {stored.get(key, 'not recorded')}, asked " \
+                   f"{compared[key]}"
+            if stored.get(key) != compared[key] and line not in differences:
                 differences.append(line)
     return differences
 
 
-def stage_commands(args: argparse.Namespace) -> dict[str, list[str]]:
-    """Each stage's ``edgekit`` argv, as the pipeline runs it."""
-    run_dir = args.out
-    # convert and bench get --data only when given: a run trained on another machine (a GPU
-    # box) stores that machine's data path, which --data replaces; without it they read the
-    # data the run was trained on, as on their own.
-    data = ["--data", args.data] if args.data else []
-    return {
-        "train": ["train", "--data", args.data or "cifar10", "--out", str(run_dir),
-                  *passed_argv(args, "train")],
-        "convert": ["convert", str(run_dir), *data, *passed_argv(args, "convert")],
-        "bench": ["bench", str(run_dir), *data, *passed_argv(args, "bench")],
-    }
+def _converted_entries(settings: PipelineSettings) -> list[dict]:
+    """The manifest entries of the variants asked for that converted without error."""
+    manifest = _manifest(settings.out)
+    if manifest is None:
+        return []
+    wanted = {variant.name for variant in settings.convert.chosen_variants()}
+    return [entry for entry in manifest["variants"]
+            if entry["name"] in wanted and "error" not in entry]
 
 
-def check_later_stages(args: argparse.Namespace) -> None:
-    """Refuse bad conversion and benchmark flags before training: a typo in them must not
-    cost the run (train checks its own flags before its first epoch)."""
-    from edgekit.benchmarks.bench_cli import check_bench_args
-    from edgekit.convert.cli import check_convert_args
-
-    from .cli import build_parser
-
-    commands = stage_commands(args)
-    parser = build_parser()
-    check_convert_args(parser.parse_args(commands["convert"]))
-    check_bench_args(parser.parse_args(commands["bench"]))
+def run_pipeline_command(args: argparse.Namespace, settings: PipelineSettings) -> int:
+    """``edgekit pipeline``: run the checked ``settings`` of these flags."""
+    return run_pipeline(settings)
 
 
-def check_same_training(args: argparse.Namespace, asked: TrainConfig) -> None:
-    """Refuse to take up a run, finished (skipped) or interrupted (resumed), that was trained
-    with other settings than the train flags given ask for: the run would not be what the
-    command line says. Without train flags a run is taken as it is (one trained elsewhere,
-    a study's added run)."""
-    from edge_runtime.errors import UserError
-    from edgekit.train.config import setting_differences
-    from edgekit.train.finished_run import read_run_config, staging_dir
-
-    run_dir, partial = args.out, staging_dir(args.out)
-    if not passed_argv(args, "train"):
-        return
-    if stage_done("train", run_dir, None) and (run_dir / "config.json").is_file():
-        stored, what, fix = run_dir / "config.json", f"{run_dir} was trained", "train it again"
-    elif (partial / "config.json").is_file():
-        stored, what, fix = (partial / "config.json", f"the interrupted run in {partial} was "
-                             "started", "start it again")
-    else:
-        return
-    differences = setting_differences(read_run_config(stored)["settings"], asked)
-    if differences:
-        raise UserError(f"{what} with other settings than asked ({'; '.join(differences)}): "
-                        f"pass --redo train to {fix} with these, or choose another --out")
-
-
-def check_stage_flags(args: argparse.Namespace) -> TrainConfig:
-    """The training the pipeline's train flags ask for; UserError for a flag value that any
-    stage would refuse. Imports nothing heavy."""
-    from edgekit.train.cli import config_from_args
-
-    from .cli import build_parser
-
-    check_later_stages(args)
-    return config_from_args(build_parser().parse_args(stage_commands(args)["train"]))
-
-
-def check_pipeline_args(args: argparse.Namespace) -> set[str]:
-    """The stages to redo; UserError for a bad flag of any stage, or for train flags that ask
-    for another training than --out holds. Imports nothing heavy, so it runs before Keras'
-    import, and before any stage."""
-    from edge_runtime.errors import UserError
-
-    redo = _stage_names("--redo", args.redo or "")
-    outside = redo - set(chosen_stages(args))
-    if outside:
-        raise UserError(f"--redo {', '.join(sorted(outside, key=STAGES.index))} is not among "
-                        f"--stages {args.stages}")
-    asked = check_stage_flags(args)
-    if "train" not in redo:
-        check_same_training(args, asked)
-    return redo
-
-
-def _stage_names(flag: str, text: str) -> set[str]:
-    """The stage names of a comma-separated ``text``; UserError naming ``flag`` for others."""
-    from edge_runtime.errors import UserError
-
-    names = {stage.strip() for stage in text.split(",") if stage.strip()}
-    unknown = names - set(STAGES)
-    if unknown:
-        raise UserError(f"unknown {flag} stage {', '.join(sorted(unknown))}; choose from "
-                        f"{', '.join(STAGES)}")
-    return names
-
-
-def chosen_stages(args: argparse.Namespace) -> tuple[str, ...]:
-    """The stages ``--stages`` asks for, in pipeline order; UserError for none or others."""
-    from edge_runtime.errors import UserError
-
-    names = _stage_names("--stages", args.stages)
-    if not names:
-        raise UserError(f"--stages names no stage; choose from {', '.join(STAGES)}")
-    return tuple(stage for stage in STAGES if stage in names)
-
-
-def run_pipeline(args: argparse.Namespace) -> int:
+def run_pipeline(settings: PipelineSettings) -> int:
     """Run the stages that are not done; 0 if all succeeded, else the first failure's code."""
-    from edgekit.convert.variants import parse_variants
-    from edgekit.train.finished_run import staging_dir
+    from edgekit.common.command_line import recorded_as
 
-    from .cli import run_command
+    from .outcome import exit_status
 
-    redo = check_pipeline_args(args)
-    stages = chosen_stages(args)
-    commands = stage_commands(args)
-    first_redo = min((STAGES.index(s) for s in redo), default=len(STAGES))
-    run_dir = args.out
-    # Names as convert reads them (spaces stripped), so a finished variant is recognised.
-    variants = None if args.variants is None else [v.name for v in parse_variants(args.variants)]
+    run_dir = settings.out
+    first_redo = min((STAGES.index(s) for s in settings.redo), default=len(STAGES))
+    variants = [variant.name for variant in settings.convert.chosen_variants()]
     started = time.perf_counter()
     status = 0
     for index, stage in enumerate(STAGES):
-        if stage not in stages:
+        if stage not in settings.stages:
             continue
         forced = index >= first_redo
-        otherwise = [] if forced or stage == "train" else made_otherwise(args, stage)
+        otherwise = [] if forced or stage == "train" else made_otherwise(settings, stage)
         if otherwise:  # redone, and the stages after it, as --redo would
             print(f"[{index + 1}/3] {stage}: made with other settings than asked "
                   f"({'; '.join(otherwise)}), so it runs again", flush=True)
             first_redo, forced = index, True
-        if not forced and stage_done(stage, run_dir, variants, args.tta):
+        tta = settings.bench.tta[-1]
+        if not forced and stage_done(stage, run_dir, variants, tta):
             print(f"[{index + 1}/3] {stage}: already done, skipped (--redo {stage} to repeat)")
             continue
-        argv = commands[stage]
-        if stage == "convert" and not forced:  # keep what an interrupted conversion finished
-            pending = argparse.Namespace(**{**vars(args), "variants": ",".join(
-                pending_variants(run_dir, variants))})
-            argv = stage_commands(pending)["convert"]
-        if stage == "train":
-            partial = staging_dir(run_dir)
-            if forced and run_dir.exists():
-                argv = argv + ["--overwrite"]
-            elif partial.exists():
-                argv = argv + ["--resume"]
-        print(f"[{index + 1}/3] {stage}: edgekit {shlex.join(argv)}", flush=True)
+        what, call = _stage_call(settings, stage, forced)
+        print(f"[{index + 1}/3] {stage}: {what}", flush=True)
         stage_started = time.perf_counter()
-        code = run_command(argv)
+        with recorded_as(settings.command):
+            code = exit_status(stage, call)
         print(f"[{index + 1}/3] {stage}: {'done' if code == 0 else f'exit {code}'} in "
               f"{time.perf_counter() - stage_started:.0f} s", flush=True)
         if code != 0:
@@ -403,5 +290,42 @@ def run_pipeline(args: argparse.Namespace) -> int:
                "convert": f"{run_dir}/artifacts/ (variants, manifest.json)",
                "bench": f"{run_dir}/report/ (REPORT.md, benchmark.json/.csv, plots)"}
     print(f"pipeline {outcome} in {minutes:.1f} min: "
-          f"{', '.join(outputs[stage] for stage in stages)}")
+          f"{', '.join(outputs[stage] for stage in settings.stages)}")
     return status
+
+
+def _stage_call(settings: PipelineSettings, stage: str, forced: bool):
+    """What the stage is about to do, in words, and the call that does it: the stage's own
+    function, with the data the pipeline was given, and for a conversion that is not forced
+    only the variants an interrupted one left to do."""
+    from edgekit.benchmarks.bench_cli import bench_and_report
+    from edgekit.common.quiet_import import import_keras
+    from edgekit.convert.cli import convert_and_report
+    from edgekit.train.cli import train_and_report
+    from edgekit.train.finished_run import staging_dir
+
+    run_dir = settings.out
+
+    def after_keras(call):
+        def run() -> int:
+            import_keras()
+            return call()
+        return run
+
+    if stage == "train":
+        resume = not forced and staging_dir(run_dir).exists()
+        overwrite = forced and run_dir.exists()
+        how = " (resuming)" if resume else " (replacing the old run)" if overwrite else ""
+        return (f"{settings.train.arch} at width {settings.train.width:g} -> {run_dir}{how}",
+                after_keras(lambda: train_and_report(settings.train, resume, overwrite)))
+    if stage == "convert":
+        convert = replace(settings.convert, data=settings.data)
+        if not forced:  # keep what an interrupted conversion finished
+            names = [v.name for v in settings.convert.chosen_variants()]
+            convert = replace(convert, variants=tuple(pending_variants(run_dir, names)))
+        return (f"{', '.join(convert.variants or [])} -> {run_dir}/artifacts",
+                after_keras(lambda: convert_and_report(run_dir, convert)))
+    bench = replace(settings.bench, data=settings.data)
+    measured = " (and with tta " + ", ".join(bench.tta[1:]) + ")" if len(bench.tta) > 1 else ""
+    return (f"{run_dir} -> {run_dir}/report{measured}",
+            after_keras(lambda: bench_and_report(run_dir, bench, settings.command)))

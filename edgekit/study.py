@@ -14,18 +14,19 @@ their place in the tables and on the fronts under their folder's name.
 from __future__ import annotations
 
 import argparse
+import functools
+import shlex
 import textwrap
 import time
 from concurrent.futures import as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 from edge_runtime.classifier import TTA_MODES
-from edgekit.train.config import TrainConfig
 
 from .cell_pool import CellPool
-from .pipeline import STAGES, as_typed, check_stage_flags, flag_argv, passed_flags, stage_done
+from .pipeline import STAGES, PipelineSettings, stage_done
 
 GRID_FILE_HELP = """\
 A grid file (--grid FILE, TOML; flags given on the command line win):
@@ -44,12 +45,51 @@ DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
 PER_CELL_FLAGS = ("--arch", "--width", "--init-from")
 
 
+@functools.lru_cache(maxsize=1)
+def _train_actions() -> tuple[argparse.Action, ...]:
+    """The flags of a training's settings as edgekit train registers them, so that a flag
+    added there reaches the grid files with its type, choices and help."""
+    from edgekit.train.cli import add_train_settings
+
+    return tuple(add_train_settings(argparse.ArgumentParser(add_help=False)))
+
+
 def train_keys() -> dict[str, argparse.Action]:
     """The keys a grid file's [train] table takes, each with its edgekit train flag (a switch,
-    true or false in TOML, when its nargs is 0): every train flag the pipeline passes on but
+    true or false in TOML, when its nargs is 0): every flag of a training's settings but
     PER_CELL_FLAGS."""
-    return {action.option_strings[0][2:]: action
-            for action in passed_flags()["train"] if action.option_strings[0] not in PER_CELL_FLAGS}
+    return {action.option_strings[0][2:]: action for action in _train_actions()
+            if action.option_strings[0] not in PER_CELL_FLAGS}
+
+
+def typed(key: str, text: str, where: str):
+    """The value of [train] ``key`` (or its flag) written as ``text``, by the flag's own type
+    and choices; UserError naming ``where`` (the grid file's key, or the study's flag)."""
+    from edge_runtime.errors import UserError
+
+    action = train_keys()[key]
+    try:
+        value = action.type(text) if action.type else text
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        raise UserError(f"bad {where}: not a valid "
+                        f"{getattr(action.type, '__name__', 'value')}") from None
+    if action.choices and value not in action.choices:
+        raise UserError(f"bad {where}: choose from {', '.join(action.choices)}")
+    return value
+
+
+def train_namespace(table: dict, **values) -> argparse.Namespace:
+    """The train flags a cell's training takes, as edgekit train's parser would leave them:
+    the [train] table's values (``table``, checked), then ``values`` (arch, width, data, out);
+    every other flag not given (None)."""
+    flags = argparse.Namespace(**{action.dest: None for action in _train_actions()})
+    keys = train_keys()
+    for key, text in table.items():
+        setattr(flags, keys[key].dest, True if text is True else
+                None if text is False else typed(key, text, f"[train] {key}"))
+    for name, value in values.items():
+        setattr(flags, name, value)
+    return flags
 
 
 @dataclass(frozen=True)
@@ -67,8 +107,10 @@ class Grid:
         return [(arch, width) for arch in self.archs for width in self.widths]
 
     def train_argv(self) -> list[str]:
-        """The [train] table as flags of the cells' train stage (a switch only when true)."""
-        return [arg for key, value in self.train.items() for arg in flag_argv(f"--{key}", value)]
+        """The [train] table as the flags of an edgekit pipeline command line (a switch only
+        when true), for the command a cell's files record."""
+        return [arg for key, value in self.train.items() if value is not False
+                for arg in ([f"--{key}"] if value is True else [f"--{key}", value])]
 
 
 class Cell(NamedTuple):
@@ -77,8 +119,8 @@ class Cell(NamedTuple):
     arch: str
     width: float
     run_dir: Path
-    train_flags: list  # for the cell's train stage; empty for an added run (never trained)
-    asked: Optional[TrainConfig] = None  # the training train_flags ask for (grid cells)
+    added: bool = False  # a finished run from outside the grid: converted, never trained
+    pipeline: Optional[PipelineSettings] = None
 
 
 def cell_name(arch: str, width: float) -> str:
@@ -104,12 +146,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=None, help="passed to edgekit convert")
     parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
                         help="a finished edgekit train run to include (repeatable)")
-    typed = {action.option_strings[0]: action.type for action in passed_flags()["train"]}
-    for flag in ("--epochs", "--batch-size", "--val-fraction"):
-        # train's type check (a typo answered by the study, not by a cell's pipeline), the
-        # text kept as typed
-        parser.add_argument(flag, default=None, type=as_typed(typed[flag]),
-                            help="passed to edgekit train")
+    for flag in ("epochs", "batch-size", "val-fraction"):
+        # The text as typed, checked as a [train] value is (the [train] table's keys).
+        parser.add_argument(f"--{flag}", default=None, help="as in the [train] table")
     parser.add_argument("--jobs", type=int, default=1,
                         help="cells trained and converted at the same time (their benchmarks "
                              "run one at a time after)")
@@ -148,9 +187,11 @@ def read_grid(args: argparse.Namespace) -> Grid:
     except ValueError as exc:
         raise UserError(f"bad --widths ({exc})") from None
     train = read_train_table(settings.get("train", {}))
-    for key in ("epochs", "batch_size", "val_fraction"):
-        if getattr(args, key):
-            train[key.replace("_", "-")] = getattr(args, key)
+    for key in ("epochs", "batch-size", "val-fraction"):
+        text = getattr(args, key.replace("-", "_"))
+        if text:
+            typed(key, text, f"--{key} {text!r}")
+            train[key] = text
     runs = tuple(settings.get("runs", [])) + tuple(args.add_run)
     variants = args.variants if args.variants is not None else settings.get("variants")
     return Grid(archs, widths, variants, train, runs)
@@ -219,17 +260,8 @@ def read_train_table(table) -> dict:
             wanted = "true or false" if switch else "a number or a string"
             raise UserError(f"bad [train] {key} = {value!r} in the grid file: {wanted}")
         train[key] = value if switch else str(value)
-        # The flag's own type and choices, checked here so that the error names the grid
-        # file's key (the cells' command line would answer with the pipeline's usage).
-        try:
-            if not switch and action.type:
-                action.type(train[key])
-        except (TypeError, ValueError, argparse.ArgumentTypeError):
-            raise UserError(f"bad [train] {key} = {value!r} in the grid file: not a valid "
-                            f"{getattr(action.type, '__name__', 'value')}") from None
-        if action.choices and train[key] not in action.choices:
-            raise UserError(f"bad [train] {key} = {value!r} in the grid file: choose from "
-                            f"{', '.join(action.choices)}")
+        if not switch:  # the error names the grid file's key
+            typed(key, train[key], f"[train] {key} = {value!r} in the grid file")
     return train
 
 
@@ -241,34 +273,52 @@ def added_run(run_dir: str) -> Cell:
     # metrics.json too: the study reads a run's training facts from it.
     path = check_finished_run(run_dir, "--add-run", RUN_FILES + ("metrics.json",))
     settings = read_run_config(path / "config.json")["settings"]
-    return Cell(settings["arch"], float(settings["width"]), path, [])
+    return Cell(settings["arch"], float(settings["width"]), path, added=True)
 
 
-def _cell_arguments(args: argparse.Namespace, grid: Grid, cell: Cell) -> list[str]:
-    """The ``edgekit pipeline`` arguments of a cell."""
-    command = ["pipeline", "--out", str(cell.run_dir), "--rounds", str(args.bench_rounds),
-               *cell.train_flags]
-    if args.data:
-        command += ["--data", args.data]
-    if grid.variants is not None:
-        command += ["--variants", grid.variants]
-    if args.threads is not None:
-        command += ["--threads", args.threads]
-    if args.tta:
-        command += ["--tta", args.tta]
-    return command
+def cell_pipeline(args: argparse.Namespace, grid: Grid, cell: Cell) -> PipelineSettings:
+    """The pipeline that makes ``cell``: its training (for a grid cell; an added run is taken
+    as it is), the grid's variants, the study's benchmark flags, and the ``edgekit pipeline``
+    command line that repeats it, which the cell's files record. UserError for a value any of
+    its stages would refuse."""
+    from edgekit.benchmarks.bench_cli import bench_given
+    from edgekit.benchmarks.settings import BenchSettings
+    from edgekit.convert.cli import convert_given
+    from edgekit.convert.settings import ConvertSettings
+    from edgekit.train.cli import config_from_args
+
+    train_flags = [] if cell.added else ["--arch", cell.arch, "--width", f"{cell.width:g}",
+                                         *grid.train_argv()]
+    config = config_from_args(train_namespace(
+        {} if cell.added else grid.train, arch=cell.arch, width=cell.width,
+        data=args.data, out=str(cell.run_dir)))
+    converting = convert_given(argparse.Namespace(
+        variants=grid.variants, calibration_size=None, probe_size=None, seed=None,
+        qat_epochs=None, qat_learning_rate=None, fold_batchnorm=None, data=args.data))
+    benchmarking = bench_given(argparse.Namespace(
+        rounds=args.bench_rounds, batch=None, test_limit=None, latency_seconds=None,
+        threads=args.threads, tflite_runtime_python=None, tta=args.tta, data=args.data))
+    command = ["edgekit", "pipeline", "--out", str(cell.run_dir), "--rounds",
+               str(args.bench_rounds), *train_flags]
+    for flag, value in (("--data", args.data), ("--variants", grid.variants),
+                        ("--threads", args.threads), ("--tta", args.tta)):
+        command += [flag, value] if value is not None else []
+    return PipelineSettings(
+        out=cell.run_dir, data=args.data, train=config,
+        convert=replace(ConvertSettings(), **converting),
+        bench=replace(BenchSettings(), **benchmarking), train_given=not cell.added,
+        convert_given=frozenset(converting), bench_given=frozenset(benchmarking),
+        command=shlex.join(command))
 
 
 def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
-    """The grid and its cells; UserError for a bad grid, flag or added run, or for a flag
-    value that a cell's train, convert or bench stage would refuse, so that a typo costs
-    neither a training nor a study directory of failed cells. Imports nothing heavy, so it runs
-    before Keras' import."""
+    """The grid and its cells, each with its pipeline; UserError for a bad grid, flag or added
+    run, or for a flag value that a cell's train, convert or bench stage would refuse, so that
+    a typo costs neither a training nor a study directory of failed cells. Imports nothing
+    heavy, so it runs before Keras' import."""
     from edge_runtime.errors import UserError, check_counts
     from edgekit.train.cli import ARCH_NAMES
     from edgekit.train.data import data_path
-
-    from .cli import build_parser
 
     grid = read_grid(args)
     unknown = [a for a in grid.archs if a not in ARCH_NAMES]
@@ -280,9 +330,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     check_counts(("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds))
     if args.data:
         data_path(args.data)  # a missing folder is one error here, not one per cell
-    shared_flags = grid.train_argv()
-    cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width),
-                  ["--arch", arch, "--width", f"{width:g}", *shared_flags])
+    cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width))
              for arch, width in grid.cells()]
     cells += [added_run(run) for run in grid.runs]
     if not cells:
@@ -291,12 +339,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise UserError(f"bad grid: two cells named {', '.join(clashes)}; rename the added run")
-    parser = build_parser()
-    for index, cell in enumerate(cells):
-        asked = check_stage_flags(parser.parse_args(_cell_arguments(args, grid, cell)))
-        if cell.train_flags:  # an added run is taken as it is: it asks for no training
-            cells[index] = cell._replace(asked=asked)
-    return grid, cells
+    return grid, [cell._replace(pipeline=cell_pipeline(args, grid, cell)) for cell in cells]
 
 
 def trained_otherwise(cell: Cell) -> Optional[str]:
@@ -307,33 +350,34 @@ def trained_otherwise(cell: Cell) -> Optional[str]:
     from edgekit.train.config import setting_differences
 
     config = cell.run_dir / "config.json"
-    if cell.asked is None or not config.is_file():
+    if not cell.pipeline.train_given or not config.is_file():
         return None
-    differences = setting_differences(json.loads(config.read_text())["settings"], cell.asked)
+    differences = setting_differences(json.loads(config.read_text())["settings"],
+                                      cell.pipeline.train)
     if not differences:
         return None
     return (f"trained with other settings than the grid asks ({'; '.join(differences)}): "
             "give the study another --out")
 
 
-def run_study(args: argparse.Namespace) -> int:
-    """Run (or resume) every cell, then write the study's tables and plots."""
+def run_study(args: argparse.Namespace, prepared: tuple[Grid, list[Cell]]) -> int:
+    """Run (or resume) every cell of the checked grid, then write the study's tables and
+    plots."""
     from edgekit.benchmarks.study_report import write_study
-    from edgekit.common.child_process import edgekit_command
     from edgekit.common.command_line import edgekit_command_line
 
-    grid, cells = check_study_args(args)
+    grid, cells = prepared
     names = [cell.run_dir.name for cell in cells]
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     print(f"study: {len(cells)} cells ({', '.join(names)}), "
           f"{args.jobs} at a time -> {args.out}", flush=True)
 
-    def run_cells(chosen: list[Cell], jobs: int, stages: str, what: str) -> dict[str, int]:
+    def run_cells(chosen: list[Cell], jobs: int, stages: tuple, what: str) -> dict[str, int]:
         def run_cell(pool: CellPool, cell: Cell) -> tuple[str, int, float]:
             started = time.perf_counter()
-            command = edgekit_command(*_cell_arguments(args, grid, cell), "--stages", stages)
-            code = pool.run(cell.run_dir.name, command, logs / f"{cell.run_dir.name}.log")
+            code = pool.run(cell.run_dir.name, replace(cell.pipeline, stages=stages),
+                            logs / f"{cell.run_dir.name}.log")
             return cell.run_dir.name, code, time.perf_counter() - started
 
         codes = {}
@@ -347,17 +391,17 @@ def run_study(args: argparse.Namespace) -> int:
         return codes
 
     if args.jobs == 1:
-        codes = run_cells(cells, 1, ",".join(STAGES), "done")
+        codes = run_cells(cells, 1, STAGES, "done")
     else:
-        # A cell benchmarked while others train measures their load too: on the 2-core CPU its
-        # latencies came out 1.7 to 1.9 times those measured alone (docs/results.md). So cells train and
-        # convert N at a time, and are benchmarked one at a time after.
-        codes = run_cells(cells, args.jobs, "train,convert", "trained and converted")
+        # A cell benchmarked while others train measures their load too: on the 2-core CPU
+        # its latencies came out 1.7 to 1.9 times those measured alone (docs/results.md). So
+        # cells train and convert N at a time, and are benchmarked one at a time after.
+        codes = run_cells(cells, args.jobs, ("train", "convert"), "trained and converted")
         trained = [cell for cell in cells if stage_done("train", cell.run_dir, None)
                    and not trained_otherwise(cell)]  # refused: its pipeline says why once
         print(f"study: benchmarking {len(trained)} cell(s) one at a time, with nothing else "
               "running", flush=True)
-        for name, code in run_cells(trained, 1, "bench", "benchmarked").items():
+        for name, code in run_cells(trained, 1, ("bench",), "benchmarked").items():
             codes[name] = codes[name] or code
     failed = [name for name, code in codes.items() if code != 0]
     data = f" --data {args.data}" if args.data else ""

@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -13,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS
 
 from edge_runtime.manifest import file_sha256
 from edgekit.benchmarks.bench import classes_in_turn, plain_variant, tta_variant
+from edgekit.benchmarks.settings import BenchSettings
 from edgekit.cli import build_parser, main
-from edgekit.pipeline import check_pipeline_args, stage_commands
+from edgekit.convert.settings import ConvertSettings
+from edgekit.pipeline import pipeline_settings
+
+from conftest import LABELS
 
 pytestmark = pytest.mark.slow
 
@@ -293,7 +295,7 @@ def test_thread_counts_follow_the_cores_this_process_may_use(converted_run, tmp_
         pytest.skip("no CPU affinity on this OS")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert build_parser().parse_args(["bench", "somewhere"]).threads == "1"
+    assert BenchSettings().threads == (1,)
     run, _ = copy_run(converted_run, tmp_path, keep={"int8"})
     artifacts = run / "artifacts"
     quick = ["--rounds", "1", "--latency-seconds", "0.05", "--batch", "8"]
@@ -429,9 +431,8 @@ def test_pipeline_converts_a_run_trained_elsewhere(converted_run, tmp_path, caps
     assert main(["pipeline", "--out", str(copy), *quick]) == 0
     out = capsys.readouterr().out
     assert "[1/3] train: already done" in out and "--data" not in out
-    # Each stage's command is shown as a shell would take it back, spaces and all.
-    convert_line = next(line for line in out.splitlines() if line.startswith("[2/3] convert: e"))
-    assert shlex.split(convert_line.split(": ", 1)[1])[:3] == ["edgekit", "convert", str(copy)]
+    # Each stage says what it does, the run's path spaces and all.
+    assert f"[2/3] convert: float32 -> {copy}/artifacts\n" in out
     config = json.loads((copy / "config.json").read_text())
     data_here = config["settings"]["data"]
     config["settings"]["data"] = str(tmp_path / "gone" / "on-the-gpu-box")
@@ -470,8 +471,7 @@ def test_pipeline_converts_only_what_an_interrupted_conversion_left(converted_ru
     assert main(["pipeline", "--out", str(copy), "--variants", "float32,int8",
                  "--calibration-size", "30", "--threads", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
-    convert_line = next(line for line in out.splitlines() if line.startswith("[2/3] convert:"))
-    assert convert_line.endswith("--variants int8 --calibration-size 30")
+    assert f"[2/3] convert: int8 -> {copy}/artifacts\n" in out
     assert float32.stat().st_mtime_ns == float32_written
     names = [v["name"] for v in json.loads((copy / "artifacts" / "manifest.json").read_text())
              ["variants"] if "error" not in v]
@@ -492,9 +492,7 @@ def test_pipeline_converts_again_a_variant_whose_file_is_damaged_or_gone(convert
         damage(files["int8"])
         assert main(["pipeline", *quick]) == 0
         out = capsys.readouterr().out
-        convert_line = next(line for line in out.splitlines()
-                            if line.startswith("[2/3] convert:"))
-        assert convert_line.endswith("--variants int8 --calibration-size 30")
+        assert f"[2/3] convert: int8 -> {copy}/artifacts\n" in out
         assert "[3/3] bench: done" in out
         entry = next(v for v in json.loads((copy / "artifacts" / "manifest.json").read_text())
                      ["variants"] if v["name"] == "int8")
@@ -505,11 +503,11 @@ def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, cap
                                                     monkeypatch):
     import edgekit.convert.cli
 
-    def interrupted(args):
+    def interrupted(run_dir, settings):
         raise KeyboardInterrupt  # as Ctrl-C during the conversion would
 
     copy, _ = copy_run(converted_run, tmp_path)
-    monkeypatch.setattr(edgekit.convert.cli, "run_convert", interrupted)
+    monkeypatch.setattr(edgekit.convert.cli, "convert_and_report", interrupted)
     assert main(["pipeline", "--out", str(copy), "--redo", "convert", "--threads", "1"]) == 130
     captured = capsys.readouterr()
     assert "[2/3] convert" in captured.out and "[3/3] bench" not in captured.out
@@ -560,33 +558,41 @@ def test_pipeline_refuses_bad_later_stage_flags_before_training(tiny_tree, cache
     assert not run.exists() and not (tmp_path / "run.partial").exists()
 
 
-def test_the_pipeline_passes_every_stage_flag_on():
-    # Every flag of train, convert and bench reaches its stage as typed, switches bare, --seed
-    # both stages that take one; only where the data and the run are, and resume/overwrite
-    # (the pipeline's own decisions), are not passed on.
+def test_the_pipeline_passes_every_stage_flag_on(tmp_path):
+    # Every flag of train, convert and bench reaches its stage's settings, switches included,
+    # --seed both stages that take one; only where the data and the run are, and
+    # resume/overwrite (the pipeline's own decisions), are not the stages' flags.
     args = build_parser().parse_args([
-        "pipeline", "--out", "runs/r", "--image-size", "96", "--no-cache", "--lr", "1e-3",
-        "--label-smoothing", "0", "--seed", "3", "--tensorboard", "--probe-size", "50",
-        "--no-fold-batchnorm", "--latency-seconds", "0.1", "--tflite-runtime-python", "py"])
-    assert stage_commands(args) == {
-        "train": ["train", "--data", "cifar10", "--out", "runs/r", "--image-size", "96",
-                  "--no-cache", "--lr", "1e-3", "--label-smoothing", "0", "--seed", "3",
-                  "--tensorboard"],
-        "convert": ["convert", "runs/r", "--probe-size", "50", "--seed", "3",
-                    "--no-fold-batchnorm"],
-        "bench": ["bench", "runs/r", "--latency-seconds", "0.1", "--tflite-runtime-python", "py"]}
-    subcommands = build_parser()._subparsers._group_actions[0].choices
-    pipeline_flags = set(subcommands["pipeline"]._option_string_actions)
+        "pipeline", "--out", str(tmp_path / "r"), "--image-size", "96", "--no-cache", "--lr",
+        "1e-3", "--label-smoothing", "0", "--seed", "3", "--tensorboard", "--probe-size", "50",
+        "--no-fold-batchnorm", "--latency-seconds", "0.1", "--variants", "int8"])
+    settings = pipeline_settings(args)
+    train = settings.train
+    assert (train.data, train.out, train.image_size, train.cache_dir, train.seed) == \
+        ("cifar10", str(tmp_path / "r"), 96, None, 3)
+    assert train.tensorboard and train.recipe.learning_rate == 1e-3
+    assert train.recipe.label_smoothing == 0 and settings.train_given
+    assert settings.convert == ConvertSettings(variants=("int8",), probe_size=50, seed=3,
+                                               fold_batchnorm=False)
+    assert settings.convert_given == {"variants", "probe_size", "seed", "fold_batchnorm"}
+    assert (settings.bench.latency_seconds, settings.bench.throughput_seconds) == (0.1, 0.1)
+    assert settings.bench.rounds == BenchSettings().rounds
+
+    def flags(command: str) -> set[str]:
+        result = subprocess.run([sys.executable, "-m", "edgekit.cli", command, "--help"],
+                                capture_output=True, text=True, cwd=REPO)
+        return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", result.stdout)) - {"--help"}
+
+    pipeline_flags = flags("pipeline")
     for stage in ("train", "convert", "bench"):
-        missing = set(subcommands[stage]._option_string_actions) - pipeline_flags
-        assert missing <= {"--resume", "--overwrite"}, stage
+        assert flags(stage) - pipeline_flags <= {"--resume", "--overwrite"}, stage
 
 
 def test_redo_stages_are_read_as_variants_are(tmp_path):
     # "convert, bench" used to be refused: "unknown --redo stage  bench" (a leading space).
     args = build_parser().parse_args(["pipeline", "--out", str(tmp_path / "run"),
                                       "--redo", "convert, bench,"])
-    assert check_pipeline_args(args) == {"convert", "bench"}
+    assert pipeline_settings(args).redo == {"convert", "bench"}
 
 
 def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsys):
@@ -643,7 +649,7 @@ def test_pipeline_end_to_end_and_resumable(tiny_tree, cache_dir, tmp_path, capsy
            "16), so it runs again" in out
     assert out.count("already done, skipped") == 1  # train only; bench follows convert
     manifest = json.loads((run / "artifacts" / "manifest.json").read_text())
-    assert {v["settings"]["calibration_size_asked"] for v in manifest["variants"]} == {16}
+    assert {v["settings"]["calibration_size"] for v in manifest["variants"]} == {16}
     assert json.loads((run / "report" / "benchmark.json").read_text())["settings"]["rounds"] == 2
     assert main(other_stages) == 0
     assert capsys.readouterr().out.count("already done, skipped") == 3

@@ -179,8 +179,8 @@ def test_variant_subset_and_unknown_variant(converted, tmp_path, capsys):
     assert [v["name"] for v in manifest["variants"]] == ["float32", "float16", "onnx-float32"]
     # Each entry keeps the settings it was made with (the sizes asked and the sizes drawn).
     made = {v["name"]: v["settings"] for v in manifest["variants"]}
-    assert made["float32"]["probe_size_asked"] == 7 and made["float32"]["probe_size"] == 7
-    assert made["float16"]["probe_size_asked"] == 500 and manifest["settings"]["probe_size"] == 7
+    assert made["float32"]["probe_size"] == 7 and made["float32"]["probe_drawn"] == 7
+    assert made["float16"]["probe_size"] == 500 and manifest["settings"]["probe_drawn"] == 7
 
     # a retrained model: entries and files made from the old one go
     import keras

@@ -1,13 +1,14 @@
 """--init-from: a run starts from a finished run's weights, or says in one line why it can't."""
 import argparse
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from edgekit.cli import main
-from edgekit.pipeline import add_pipeline_arguments, passed_argv
+from edgekit.pipeline import add_pipeline_arguments, pipeline_settings
 from edgekit.train.finished_run import start_from
 from edgekit.train.models import build_model
 
@@ -53,8 +54,8 @@ def test_a_run_starts_from_a_finished_runs_weights(tiny_tree, cache_dir, tmp_pat
         assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.partial").exists()
 
 
-def test_the_pipeline_passes_init_from_to_its_train_stage():
+def test_the_pipeline_passes_init_from_to_its_train_stage(tmp_path):
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser)
-    args = parser.parse_args(["--out", "runs/next", "--init-from", "runs/first"])
-    assert passed_argv(args, "train") == ["--init-from", "runs/first"]
+    args = parser.parse_args(["--out", str(tmp_path / "next"), "--init-from", "runs/first"])
+    assert pipeline_settings(args).train.init_from == str(Path("runs/first").resolve())

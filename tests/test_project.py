@@ -72,6 +72,17 @@ def test_nothing_points_outside_the_repository_but_the_example_data():
     assert not found, "\n".join(found)
 
 
+def test_our_code_reads_no_private_argparse_attributes():
+    # The commands turn flags into settings through argparse's public interface only.
+    private = re.compile(r"\.(_actions|_subparsers|_option_string_actions|_group_actions"
+                         r"|_action_groups)\b")
+    found = [f"{path.relative_to(REPO)}: {line.strip()}"
+             for folder in (*PACKAGE_DIRS.values(), "tools")
+             for path in sorted((REPO / folder).rglob("*.py"))
+             for line in path.read_text().splitlines() if private.search(line)]
+    assert not found, "\n".join(found)
+
+
 def test_there_is_a_license_and_a_changelog():
     assert "Apache-2.0" in (REPO / "pyproject.toml").read_text()
     assert "Apache License" in (REPO / "LICENSE").read_text()

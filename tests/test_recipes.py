@@ -65,21 +65,25 @@ def test_optimizer_flag_reaches_the_run_config(tiny_tree, cache_dir, tmp_path):
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["test_accuracy"] <= 1.0
 
 
-def test_pipeline_and_study_pass_on_every_recipe_flag():
+def test_pipeline_and_study_pass_on_every_recipe_flag(tmp_path):
     import argparse
+    from dataclasses import fields
 
     from edgekit.cli import build_parser
-    from edgekit.pipeline import stage_commands
+    from edgekit.pipeline import pipeline_settings
     from edgekit.study import train_keys
-    from edgekit.train.cli import add_train_arguments
+    from edgekit.train.cli import add_train_settings
+    from edgekit.train.recipes import DEFAULT_RECIPE, RECIPES, Recipe
 
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    group = next(g for g in parser._action_groups if g.title.startswith("recipe"))
-    recipe_flags = {flag for action in group._group_actions for flag in action.option_strings}
-    assert "--sam" in recipe_flags
+    recipe_dests = {field.name for field in fields(Recipe)} | {"recipe", "lr", "sam"}
+    recipe_flags = [action.option_strings[0]
+                    for action in add_train_settings(argparse.ArgumentParser())
+                    if action.dest in recipe_dests]
+    assert "--sam" in recipe_flags and "--teacher" in recipe_flags
+    values = {"--recipe": "seed", "--optimizer": "adam", "--teacher": "runs/t",
+              "--label-smoothing": "0.5", "--distill-weight": "0.5"}
     for flag in recipe_flags:
-        value = "fast" if flag == "--recipe" else "adam" if flag == "--optimizer" else "3"
-        args = build_parser().parse_args(["pipeline", "--out", "runs/r", flag, value])
-        assert stage_commands(args)["train"][-2:] == [flag, value]
+        args = build_parser().parse_args(["pipeline", "--out", str(tmp_path / "r"), flag,
+                                          values.get(flag, "3")])
+        assert pipeline_settings(args).train.recipe != RECIPES[DEFAULT_RECIPE], flag
     assert {flag[2:] for flag in recipe_flags} <= set(train_keys())

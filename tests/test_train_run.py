@@ -7,13 +7,15 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import interrupted_at_epoch
 
 from edgekit.cli import build_parser, main
 from edgekit.train import checkpoint
 from edgekit.train.cli import config_from_args
+from edgekit.train.config import TrainConfig
 from edgekit.train.data import check_outside_data
 from edgekit.train.run import train_run
+
+from conftest import interrupted_at_epoch
 
 RUN_FILES = {"model.keras", "config.json", "labels.txt", "history.csv", "metrics.json",
              "training_curves.png", "confusion_matrix.png", "classification_report.txt",
@@ -92,8 +94,8 @@ def test_metrics_say_how_the_model_fits_its_own_training_images(tiny_tree, cache
                                                                 capsys):
     import keras
 
-    from edgekit.train.evaluate import fit_accuracy
     from edgekit.train.data import run_splits
+    from edgekit.train.evaluate import fit_accuracy
 
     out = tmp_path / "run"
     assert train(tiny_tree, out) == 0
@@ -361,14 +363,17 @@ def test_overwrite_replaces_only_a_run_directory(tiny_tree, cache_dir, tmp_path,
         assert len(history_rows(run)) == 1
 
 
-def test_the_flags_typed_are_known_by_their_full_names():
-    from edgekit.cli import parse_command
-
-    args = parse_command(["train", "--out", "x", "--resume", "--epo", "5", "--lr=0.1"])
-    assert args.given == {"--out", "--resume", "--epochs", "--lr"} and args.epochs == 5
-    # After "--" every word is a file name, even one that starts with "--".
-    args = parse_command(["classify", "m.tflite", "--top-k", "2", "--", "--odd.jpg"])
-    assert args.given == {"--top-k"} and args.paths == ["--odd.jpg"]
+def test_flags_not_typed_leave_the_base_settings():
+    # --resume compares only the flags typed: the others are None ("not given") and take the
+    # stored run's values; a new run takes edgekit train's defaults.
+    args = build_parser().parse_args(["train", "--out", "x", "--resume", "--epo", "5",
+                                      "--lr=0.1"])
+    assert args.epochs == 5 and args.arch is None and args.seed is None
+    stored = TrainConfig(arch="ds_cnn", seed=7)
+    config = config_from_args(args, stored)
+    assert (config.arch, config.seed, config.recipe.epochs, config.recipe.learning_rate) == \
+        ("ds_cnn", 7, 5, 0.1)
+    assert (config_from_args(args).arch, config_from_args(args).seed) == ("seed_cnn", 0)
 
 
 def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path, capsys):

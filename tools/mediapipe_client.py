@@ -26,7 +26,7 @@ def main(model_path: str, image_paths: list) -> list:
             results.append([top.categories[0].category_name, top.categories[0].index])
         return results
     finally:
-        classifier.close()  # relying on __del__ prints an error at shutdown (PITFALLS.md)
+        classifier.close()  # relying on __del__ prints an error at shutdown (docs/dependencies.md)
 
 
 if __name__ == "__main__":

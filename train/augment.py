@@ -1,7 +1,7 @@
 """Training batches with augmentation done in numpy, outside the saved model.
 
-Random-augmentation layers leave ops that tf2onnx cannot convert (PITFALLS.md), and numpy works
-under every Keras backend. Making a batch of 128 (gather, crop, flip, scale) takes a few
+Random-augmentation layers leave ops that tf2onnx cannot convert (docs/dependencies.md), and
+numpy works under every Keras backend. Making a batch of 128 (gather, crop, flip, scale) takes a few
 milliseconds: little next to a training step on the 2-core CPU, but about a small model's whole
 step on a GPU, which is why ``train/prefetch.py`` makes the next batch during the current step.
 """

@@ -6,24 +6,25 @@ import platform
 from dataclasses import dataclass
 from typing import Any, Collection, Optional
 
-from .recipes import Recipe
+from .recipes import DEFAULT_RECIPE, RECIPES, Recipe
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What to train on, what to train, and how (the recipe)."""
+    """What to train on, what to train, and how (the recipe). The defaults are ``edgekit
+    train``'s."""
 
-    data: str                 # "cifar10" or a path
-    out: str
-    arch: str
-    width: float
-    recipe: Recipe
-    split: str                # "standard" or "A/B/C"
-    val_fraction: float       # standard split: share of each class held out for validation
-    seed: int
-    image_size: int
-    cache_dir: Optional[str]
-    tensorboard: bool
+    data: str = "cifar10"     # "cifar10" or a path
+    out: str = "runs/latest"
+    arch: str = "seed_cnn"
+    width: float = 1.0
+    recipe: Recipe = RECIPES[DEFAULT_RECIPE]
+    split: str = "standard"   # "standard" or "A/B/C"
+    val_fraction: float = 0.1  # standard split: share of each class held out for validation
+    seed: int = 0
+    image_size: int = 32
+    cache_dir: Optional[str] = None
+    tensorboard: bool = False
     init_from: Optional[str] = None  # a finished run whose weights training starts from
 
     def to_dict(self) -> dict[str, Any]:

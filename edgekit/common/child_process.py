@@ -12,9 +12,10 @@ from edge_runtime.errors import UserError
 def module_command(python: str, module: str, *arguments: str) -> list[str]:
     """The command line that runs ``MODULE.main()`` in ``python`` as a child process, with
     ``ARGUMENTS`` as its sys.argv[1:]. Not ``python -m MODULE``: that puts the working folder
-    first on sys.path, where a user's own train.py or benchmarks/ (common names) shadows
-    ours and the child dies on import. The -c code drops that entry (what -P does from Python
-    3.11 on), so children start in the user's folder and take paths relative to it."""
+    first on sys.path, where a folder of the user's named like one of our packages (a
+    checkout of this repository, say) shadows the installed one and the child dies on import.
+    The -c code drops that entry (what -P does from Python 3.11 on), so children start in the
+    user's folder and take paths relative to it."""
     return [python, "-c",
             f"import sys; del sys.path[0]; from {module} import main; sys.exit(main())",
             *arguments]

@@ -1,0 +1,53 @@
+"""How a command ends: on an error the user can fix (a bad flag or file, a refused file
+operation, a missing extra) with one line ``edgekit: error: ...`` and exit status 2, no
+traceback; on Ctrl-C with 130 and what to do next; on a closed output pipe quietly with 141.
+The pipeline ends each stage the same way, so a stage fails as it does when typed alone, and a
+study's cell ends as the command would."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable
+
+# What the user can do after Ctrl-C, by command.
+RESUME_HINTS = {
+    "train": "; the run continues with --resume",
+    "pipeline": "; the same command resumes where it stopped",
+    "study": "; the same command resumes where it stopped",
+}
+
+
+def command_status(command: str, call: Callable[[], int]) -> int:
+    """``call()``'s exit status: Ctrl-C is 130 with a line saying how to resume, and a closed
+    output pipe (``edgekit classify ... | head``) ends quietly with 141, as shell tools do."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        print(f"edgekit: interrupted{RESUME_HINTS.get(command, '')}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader stopped reading. Point stdout at /dev/null so that Python's flush at exit
+        # does not fail on the same pipe and print a second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def exit_status(command: str, call: Callable[[], int]) -> int:
+    """``call()``'s exit status; 2 with one line on stderr for a user's error in ``command``."""
+    from edge_runtime.errors import UserError, print_user_error
+
+    from .heavy_imports import missing_package_message
+
+    try:
+        return call()
+    except (UserError, OSError) as exc:
+        if not print_user_error(exc, "edgekit"):
+            raise
+        return 2
+    except ModuleNotFoundError as exc:
+        message = missing_package_message(command, exc)
+        if message is None:
+            raise
+        print(f"edgekit: error: {message}", file=sys.stderr)
+        return 2
