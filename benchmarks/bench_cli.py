@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge_runtime.classifier import TTA_MODES
+from edgekit.common.flags import add_setting
 
 from .environment import usable_cores
 from .settings import BenchSettings
@@ -20,28 +21,22 @@ def add_bench_settings(parser) -> None:
     """Register the flags that make a benchmark's settings (BenchSettings). Each defaults to
     None, "not given", so that the settings a report records fill what is not given when the
     pipeline compares them."""
-    parser.add_argument("--threads", default=None,
-                        help="comma-separated interpreter/TensorFlow thread counts (default: 1 "
-                             "and every core this process may use)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help=f"interleaved timing rounds (default: {DEFAULTS.rounds})")
-    parser.add_argument("--latency-seconds", type=float, default=None,
-                        help="time per subject per round spent on batch-1 inferences (and "
-                             "again on the throughput batch) "
-                             f"(default: {DEFAULTS.latency_seconds})")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="batch size of the throughput test "
-                             f"(default: {DEFAULTS.throughput_batch})")
-    parser.add_argument("--test-limit", type=int, default=None,
-                        help="evaluate accuracy on N test images only, taken from the "
-                             "classes in turn (the first of each class, then the second, ...)")
-    parser.add_argument("--tta", default=None, choices=TTA_MODES,
-                        help="flip: also measure every file with test-time augmentation, each "
-                             "image averaged with its mirror image (rows <variant>+flip) "
-                             "(default: none)")
-    parser.add_argument("--tflite-runtime-python", default=None,
-                        help="also run .tflite files through tflite-runtime in this Python (an "
-                             "environment with numpy<2, tflite-runtime and pillow, like a Pi's)")
+    add_setting(parser, "--threads", "comma-separated interpreter/TensorFlow thread counts",
+                "1 and every core this process may use")
+    add_setting(parser, "--rounds", "interleaved timing rounds", DEFAULTS.rounds, type=int)
+    add_setting(parser, "--latency-seconds", "time per subject per round spent on batch-1 "
+                "inferences (and again on the throughput batch)", DEFAULTS.latency_seconds,
+                type=float)
+    add_setting(parser, "--batch", "batch size of the throughput test",
+                DEFAULTS.throughput_batch, type=int)
+    add_setting(parser, "--test-limit", "evaluate accuracy on N test images only, taken from "
+                "the classes in turn (the first of each class, then the second, ...)", type=int)
+    add_setting(parser, "--tta", "flip: also measure every file with test-time augmentation, "
+                "each image averaged with its mirror image (rows <variant>+flip)", "none",
+                choices=TTA_MODES)
+    add_setting(parser, "--tflite-runtime-python", "also run .tflite files through "
+                "tflite-runtime in this Python (an environment with numpy<2, tflite-runtime "
+                "and pillow, like a Pi's)")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from edgekit.common.flags import add_setting
+
 from .settings import ConvertSettings
 from .variants import VARIANTS
 
@@ -16,28 +18,22 @@ def add_convert_settings(parser, seed: bool = True) -> None:
     None, "not given", so that settings a manifest records fill what is not given when the
     pipeline compares them. ``seed=False`` leaves --seed out, for a command whose training
     registers it (the pipeline's one --seed serves both)."""
-    parser.add_argument("--variants", default=None,
-                        help=f"comma-separated subset of: {', '.join(VARIANTS)} (default: all)")
-    parser.add_argument("--calibration-size", type=int, default=None,
-                        help="training images used to calibrate integer variants "
-                             f"(default: {DEFAULTS.calibration_size})")
-    parser.add_argument("--probe-size", type=int, default=None,
-                        help="validation images each artifact is checked on against Keras "
-                             f"(default: {DEFAULTS.probe_size})")
+    add_setting(parser, "--variants", f"comma-separated subset of: {', '.join(VARIANTS)}",
+                "all")
+    add_setting(parser, "--calibration-size", "training images used to calibrate integer "
+                "variants", DEFAULTS.calibration_size, type=int)
+    add_setting(parser, "--probe-size", "validation images each artifact is checked on "
+                "against Keras", DEFAULTS.probe_size, type=int)
     if seed:
-        parser.add_argument("--seed", type=int, default=None,
-                            help="seed of both samples and of the quantization-aware "
-                                 f"fine-tuning (default: {DEFAULTS.seed})")
-    parser.add_argument("--qat-epochs", type=int, default=None,
-                        help="epochs of quantization-aware fine-tuning (qat-int8) "
-                             f"(default: {DEFAULTS.qat_epochs})")
-    parser.add_argument("--qat-learning-rate", type=float, default=None,
-                        help="Adam learning rate of the quantization-aware fine-tuning "
-                             f"(default: {DEFAULTS.qat_learning_rate:g})")
-    parser.add_argument("--no-fold-batchnorm", dest="fold_batchnorm", action="store_false",
-                        default=None,
-                        help="quantize the graph as trained instead of the equivalent one with "
-                             "post-ReLU BatchNorm folded away")
+        add_setting(parser, "--seed", "seed of both samples and of the quantization-aware "
+                    "fine-tuning", DEFAULTS.seed, type=int)
+    add_setting(parser, "--qat-epochs", "epochs of quantization-aware fine-tuning (qat-int8)",
+                DEFAULTS.qat_epochs, type=int)
+    add_setting(parser, "--qat-learning-rate", "Adam learning rate of the quantization-aware "
+                "fine-tuning", f"{DEFAULTS.qat_learning_rate:g}", type=float)
+    add_setting(parser, "--no-fold-batchnorm", "quantize the graph as trained instead of the "
+                "equivalent one with post-ReLU BatchNorm folded away", dest="fold_batchnorm",
+                action="store_false")
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekit.common.flags import add_setting
+
 from .config import TrainConfig
 from .recipes import DEFAULT_RECIPE, RECIPES
 
@@ -16,16 +18,12 @@ MIN_IMAGE_SIZE = {"seed_cnn": 8, "resnet8": 1, "ds_cnn": 1}
 DEFAULTS = TrainConfig()
 
 
-def _default(value) -> str:
-    return f" (default: {value})"
-
-
 def add_train_settings(parser) -> list[argparse.Action]:
     """Register the flags that make a training's settings (TrainConfig): every train flag but
-    where the data and the run are (--data, --out) and --resume/--overwrite. Each defaults to
-    None, "not given": a run's settings fill what is not given (TrainConfig's defaults for a
-    new run, the stored ones on --resume), so a flag is never compared unless typed. Returns
-    the flags' actions, for the pipeline and the study's grid files."""
+    where the data and the run are (--data, --out) and --resume/--overwrite. Each is None
+    unless typed (edgekit.common.flags): a run's settings fill what is not given (TrainConfig's
+    defaults for a new run, the stored ones on --resume). Returns the flags' actions, for the
+    pipeline and the study's grid files."""
     recipe_help = "; ".join(
         f"{r.name}: {r.epochs} epochs, batch {r.batch_size}, lr {r.learning_rate:g}"
         for r in RECIPES.values()
@@ -35,66 +33,51 @@ def add_train_settings(parser) -> list[argparse.Action]:
     recipe = parser.add_argument_group("recipe (unset flags come from --recipe)")
     run = parser.add_argument_group("run")
     return [
-        data.add_argument("--split", default=None,
-                          help="'standard' (keep the official test set, carve validation out of "
-                               "train) or TRAIN/VAL/TEST percentages, e.g. 70/15/15 as in the "
-                               "reference project" + _default(DEFAULTS.split)),
-        data.add_argument("--val-fraction", type=float, default=None,
-                          help="standard split: share of each training class held out for "
-                               "validation" + _default(DEFAULTS.val_fraction)),
-        data.add_argument("--image-size", type=int, default=None,
-                          help="images are center-cropped to a square and resized to this many "
-                               "pixels" + _default(DEFAULTS.image_size)),
-        data.add_argument("--cache-dir", type=Path, default=None,
-                          help="where decoded image folders are cached (default: $EDGEKIT_CACHE "
-                               "or ~/.cache/edgekit)"),
-        data.add_argument("--no-cache", action="store_true", default=None,
-                          help="decode images without caching"),
-        model.add_argument("--arch", default=None,
-                           help=f"architecture: {', '.join(ARCH_NAMES)}" + _default(DEFAULTS.arch)),
-        model.add_argument("--width", type=float, default=None,
-                           help="channel multiplier" + _default(DEFAULTS.width)),
-        model.add_argument("--init-from", default=None, metavar="RUN_DIR",
-                           help="start from the weights of a finished run's model (same --arch, "
-                                "--width, classes and image size): a second training cycle, or "
-                                "fine-tuning on new images of the same classes"),
-        recipe.add_argument("--recipe", default=None, choices=sorted(RECIPES),
-                            help=f"training recipe ({recipe_help})" + _default(DEFAULT_RECIPE)),
-        recipe.add_argument("--epochs", type=int, default=None,
-                            help="override the recipe's epochs"),
-        recipe.add_argument("--batch-size", type=int, default=None,
-                            help="override the batch size"),
-        recipe.add_argument("--lr", type=float, default=None,
-                            help="override the peak learning rate"),
-        recipe.add_argument("--optimizer", default=None, choices=("adam", "adamw", "sgd"),
-                            help="override the optimizer (sgd: Nesterov momentum 0.9)"),
-        recipe.add_argument("--weight-decay", type=float, default=None,
-                            help="override the decoupled weight decay (AdamW, SGD)"),
-        recipe.add_argument("--label-smoothing", type=float, default=None,
-                            help="override the label smoothing"),
-        recipe.add_argument("--crop-pad", type=int, default=None,
-                            help="override the random crop's padding in pixels (0: no crop)"),
-        recipe.add_argument("--cutout", type=int, default=None,
-                            help="override the side of the Cutout square in pixels (0: off)"),
-        recipe.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
-                            help="override mixup: blend each image and its label with another's "
-                                 "by a Beta(ALPHA, ALPHA) weight (0 = off)"),
-        recipe.add_argument("--sam", type=float, default=None, metavar="RHO",
-                            help="override sharpness-aware minimization: each step follows the "
-                                 "gradient taken RHO along the normalised gradient (about twice "
-                                 "the time per step; 0 = off)"),
-        recipe.add_argument("--teacher", default=None,
-                            help="a finished run directory whose model the new one learns from "
-                                 "(knowledge distillation; same classes and image size)"),
-        recipe.add_argument("--distill-weight", type=float, default=None,
-                            help="with --teacher: share of the loss that follows the teacher "
-                                 "(default 0.9)"),
-        recipe.add_argument("--distill-temperature", type=float, default=None,
-                            help="with --teacher: softening temperature (default 4)"),
-        run.add_argument("--seed", type=int, default=None,
-                         help="seed for splits, init and augmentation" + _default(DEFAULTS.seed)),
-        run.add_argument("--tensorboard", action="store_true", default=None,
-                         help="write TensorBoard logs to OUT/tensorboard"),
+        add_setting(data, "--split", "'standard' (keep the official test set, carve validation "
+                    "out of train) or TRAIN/VAL/TEST percentages, e.g. 70/15/15 as in the "
+                    "reference project", DEFAULTS.split),
+        add_setting(data, "--val-fraction", "standard split: share of each training class held "
+                    "out for validation", DEFAULTS.val_fraction, type=float),
+        add_setting(data, "--image-size", "images are center-cropped to a square and resized "
+                    "to this many pixels", DEFAULTS.image_size, type=int),
+        add_setting(data, "--cache-dir", "where decoded image folders are cached",
+                    "$EDGEKIT_CACHE or ~/.cache/edgekit", type=Path),
+        add_setting(data, "--no-cache", "decode images without caching", action="store_true"),
+        add_setting(model, "--arch", f"architecture: {', '.join(ARCH_NAMES)}", DEFAULTS.arch),
+        add_setting(model, "--width", "channel multiplier", DEFAULTS.width, type=float),
+        add_setting(model, "--init-from", "start from the weights of a finished run's model "
+                    "(same --arch, --width, classes and image size): a second training cycle, "
+                    "or fine-tuning on new images of the same classes", metavar="RUN_DIR"),
+        add_setting(recipe, "--recipe", f"training recipe ({recipe_help})", DEFAULT_RECIPE,
+                    choices=sorted(RECIPES)),
+        add_setting(recipe, "--epochs", "override the recipe's epochs", type=int),
+        add_setting(recipe, "--batch-size", "override the batch size", type=int),
+        add_setting(recipe, "--lr", "override the peak learning rate", type=float),
+        add_setting(recipe, "--optimizer", "override the optimizer (sgd: Nesterov momentum 0.9)",
+                    choices=("adam", "adamw", "sgd")),
+        add_setting(recipe, "--weight-decay", "override the decoupled weight decay (AdamW, SGD)",
+                    type=float),
+        add_setting(recipe, "--label-smoothing", "override the label smoothing", type=float),
+        add_setting(recipe, "--crop-pad", "override the random crop's padding in pixels (0: no "
+                    "crop)", type=int),
+        add_setting(recipe, "--cutout", "override the side of the Cutout square in pixels (0: "
+                    "off)", type=int),
+        add_setting(recipe, "--mixup", "override mixup: blend each image and its label with "
+                    "another's by a Beta(ALPHA, ALPHA) weight (0 = off)", type=float,
+                    metavar="ALPHA"),
+        add_setting(recipe, "--sam", "override sharpness-aware minimization: each step follows "
+                    "the gradient taken RHO along the normalised gradient (about twice the time "
+                    "per step; 0 = off)", type=float, metavar="RHO"),
+        add_setting(recipe, "--teacher", "a finished run directory whose model the new one "
+                    "learns from (knowledge distillation; same classes and image size)"),
+        add_setting(recipe, "--distill-weight", "with --teacher: share of the loss that follows "
+                    "the teacher", DEFAULTS.recipe.distill_weight, type=float),
+        add_setting(recipe, "--distill-temperature", "with --teacher: softening temperature",
+                    f"{DEFAULTS.recipe.distill_temperature:g}", type=float),
+        add_setting(run, "--seed", "seed for splits, init and augmentation", DEFAULTS.seed,
+                    type=int),
+        add_setting(run, "--tensorboard", "write TensorBoard logs to OUT/tensorboard",
+                    action="store_true"),
     ]
 
 
