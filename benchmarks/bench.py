@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge_runtime.errors import UserError
-from edge_runtime.manifest import file_sha256, read_manifest
+from edge_runtime.manifest import file_sha256, read_manifest, variant_file
 
 from .settings import BenchSettings
 from .workers import Worker, WorkerError, predict_elsewhere
@@ -78,14 +78,19 @@ def plan_subjects(folder: Path, manifest: Optional[dict], threads: tuple,
             for mode in KERAS_MODES:
                 subjects.append(Subject("keras", mode, count, keras_model, "keras", "float32"))
         for entry in (manifest or {}).get("variants", []):
-            path = folder / entry.get("file", "?")
+            try:
+                path, outside = variant_file(folder, entry), None
+            except UserError as exc:
+                path, outside = folder / "(refused)", str(exc)
             runtimes = [b for b in BACKENDS_BY_FORMAT.get(entry.get("format"), ())
                         if b in backends] or ["-"]
             for runtime in runtimes:
                 for tta in tta_modes:
                     subject = Subject(tta_variant(entry["name"], tta), runtime, count, path,
                                       entry.get("format", "?"), entry.get("precision", "?"), tta)
-                    if "error" in entry:
+                    if outside:
+                        subject.error = outside
+                    elif "error" in entry:
                         subject.error = f"conversion failed: {entry['error']}"
                     elif not path.is_file():
                         subject.error = f"{path.name} is missing from {folder.name}/"

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge_runtime.classifier import TTA_MODES
+from edge_runtime.errors import printable
 from edgekit.common.flags import add_setting
 
 from .environment import usable_cores
@@ -143,10 +144,10 @@ def bench_and_report(target: Path, settings: BenchSettings, command: str) -> int
     print(f"{len(report['rows']) - len(errors)} measurements, {len(errors)} failed -> "
           f"{target / 'report' / 'REPORT.md'}")
     for row in errors:
-        print(f"  failed: {row['variant']} ({row['runtime']}, {row['threads']} threads): "
-              f"{row['error']}")
+        print(printable(f"  failed: {row['variant']} ({row['runtime']}, {row['threads']} "
+                        f"threads): {row['error']}"))
     for skipped in report.get("not_measured", []):
-        print(f"  not measured: {skipped['variant']}: {skipped['why']}")
+        print(printable(f"  not measured: {skipped['variant']}: {skipped['why']}"))
     return 1 if failed else 0
 
 

@@ -25,7 +25,7 @@ from edge_runtime.image_paths import (
     expand_image_paths,
     subfolders,
 )
-from edge_runtime.manifest import MANIFEST_NAME, read_manifest
+from edge_runtime.manifest import MANIFEST_NAME, read_manifest, variant_file
 from edge_runtime.preprocess import decode_files, warn_unreadable
 from edge_runtime.progress_line import ProgressLine
 
@@ -132,9 +132,14 @@ def _not_measured(folder: Path, manifest: dict, backends: set[str]) -> tuple[dic
     keep, skipped = [], []
     for entry in manifest["variants"]:
         runtimes = set(BACKENDS_BY_FORMAT.get(entry.get("format"), ())) & backends
+        try:
+            path = variant_file(folder, entry)
+        except UserError:
+            keep.append(entry)  # a row that says why it was refused (bench.plan_subjects)
+            continue
         if "error" in entry:
             why = f"its conversion failed ({entry['error']})"
-        elif not (folder / entry["file"]).is_file():
+        elif not path.is_file():
             why = f"{entry['file']} is not in {folder}"
         elif not runtimes:
             why = (f"no runtime for {entry.get('format')} installed: pip install "

@@ -2,17 +2,18 @@
 against the Keras model and described in manifest.json."""
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.errors import printable
 from edge_runtime.manifest import file_sha256
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
 from edgekit.common.command_line import edgekit_command_line
@@ -24,6 +25,7 @@ from .variants import Variant
 from .verify import accuracy_warning, compare, predict_file
 
 MANIFEST = "manifest.json"
+WORK_PREFIX = ".work-"  # a conversion's temporary folder in artifacts/
 MANIFEST_VERSION = 1
 
 
@@ -43,25 +45,47 @@ def conversion_versions() -> dict:
 
 def _build_in_child(run_dir: Path, variant: Variant, calibration_file: Path,
                     target: Path, metadata: dict, settings: ConvertSettings, label: str) -> dict:
-    """Run ``worker.build_variant`` in a fresh spawned process; its exception comes back."""
-    from .worker import build_variant
+    """Run ``worker.build_variant`` in a fresh spawned process and return its facts; its
+    failure comes back as BuildFailed. The child never outlives this call: Ctrl-C or SIGTERM
+    here kill it, and it ends itself when this process dies (worker.variant_child)."""
+    from .worker import BuildFailed, variant_child
 
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(build_variant, str(run_dir), variant.name,
-                             str(calibration_file), str(target), metadata, settings, label)
-        return future.result()
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=variant_child, args=(
+        sending, os.getpid(), str(run_dir), variant.name, str(calibration_file), str(target),
+        metadata, settings, label))
+    child.start()
+    sending.close()  # the child holds the only writing end: its death is an EOF here
+    try:
+        try:
+            outcome = receiving.recv()
+        except EOFError:
+            child.join()
+            raise BuildFailed(f"the conversion process ended with exit status "
+                              f"{child.exitcode}") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receiving.close()
+    if isinstance(outcome, BuildFailed):
+        raise outcome
+    return outcome
 
 
 def _one_line(exc: BaseException) -> str:
+    from .worker import BuildFailed
+
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+    last = text[-1] if text else ""
+    return last if isinstance(exc, BuildFailed) else f"{type(exc).__name__}: {last}"
 
 
 def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[str]]:
     """Build, verify and publish the variants ``settings`` asks for; returns the manifest and
     the failed names."""
-    from edgekit.common.atomic import write_json
+    from edgekit.common.atomic import removed_if_left_empty, write_json
 
     variants = settings.chosen_variants()
     run = load_run(run_dir)
@@ -70,43 +94,49 @@ def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[st
     reference = np.asarray(run.model.predict(scale_pixels(samples.probe), batch_size=250,
                                              verbose=0))
     artifacts = Path(run_dir) / "artifacts"
-    artifacts.mkdir(exist_ok=True)
-    metadata = {"model_name": run.model.name, "labels": run.class_names,
-                "image_size": run.image_size, "source_model_sha256": run.model_sha256}
-    entries = _reusable_entries(artifacts, run.model_sha256)
-    # The settings as asked, by which the pipeline tells whether these artifacts are what it
-    # asks for, and the sample sizes drawn, which a small split caps.
-    recorded = {**settings.recorded(), "calibration_drawn": len(samples.calibration),
-                "calibration_source": "train split, seeded sample",
-                "probe_drawn": len(samples.probe), "probe_source": "validation split"}
-    failed = []
-    with tempfile.TemporaryDirectory(dir=artifacts, prefix=".work-") as work:
-        calibration_file = Path(work) / "calibration.npz"
-        np.savez(calibration_file, calibration=samples.calibration)
-        for number, variant in enumerate(variants, start=1):
-            prefix = f"[{number}/{len(variants)}] {variant.name}"
-            print(f"{prefix}: converting...", flush=True)
-            entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
-                                 metadata, settings, samples.probe, reference,
-                                 samples.probe_labels, prefix)
-            # Each entry keeps the settings it was made with: a later run of convert for some
-            # variants, with other settings, keeps the other entries as they were made.
-            entries[variant.name] = dict(entry, settings=recorded)
-            # Rewritten after every variant, so it always describes the files on disk, even
-            # when a later variant is interrupted.
-            manifest = _manifest(run, entries, recorded)
-            write_json(artifacts / MANIFEST, manifest)
-            if "error" in entry:
-                failed.append(variant.name)
-                print(f"{prefix}: FAILED: {entry['error']}", flush=True)
-            else:
-                check = entry["checks"]
-                print(f"{prefix}: {entry['bytes']:,} bytes, top-1 agreement "
-                      f"{check['top1_agreement']:.4f}, max |diff| {check['max_abs_diff']:.2e}, "
-                      f"{entry['conversion_seconds']:.1f} s", flush=True)
-                if "warning" in entry:
-                    print(f"{prefix}: WARNING: {entry['warning']}", flush=True)
-    return manifest, failed
+    # A failure (a full disk, Ctrl-C) leaves no empty artifacts/ or logs/ of this command.
+    with removed_if_left_empty(artifacts, artifacts / "logs"):
+        artifacts.mkdir(exist_ok=True)
+        # Work folders of conversions killed before they could clean up (SIGKILL, a power
+        # cut): the commands convert under the run's folder lock, so none is in use now.
+        for stale in artifacts.glob(f"{WORK_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        metadata = {"model_name": run.model.name, "labels": run.class_names,
+                    "image_size": run.image_size, "source_model_sha256": run.model_sha256}
+        entries = _reusable_entries(artifacts, run.model_sha256)
+        # The settings as asked, by which the pipeline tells whether these artifacts are what it
+        # asks for, and the sample sizes drawn, which a small split caps.
+        recorded = {**settings.recorded(), "calibration_drawn": len(samples.calibration),
+                    "calibration_source": "train split, seeded sample",
+                    "probe_drawn": len(samples.probe), "probe_source": "validation split"}
+        failed = []
+        with tempfile.TemporaryDirectory(dir=artifacts, prefix=WORK_PREFIX) as work:
+            calibration_file = Path(work) / "calibration.npz"
+            np.savez(calibration_file, calibration=samples.calibration)
+            for number, variant in enumerate(variants, start=1):
+                prefix = f"[{number}/{len(variants)}] {variant.name}"
+                print(f"{prefix}: converting...", flush=True)
+                entry = _convert_one(run, variant, calibration_file, Path(work), artifacts,
+                                     metadata, settings, samples.probe, reference,
+                                     samples.probe_labels, prefix)
+                # Each entry keeps the settings it was made with: a later run of convert for some
+                # variants, with other settings, keeps the other entries as they were made.
+                entries[variant.name] = dict(entry, settings=recorded)
+                # Rewritten after every variant, so it always describes the files on disk, even
+                # when a later variant is interrupted.
+                manifest = _manifest(run, entries, recorded)
+                write_json(artifacts / MANIFEST, manifest)
+                if "error" in entry:
+                    failed.append(variant.name)
+                    print(printable(f"{prefix}: FAILED: {entry['error']}"), flush=True)
+                else:
+                    check = entry["checks"]
+                    print(f"{prefix}: {entry['bytes']:,} bytes, top-1 agreement "
+                          f"{check['top1_agreement']:.4f}, max |diff| {check['max_abs_diff']:.2e}, "
+                          f"{entry['conversion_seconds']:.1f} s", flush=True)
+                    if "warning" in entry:
+                        print(f"{prefix}: WARNING: {entry['warning']}", flush=True)
+        return manifest, failed
 
 
 def _manifest(run, entries: dict, settings: dict) -> dict:
@@ -134,7 +164,7 @@ def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
     """Entries of an earlier manifest made from this same model (kept when --variants converts
     a subset); artifacts of a different model are deleted rather than left mislabelled."""
     from edge_runtime.errors import UserError
-    from edge_runtime.manifest import read_manifest
+    from edge_runtime.manifest import read_manifest, variant_file
 
     path = artifacts / MANIFEST
     try:
@@ -145,8 +175,10 @@ def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
     if previous.get("source_model", {}).get("sha256") == model_sha256:
         return entries
     for entry in entries.values():
-        if Path(entry["file"]).name == entry["file"]:  # never a path out of artifacts/
-            (artifacts / entry["file"]).unlink(missing_ok=True)
+        try:
+            variant_file(artifacts, entry).unlink(missing_ok=True)
+        except UserError:  # never a file outside artifacts/
+            continue
     return {}
 
 

@@ -7,6 +7,7 @@ crash then costs only that variant.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,31 @@ from .settings import ConvertSettings
 # reference CNN, post-training int8 lost 0.14 points folded against 0.50 as trained.
 FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "onnx-int8", "dynamic-int8",
                    "qat-int8", "qat-int8-per-tensor"}
+
+
+class BuildFailed(Exception):
+    """A variant's build failed in its child process: "TypeName: the error's last line"."""
+
+
+def variant_child(connection, parent_pid: int, *arguments) -> None:
+    """The child process's body: ``build_variant(*arguments)``'s facts, or BuildFailed, sent
+    back over ``connection``. It ends itself when its parent dies (a SIGKILL leaves no worker
+    converting on for nobody); the parent kills it on Ctrl-C and SIGTERM."""
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    try:
+        outcome = build_variant(*arguments)
+    except Exception as exc:  # noqa: BLE001 - reported as this variant's error
+        # Not the exception itself: a library's exception may not pickle.
+        lines = str(exc).strip().splitlines()
+        outcome = BuildFailed(f"{type(exc).__name__}: {lines[-1] if lines else ''}")
+    connection.send(outcome)
+    connection.close()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def build_variant(run_dir: str, name: str, calibration_file: str, target: str,

@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a file: make the package importable, the
 
 from .classifier import Classifier, Prediction
 from .classify_command import add_model_arguments
-from .errors import UserError, check_counts
+from .errors import UserError, check_counts, printable
 from .frame_sources import CameraError, open_source
 from .preprocess import square_resize
 from .progress_line import counted
@@ -205,10 +205,10 @@ def run_camera(args: argparse.Namespace) -> int:
     if not args.stall_timeout > 0:
         raise UserError(f"--stall-timeout must be positive, got {args.stall_timeout}")
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
-                            tta=args.tta)
+                            tta=args.tta, verify=not args.no_verify)
     source = open_source(args.source, args.width, args.height, args.stall_timeout)
-    print(f"edgekit camera: {source.name} -> {classifier.path.name} on {classifier.backend}",
-          file=sys.stderr)
+    print(printable(f"edgekit camera: {source.name} -> {classifier.path.name} on "
+                    f"{classifier.backend}"), file=sys.stderr)
     output = json_lines(sys.stdout, source) if args.headless else window("edgekit", source.bgr)
     try:
         stats = run_loop(classifier, source, output, args.top_k, args.max_frames)
@@ -216,7 +216,13 @@ def run_camera(args: argparse.Namespace) -> int:
         source.close()
     print(f"edgekit camera: {stats.summary()}", file=sys.stderr)
     if stats.error:
-        print(f"edgekit camera: {stats.error}", file=sys.stderr)
+        print(f"edgekit camera: {printable(stats.error)}", file=sys.stderr)
+        return 1
+    if stats.frames == 0 and not stats.interrupted:
+        # A source that gave nothing to classify (a folder of unreadable images) is a failure,
+        # as it is for edgekit classify.
+        print(printable(f"edgekit camera: no frame classified from {source.name}"),
+              file=sys.stderr)
         return 1
     return 0
 
@@ -230,7 +236,7 @@ def main(argv=None) -> int:
     try:
         return run_camera(args)
     except UserError as exc:
-        print(f"edgekit camera: error: {exc}", file=sys.stderr)
+        print(f"edgekit camera: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

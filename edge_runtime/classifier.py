@@ -16,15 +16,16 @@ the same class, as training with random flips already assumed.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
-from .errors import ImageReadError, UserError
+from .errors import ImageReadError, UserError, printable
 from .interpreters import load_model, model_format
-from .manifest import check_sha256, info_from_manifest, manifest_entry
+from .manifest import MANIFEST_NAME, check_sha256, info_from_manifest, manifest_entry
 from .model_metadata import (
     MetadataError,
     ModelInfo,
@@ -68,10 +69,12 @@ class Classifier:
     ``threads``: interpreter threads (None: the interpreter's default). ``backend``: "auto",
     "ai-edge-litert", "tflite-runtime" or "onnxruntime"; ``.backend`` says which one runs.
     ``tta``: "none", or "flip" to average every image with its left-right mirror.
+    ``verify``: with a manifest.json beside the file, refuse a file whose sha256 it does not
+    record (False: run it with a warning); a file it does not list runs with a warning.
     """
 
     def __init__(self, model_path: Union[str, os.PathLike], threads: Optional[int] = None,
-                 backend: str = "auto", tta: str = "none"):
+                 backend: str = "auto", tta: str = "none", verify: bool = True):
         self.path = Path(model_path)
         if threads is not None and threads < 1:
             raise UserError(f"threads must be at least 1, got {threads}")
@@ -91,7 +94,10 @@ class Classifier:
                 from None
         manifest, entry = manifest_entry(self.path)
         if entry is not None:
-            check_sha256(self.path, data, entry)
+            check_sha256(self.path, data, entry, required=verify)
+        elif manifest is not None:  # a renamed or modified copy beside the manifest, say
+            print(f"warning: {printable(str(self.path))}: not checked (the {MANIFEST_NAME} "
+                  "beside it does not list it)", file=sys.stderr)
         self.model = load_model(self.path, threads, backend)
         info = self._model_info(data, manifest, entry)
         self.image_size = self.model.image_size

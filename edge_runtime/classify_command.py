@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .classifier import TTA_MODES
-from .errors import ImageReadError, UserError, check_counts
+from .errors import ImageReadError, UserError, check_counts, printable
 from .interpreters import BACKENDS
 from .progress_line import ProgressLine
 
@@ -32,7 +32,7 @@ def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--threads, --backend and --tta, shared by classify and camera."""
+    """--threads, --backend, --tta and --no-verify, shared by classify and camera."""
     parser.add_argument("--threads", type=int, default=None,
                         help="interpreter threads (default: the interpreter's choice)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
@@ -42,6 +42,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test-time augmentation; flip: average each image with its "
                              "mirror image (twice the inference time; only for classes "
                              "that look the same mirrored)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="run a file that the manifest.json beside it lists without a "
+                             "sha256 (with a warning) instead of refusing it")
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -52,9 +55,10 @@ def run_classify(args: argparse.Namespace) -> int:
     # Before the model loads, and in the flags' own names.
     check_counts(("--top-k", args.top_k), ("--threads", args.threads))
     classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
-                            tta=args.tta)
+                            tta=args.tta, verify=not args.no_verify)
     mirrored = ", each averaged with its mirror image" if args.tta == "flip" else ""
-    print(f"edgekit: {args.model.name} on {classifier.backend}, {len(classifier.labels)} "
+    print(f"edgekit: {printable(args.model.name)} on {classifier.backend}, "
+          f"{len(classifier.labels)} "
           f"classes, {classifier.image_size} px input{mirrored}", file=sys.stderr)
     paths = list(expand_image_paths(args.paths))
     if not paths:  # folders without a single image file
@@ -79,14 +83,14 @@ def run_classify(args: argparse.Namespace) -> int:
                 failed += 1
                 message = _without_path(path, exc)
                 print(json.dumps({"path": str(path), "error": message}) if args.json
-                      else f"{path}: error: {message}", flush=True)
+                      else printable(f"{path}: error: {message}"), flush=True)
                 continue
             done += 1
             if args.json:
                 print(json.dumps({"path": str(path), **prediction.to_dict()}))
             else:
                 ranked = ", ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
-                print(f"{path}: {ranked}")
+                print(printable(f"{path}: {ranked}"))
     seconds = time.perf_counter() - start
     print(f"edgekit: classified {done} image(s), {failed} failed, in {seconds:.1f} s",
           file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import sys
+import unicodedata
 from typing import Optional
 
 
@@ -40,6 +41,16 @@ def damage_reason(exc: Exception) -> str:
     return first_line(exc)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to show on a terminal on one line: control characters (a line break that
+    would forge another line, the escape byte that starts a terminal command), line and
+    paragraph separators and the bidirectional overrides written as Python escapes (``\\n``,
+    ``\\x1b``). File names, labels inside model files and manifests come from anyone."""
+    return "".join(repr(char)[1:-1] if unicodedata.category(char) in ("Cc", "Zl", "Zp")
+                   or "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069" else char
+                   for char in text)
+
+
 def print_user_error(exc: BaseException, program: str) -> bool:
     """Print ``PROGRAM: error: ...`` on one line for an error the user can fix; False, printing
     nothing, for a bug, which keeps its traceback. Besides ``UserError``: a path the system
@@ -53,5 +64,5 @@ def print_user_error(exc: BaseException, program: str) -> bool:
         line = f"{where}{exc.strerror or exc}"
     else:
         return False
-    print(f"{program}: error: {line}", file=sys.stderr)
+    print(f"{program}: error: {printable(line)}", file=sys.stderr)
     return True

@@ -19,11 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from .errors import ImageReadError, UserError
+from .errors import ImageReadError, UserError, printable
 from .image_paths import expand_image_paths
 from .native_log import native_lines_dropped
 from .preprocess import open_image, to_rgb_array
-
 
 # OpenCV's warnings while it opens a source ("[ WARN:0@0.013] global cap_v4l.cpp:914 open
 # VIDEOIO(V4L2:/dev/video7): can't open camera by index", GStreamer's position queries) repeat
@@ -81,7 +80,7 @@ class FolderSource:
             try:
                 frame = to_rgb_array(open_image(path))
             except ImageReadError as exc:
-                print(f"edgekit: skipping {exc}", file=sys.stderr)
+                print(f"edgekit: skipping {printable(str(exc))}", file=sys.stderr)
                 continue
             self.current = str(path)
             return frame

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError, damage_reason
+from .errors import UserError, damage_reason, printable
 from .model_metadata import ModelInfo
 
 MANIFEST_NAME = "manifest.json"
@@ -18,9 +19,15 @@ class IntegrityError(UserError):
     """A model file whose sha256 differs from the one its manifest recorded."""
 
 
+# The entry fields whose values are text when present (the conversion stage writes them so);
+# commands use them as keys and in messages.
+TEXT_FIELDS = ("format", "precision", "sha256")
+
+
 def read_manifest(path: Path) -> dict:
-    """A manifest.json, checked to list its variants as the conversion stage writes them (each
-    with a name and a file); UserError in one line naming the file otherwise."""
+    """A manifest.json, checked to be shaped as the conversion stage writes it (variants, each
+    with a name and a file, their format, precision and sha256 text; the source model's
+    record a table); UserError in one line naming the file otherwise."""
     try:
         manifest = json.loads(path.read_text())
         variants = manifest["variants"]
@@ -28,10 +35,32 @@ def read_manifest(path: Path) -> dict:
                 isinstance(entry, dict) and isinstance(entry.get("name"), str)
                 and isinstance(entry.get("file"), str) for entry in variants)):
             raise ValueError("its variants are not a list of entries with a name and a file")
+        for entry in variants:
+            wrong = [key for key in TEXT_FIELDS if not isinstance(entry.get(key, ""), str)]
+            if wrong:
+                raise ValueError(f"the {wrong[0]} of {entry['name']!r} is not text")
+        if not isinstance(manifest.get("source_model", {}), dict):
+            raise ValueError("its source_model is not a table")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: unreadable manifest ({damage_reason(exc)}); fix or remove "
-                        "it") from None
+        raise UserError(f"{printable(str(path))}: unreadable manifest ({damage_reason(exc)}); "
+                        "fix or remove it") from None
     return manifest
+
+
+def variant_file(folder: Path, entry: dict) -> Path:
+    """The file a manifest entry names, in ``folder`` (the manifest's own); UserError naming
+    the entry when the name leads out of it: an absolute path, folders or ``..`` in it, or a
+    symbolic link to a file elsewhere. The conversion stage writes bare file names, so any
+    other is a manifest edited by hand, or made to have a command read other files."""
+    name = entry["file"]
+    path = Path(folder) / name
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise UserError(f"manifest entry {entry['name']!r} names {name!r}, not a file in "
+                        f"{folder}: refused")
+    if path.is_symlink() and Path(folder).resolve() not in path.resolve().parents:
+        raise UserError(f"manifest entry {entry['name']!r}: {path} links outside {folder}: "
+                        "refused")
+    return path
 
 
 def manifest_entry(model_path: Path) -> tuple[Optional[dict], Optional[dict]]:
@@ -56,10 +85,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_sha256(model_path: Path, data: bytes, entry: dict) -> None:
-    """Refuse a file whose bytes are not the ones the conversion stage wrote and verified."""
+def check_sha256(model_path: Path, data: bytes, entry: dict, required: bool = True) -> None:
+    """Refuse a file whose bytes are not the ones the conversion stage wrote and verified, and
+    one whose entry records no sha256 to check it by unless ``required`` is False (then a
+    warning says it runs unchecked)."""
     expected = entry.get("sha256")
     if not expected:
+        if required:
+            raise IntegrityError(
+                f"{model_path}: {MANIFEST_NAME} lists it without a sha256, so it cannot be "
+                "checked: convert it again, or pass --no-verify to run it unchecked")
+        print(f"warning: {printable(str(model_path))}: not checked ({MANIFEST_NAME} lists it "
+              "without a sha256)", file=sys.stderr)
         return
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:

@@ -16,7 +16,7 @@ from typing import Optional, Protocol, Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError
+from .errors import ImageReadError, printable
 
 # Scalar normalization (MediaPipe accepts scalars only; see PITFALLS.md): maps 0..255 to 0..1.
 NORM_MEAN = 0.0
@@ -78,7 +78,13 @@ def open_image(source: ImageSource, decode_size: Optional[int] = None) -> Image.
     non-image input.
     """
     if isinstance(source, Image.Image):
+        if 0 in source.size:
+            raise ImageReadError(f"<PIL image>: empty image ({source.width} x {source.height} "
+                                 "pixels)")
         return source
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        raise ImageReadError(f"expected an image file's path, its bytes, a PIL image or an "
+                             f"(H, W, 3) uint8 array, got {type(source).__name__}")
     name = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
     heif_readable()
     try:
@@ -219,8 +225,8 @@ def warn_unreadable(failures: list[str], where: str = "") -> None:
     """One warning on stderr that counts the unreadable files (``where``: " in FOLDER") and
     names the first; nothing when there were none."""
     if failures:
-        print(f"warning: skipped {len(failures)} unreadable file(s){where} (first: "
-              f"{failures[0]})", file=sys.stderr)
+        print(printable(f"warning: skipped {len(failures)} unreadable file(s){where} (first: "
+                        f"{failures[0]})"), file=sys.stderr)
 
 
 def scale_pixels(pixels: np.ndarray, mean: float = NORM_MEAN, std: float = NORM_STD,

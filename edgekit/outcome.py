@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Callable
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 # What the user can do after Ctrl-C, by command.
 RESUME_HINTS = {
@@ -18,11 +20,41 @@ RESUME_HINTS = {
 }
 
 
-def command_status(command: str, call: Callable[[], int]) -> int:
-    """``call()``'s exit status: Ctrl-C is 130 with a line saying how to resume, and a closed
-    output pipe (``edgekit classify ... | head``) ends quietly with 141, as shell tools do."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a service manager stopping the command), raised where Ctrl-C raises
+    KeyboardInterrupt, so that a terminated command cleans up as an interrupted one does: the
+    training keeps its last whole epoch, the conversion removes its work folder and its child.
+    It also stops a command started with SIGINT ignored (a background job, nohup)."""
+
+
+def _terminate(number, frame) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within it, SIGTERM raises Terminated in the main thread (elsewhere nothing changes:
+    only the main thread receives signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return call()
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def command_status(command: str, call: Callable[[], int]) -> int:
+    """``call()``'s exit status: Ctrl-C is 130 and SIGTERM 143, each with a line saying how to
+    resume, and a closed output pipe (``edgekit classify ... | head``) ends quietly with 141,
+    as shell tools do."""
+    try:
+        with sigterm_as_interrupt():
+            return call()
+    except Terminated:
+        print(f"edgekit: terminated{RESUME_HINTS.get(command, '')}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"edgekit: interrupted{RESUME_HINTS.get(command, '')}", file=sys.stderr)
         return 130
@@ -35,7 +67,7 @@ def command_status(command: str, call: Callable[[], int]) -> int:
 
 def exit_status(command: str, call: Callable[[], int]) -> int:
     """``call()``'s exit status; 2 with one line on stderr for a user's error in ``command``."""
-    from edge_runtime.errors import UserError, print_user_error
+    from edge_runtime.errors import UserError, print_user_error, printable
 
     from .heavy_imports import missing_package_message
 
@@ -49,5 +81,5 @@ def exit_status(command: str, call: Callable[[], int]) -> int:
         message = missing_package_message(command, exc)
         if message is None:
             raise
-        print(f"edgekit: error: {message}", file=sys.stderr)
+        print(f"edgekit: error: {printable(message)}", file=sys.stderr)
         return 2

@@ -67,11 +67,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated stages to run, the others neither run nor checked: "
                              "say train,convert on a training machine and bench later, when "
                              "nothing else runs beside it")
-    train = parser.add_argument_group("train (see edgekit train --help; --seed also seeds "
-                                      "convert)")
-    # Which train flags were given, for the refusal of a run trained otherwise: their names,
-    # kept beside the values (set_defaults is argparse's way to attach data to a command).
-    parser.set_defaults(train_flags=tuple(action.dest for action in add_train_settings(train)))
+    # The train flags in their own groups (data, model, recipe, run; --seed also seeds
+    # convert). Which of them were given decides the refusal of a run trained otherwise: their
+    # names are kept beside the values (set_defaults attaches data to a command).
+    parser.set_defaults(train_flags=tuple(action.dest for action in add_train_settings(parser)))
     add_convert_settings(parser.add_argument_group("convert (see edgekit convert --help)"),
                          seed=False)
     add_bench_settings(parser.add_argument_group("bench (see edgekit bench --help)"))
@@ -202,12 +201,19 @@ def pending_variants(run_dir: Path, variants: list[str] | None) -> list[str]:
             file_sha256(run_dir / "model.keras"):
         return wanted
     finished = {v["name"] for v in manifest["variants"]
-                if "error" not in v and _intact(run_dir / "artifacts" / v["file"], v)}
+                if "error" not in v and _intact(run_dir / "artifacts", v)}
     return [name for name in wanted if name not in finished]
 
 
-def _intact(path: Path, entry: dict) -> bool:
-    """Whether ``path`` is the file a manifest ``entry`` describes."""
+def _intact(artifacts: Path, entry: dict) -> bool:
+    """Whether the file a manifest ``entry`` names in ``artifacts`` is the one it describes
+    (never a file outside the folder: edge_runtime.manifest.variant_file)."""
+    from edge_runtime.manifest import variant_file
+
+    try:
+        path = variant_file(artifacts, entry)
+    except UserError:
+        return False
     return path.is_file() and file_sha256(path) == entry.get("sha256")
 
 

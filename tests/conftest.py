@@ -25,6 +25,26 @@ def default_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def ignored_ctrl_c() -> None:
+    """Popen preexec_fn for a child started as a background job of a non-interactive shell or
+    under nohup: SIGINT ignored, so that only SIGTERM can stop it cleanly."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt) during the test, for a test that sends
+    SIGINT to its own process: pytest started with SIGINT ignored (``pytest ... &`` from a
+    script, nohup) has none, and the signal would pass unnoticed."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @contextmanager
 def interrupted_at_epoch(epoch: int) -> Iterator[None]:
     """Within it, training stops as Ctrl-C would at the end of epoch ``epoch`` (0-based),
@@ -94,7 +114,20 @@ def converted_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def pi_python(tmp_path_factory) -> str:
+def source_copy(tmp_path_factory) -> Path:
+    """A copy of this repository's sources to build or install from: setuptools writes its
+    build/ folder beside the sources it builds."""
+    import shutil
+
+    source = tmp_path_factory.mktemp("source") / "edgekit"
+    shutil.copytree(Path(__file__).resolve().parents[1], source, ignore=lambda folder, names: [
+        name for name in names if name in (".git", "build", "runs", "__pycache__")
+        or name.endswith(".egg-info")])
+    return source
+
+
+@pytest.fixture(scope="session")
+def pi_python(tmp_path_factory, source_copy) -> str:
     """A Python shaped like Raspberry Pi OS's: $EDGEKIT_PI_PYTHON (which must have this
     project installed), or a fresh venv with only numpy<2, tflite-runtime 2.14, pillow and this
     project installed as a user installs it on a Pi, without its extras (no TensorFlow)."""
@@ -110,6 +143,5 @@ def pi_python(tmp_path_factory) -> str:
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "numpy<2", "pillow", "tflite-runtime==2.14.0"], check=True, timeout=600)
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--no-deps", str(Path(__file__).resolve().parents[1])], check=True,
-                   timeout=600)
+                    "--no-deps", str(source_copy)], check=True, timeout=600)
     return python

@@ -327,3 +327,17 @@ def test_closing_the_window_ends_the_run(converted_run, monkeypatch, capsys, rep
                  "--max-frames", "8"]) == 0
     assert f"{frames} frames" in capsys.readouterr().err.strip().splitlines()[-1]
     assert fake.shown == min(frames + 1, 8)
+
+
+def test_a_source_with_nothing_to_classify_is_a_failure(converted_run, tmp_path, capsys):
+    # It exited 0 with "0 frames", where edgekit classify exits 1 on the same folder.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (folder / name).write_bytes(b"not an image")
+    assert main(["camera", str(model_file(converted_run)), "--source", str(folder),
+                 "--headless"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines()[-1] == \
+        f"edgekit camera: no frame classified from {folder}"

@@ -307,3 +307,25 @@ assert not heavy, heavy
     # on each model load is dropped.
     assert [line for line in result.stderr.splitlines()
             if not line.startswith("edgekit: ")] == []
+
+
+def test_file_names_cannot_forge_lines_or_reach_the_terminal(converted_run, tmp_path, capsys):
+    # A newline in a name forged a result line in the plain output, and escape bytes reached
+    # the terminal; --json was already safe.
+    run = converted_run[0]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = next((run.parent / "data" / "test" / LABELS[0]).glob("*.png"))
+    forged = "a\nforged.png: class9 1.000\x1b[2J.png"
+    shutil.copy(image, folder / forged)
+    (folder / "bad\x1b[31m.png").write_bytes(b"not an image")
+    assert main(["classify", str(model_file(converted_run)), str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all("\x1b" not in line for line in out)
+    assert any(line.startswith(f"{folder}/a\\nforged.png: class9 1.000\\x1b[2J.png: ")
+               for line in out)
+    assert f"{folder}/bad\\x1b[31m.png: error: not a readable image (no image format " \
+           "recognised)" in out
+    assert main(["classify", str(model_file(converted_run)), str(folder), "--json"]) == 1
+    paths = {json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()}
+    assert paths == {str(folder / forged), str(folder / "bad\x1b[31m.png")}

@@ -328,3 +328,26 @@ def test_data_of_other_classes_than_the_runs_is_refused_before_decoding(tiny_tre
     with pytest.raises(UserError, match=r"\(class1, class2, zebra\) differ from the model's "
                                         r"\(class0, class1, class2\)"):
         run_splits(settings, class_names=["class0", "class1", "class2"])
+
+
+@pytest.mark.parametrize("name, shown", [("ca\nt", "ca\\nt"), ("dog\r", "dog\\r"),
+                                         ("b\u2028ird", "b\\u2028ird"), ("x\x1b[2J", "x\\x1b[2J")])
+def test_a_class_name_labels_txt_cannot_keep_is_refused_before_training(tmp_path, cache_dir,
+                                                                       capsys, name, shown):
+    # A class folder named with a line break trained, and its labels.txt read back as one
+    # class more: convert, evaluate and bench refused the run, and the training was lost.
+    from edgekit.cli import main
+
+    data = write_class_tree(tmp_path / "data", 3)
+    (data / "class0").rename(data / name)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--epochs", "1"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"class folder {data}/{shown}: its name holds a control " \
+                                      "character" in error
+    assert not run.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_class_names_that_round_trip_are_kept(tmp_path):
+    for name in ("chat noir", "猫", "a\u202fb", "x-y_z.1"):
+        image_folder.check_class_name(tmp_path / name)  # no error

@@ -3,7 +3,6 @@
 the repository, imports that point one way, and a wheel of one namespace."""
 import ast
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -230,14 +229,9 @@ def test_imports_point_one_way_and_import_no_circle():
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_one_namespace(tmp_path):
-    # Built from a copy: setuptools writes its build/ folder beside the sources.
-    source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=lambda folder, names: [
-        name for name in names if name in (".git", "build", "runs", "__pycache__")
-        or name.endswith(".egg-info")])
+def test_the_wheel_installs_one_namespace(tmp_path, source_copy):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(tmp_path), str(source)],
+                    "--no-build-isolation", "--wheel-dir", str(tmp_path), str(source_copy)],
                    check=True, capture_output=True, timeout=600)
     (wheel,) = tmp_path.glob("edgekit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -250,6 +250,33 @@ def test_a_changed_file_is_refused(converted_run, tmp_path, capsys):
         Classifier(model)
 
 
+def test_the_integrity_check_is_never_skipped_silently(converted_run, tmp_path, capsys):
+    from edgekit.cli import main
+
+    run, _, manifest = converted_run
+    copy = tmp_path / "artifacts"
+    shutil.copytree(run / "artifacts", copy)
+    model = copy / artifact(run, manifest, "int8").name
+    image = str(tiny_test_images(run)[0])
+    # An entry without a sha256: refused, unless the user accepts it unchecked.
+    listed = json.loads((copy / "manifest.json").read_text())
+    for entry in listed["variants"]:
+        entry.pop("sha256", None)
+    (copy / "manifest.json").write_text(json.dumps(listed))
+    with pytest.raises(IntegrityError, match="lists it without a sha256"):
+        Classifier(model)
+    assert main(["classify", str(model), image]) == 2
+    assert "--no-verify" in capsys.readouterr().err
+    assert main(["classify", str(model), image, "--no-verify"]) == 0
+    assert "not checked (manifest.json lists it without a sha256)" in capsys.readouterr().err
+    # A modified copy under a name the manifest does not list, beside it: runs, with a warning.
+    other = copy / "model_mine.tflite"
+    other.write_bytes(model.read_bytes())
+    assert main(["classify", str(other), image]) == 0
+    assert f"warning: {other}: not checked (the manifest.json beside it does not list it)" in \
+        capsys.readouterr().err
+
+
 # Noise from a seeded generator: the same bytes every run, and the same test ids in every
 # process that collects them (pytest-xdist's workers must agree).
 NOISE = np.random.default_rng(0).bytes(2000)
@@ -355,6 +382,19 @@ def test_bad_and_unusual_images(converted_run, tmp_path):
         with pytest.raises(ImageReadError) as error:
             classifier.classify(source)
         assert str(error.value) == f"{name}: not a readable image (no image format recognised)"
+
+
+@pytest.mark.parametrize("image, message", [
+    (None, "got NoneType"), (42, "got int"), (bytearray(b"x"), "got bytearray"),
+    (Image.new("RGB", (0, 0)), r"<PIL image>: empty image \(0 x 0 pixels\)"),
+    (Image.new("RGB", (5, 0)), "empty image"),
+    (np.zeros((0, 0, 3), np.uint8), r"got shape \(0, 0, 3\)"),
+    ([None], "got NoneType")])
+def test_every_unsupported_input_is_an_image_error(int8_classifier, image, message):
+    # classify(None) raised a bare TypeError, and an empty PIL image was classified (as the
+    # all-black picture) where an empty array was refused.
+    with pytest.raises(ImageReadError, match=message):
+        int8_classifier.classify(image)
 
 
 @pytest.fixture(scope="module")

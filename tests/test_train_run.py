@@ -15,7 +15,7 @@ from edgekit.train.config import TrainConfig
 from edgekit.train.data import check_outside_data
 from edgekit.train.run import train_run
 
-from conftest import interrupted_at_epoch
+from conftest import ignored_ctrl_c, interrupted_at_epoch
 
 RUN_FILES = {"model.keras", "config.json", "labels.txt", "history.csv", "metrics.json",
              "training_curves.png", "confusion_matrix.png", "classification_report.txt",
@@ -180,7 +180,8 @@ def test_an_interruption_between_an_epochs_two_files_resumes_as_if_uninterrupted
                                [float(r["loss"]) for r in expected], rtol=1e-3)
 
 
-def test_ctrl_c_while_an_epoch_is_written_waits_for_both_files(tiny_tree, cache_dir, tmp_path):
+def test_ctrl_c_while_an_epoch_is_written_waits_for_both_files(tiny_tree, cache_dir, tmp_path,
+                                                              python_ctrl_c):
     # Ctrl-C that lands between history.csv and the checkpoint is held back until both are
     # written, so they agree and no library is interrupted half-way through a write.
     import os
@@ -407,6 +408,36 @@ def test_killed_process_resumes(tiny_tree, cache_dir, tmp_path, capsys):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "40"]) == 0
     rows = history_rows(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 41))
+
+
+def test_sigterm_stops_a_training_started_with_ctrl_c_ignored(tiny_tree, cache_dir, tmp_path):
+    """A background job or nohup ignores SIGINT: SIGTERM still stops the training cleanly,
+    its last whole epoch kept for --resume."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, partial = tmp_path / "run", tmp_path / "run.partial"
+    command = [sys.executable, "-m", "edgekit.cli", "train", "--data", str(tiny_tree),
+               "--out", str(out), "--epochs", "40", "--batch-size", "8"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=ignored_ctrl_c)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((partial / "history.csv").is_file()
+                                           and len(history_rows(partial)) >= 2):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # ignored, as in a background job
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1] == \
+        "edgekit: terminated; the run continues with --resume"
+    with np.load(partial / "checkpoint.npz") as saved:
+        done = int(saved["epochs_done"])
+    assert 2 <= done < 40 and len(history_rows(partial)) == done and not out.exists()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert [int(r["epoch"]) for r in history_rows(out)] == list(range(1, 41))
 
 
 def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_path):

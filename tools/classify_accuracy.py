@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from edge_runtime.errors import UserError
+from edge_runtime.manifest import variant_file
 from edgekit.common.child_process import child_output, edgekit_command
 from edgekit.train.finished_run import check_finished_run
 
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     for variant in manifest["variants"]:
         if variant["name"] not in wanted:
             continue
-        accuracy, images = classify_accuracy(args.run_dir / "artifacts" / variant["file"],
+        accuracy, images = classify_accuracy(variant_file(args.run_dir / "artifacts", variant),
                                              args.test_folder)
         reference = measured[variant["name"]]
         equal = abs(accuracy - reference) < 0.5 / images

@@ -114,20 +114,23 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) back until the block ends, then deliver it: an epoch's files are
-    written whole, and no library is interrupted half-way through a write. Signals reach
-    only the main thread, so elsewhere the block runs as it is."""
+    """Hold Ctrl-C (SIGINT) and SIGTERM back until the block ends, then deliver them: an
+    epoch's files are written whole, and no library is interrupted half-way through a write.
+    Signals reach only the main thread, so elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, lambda number, frame: caught.append(number))
+                for number in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)  # as the restored handler takes it
+        for number in held:
+            signal.signal(number, previous[number])
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)  # as the restored handler takes it
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge_runtime.errors import UserError
+from edge_runtime.errors import UserError, printable
 from edge_runtime.image_paths import is_hidden, subfolders
 from edge_runtime.preprocess import PREPROCESS_VERSION, decode_files, heif_readable, warn_unreadable
 from edgekit.common.atomic import atomic_path
@@ -31,7 +31,26 @@ def list_class_dirs(root: Path) -> list[Path]:
     dirs = subfolders(root)
     if not dirs:
         raise UserError(f"data folder {root} has no class folders (expected {root}/<class>/*)")
+    for folder in dirs:
+        check_class_name(folder)
     return dirs
+
+
+def check_class_name(folder: Path) -> None:
+    """UserError for a class folder whose name labels.txt (one name a line) and the labels
+    inside the model files cannot keep as it is: a control character such as a line break,
+    a line separator, or file-system bytes that are not UTF-8. Checked before training, which
+    would otherwise end in a run no later command can read."""
+    name = folder.name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"class folder {printable(ascii(str(folder)))}: its name is not UTF-8 "
+                        "text, which labels.txt and the model files hold: rename it") from None
+    if printable(name) != name:
+        raise UserError(f"class folder {printable(str(folder))}: its name holds a control "
+                        "character, which labels.txt (one class a line) and the model files "
+                        "cannot keep: rename it")
 
 
 def list_images(class_dir: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from edge_runtime.preprocess import (
     PREPROCESS_VERSION,
     scale_pixels,
 )
-from edgekit.common.atomic import write_json
+from edgekit.common.atomic import atomic_path, write_json
 from edgekit.common.command_line import edgekit_command_line
 from edgekit.common.folder_lock import FolderLock
 
@@ -242,6 +242,5 @@ def _save_inference_model(model, target: Path) -> None:
     # optimizer and its custom schedule, which a TensorFlow-only loader would then need).
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    tmp = target.with_name(".model.tmp.keras")
-    clone.save(tmp)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        clone.save(tmp)

@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary name beside the target, then rename."""
+"""Nothing half-written: files written to a temporary name beside the target, then renamed,
+and folders a failed command created removed when it leaves them empty."""
 from __future__ import annotations
 
 import json
@@ -10,20 +11,38 @@ from typing import Any, Iterator
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    """Yield a temporary path beside ``target`` (hidden, with the same suffix, which some
+    writers require: Keras saves only to .keras); rename it onto ``target`` only on success."""
     target = Path(target)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp = target.with_name(f".{target.stem}.tmp{os.getpid()}{target.suffix}")
     try:
         yield tmp
         os.replace(tmp, target)
     except OSError as exc:
-        # The temporary name means nothing to the user: the error names the file they asked for.
-        if exc.filename == str(tmp):
+        # The temporary name means nothing to the user, and a full disk's error raised inside
+        # a library's write names no file at all: the error names the file they asked for.
+        if exc.filename in (str(tmp), None):
             exc.filename = str(target)
         raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def removed_if_left_empty(*folders: Path) -> Iterator[None]:
+    """Within it, ``folders`` that do not exist yet may be created; if the block fails (a full
+    disk, Ctrl-C), those it created and left empty are removed, the deepest first."""
+    new = [Path(folder) for folder in folders if not Path(folder).exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(new, key=lambda path: len(path.parts), reverse=True):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                pass  # not created after all, or holding files: kept
+        raise
 
 
 def write_text(target: Path, text: str) -> None:
