@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from edge_runtime.progress_line import counted
-from edgekit.common.atomic import removed_if_left_empty, write_json, write_text
+from edgekit.common.atomic import missing, removed_if_left_empty, write_json, write_text
 
 PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
          "accuracy_vs_latency": "accuracy_vs_latency.png"}
@@ -33,7 +33,8 @@ CSV_COLUMNS = [
 def write_report(folder: Path, report: dict) -> None:
     """All report files; each is written to a temporary name and renamed. A picture this
     report does not draw is removed, so none is left from an earlier benchmark."""
-    with removed_if_left_empty(folder):  # a full disk leaves no empty report/ behind
+    # A full disk leaves no empty report/ behind.
+    with removed_if_left_empty(missing(folder, *folder.parents)):
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "benchmark.json", report)
         write_text(folder / "benchmark.csv", to_csv(report["rows"]))

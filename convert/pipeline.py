@@ -85,7 +85,7 @@ def _one_line(exc: BaseException) -> str:
 def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[str]]:
     """Build, verify and publish the variants ``settings`` asks for; returns the manifest and
     the failed names."""
-    from edgekit.common.atomic import removed_if_left_empty, write_json
+    from edgekit.common.atomic import missing, removed_if_left_empty, write_json
 
     variants = settings.chosen_variants()
     run = load_run(run_dir)
@@ -95,7 +95,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[st
                                              verbose=0))
     artifacts = Path(run_dir) / "artifacts"
     # A failure (a full disk, Ctrl-C) leaves no empty artifacts/ or logs/ of this command.
-    with removed_if_left_empty(artifacts, artifacts / "logs"):
+    with removed_if_left_empty(missing(artifacts, artifacts / "logs")):
         artifacts.mkdir(exist_ok=True)
         # Work folders of conversions killed before they could clean up (SIGKILL, a power
         # cut): the commands convert under the run's folder lock, so none is in use now.

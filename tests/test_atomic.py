@@ -41,18 +41,19 @@ def test_a_full_disk_names_the_file_being_written(tmp_path, capsys):
 
 
 def test_folders_a_failed_command_created_empty_are_removed(tmp_path):
-    from edgekit.common.atomic import removed_if_left_empty
+    from edgekit.common.atomic import missing, removed_if_left_empty
 
     kept = tmp_path / "kept"
     kept.mkdir()
     artifacts, logs = tmp_path / "artifacts", tmp_path / "artifacts" / "logs"
+    assert missing(kept, artifacts, logs) == [artifacts, logs]
     with pytest.raises(OSError):
-        with removed_if_left_empty(kept, artifacts, logs):
+        with removed_if_left_empty(missing(kept, artifacts, logs)):
             logs.mkdir(parents=True)
             raise OSError(28, "No space left on device")
     assert sorted(os.listdir(tmp_path)) == ["kept"]  # there before: kept even empty
     with pytest.raises(KeyboardInterrupt):
-        with removed_if_left_empty(artifacts, logs):
+        with removed_if_left_empty(missing(artifacts, logs)):
             logs.mkdir(parents=True)
             (artifacts / "manifest.json").write_text("{}")
             raise KeyboardInterrupt

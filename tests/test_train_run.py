@@ -440,6 +440,23 @@ def test_sigterm_stops_a_training_started_with_ctrl_c_ignored(tiny_tree, cache_d
     assert [int(r["epoch"]) for r in history_rows(out)] == list(range(1, 41))
 
 
+def test_a_full_disk_at_the_start_leaves_no_empty_folders(tiny_tree, cache_dir, tmp_path,
+                                                          capsys, monkeypatch):
+    import errno
+
+    from edgekit.train import run as run_module
+
+    def full_disk(partial, *arguments):
+        raise OSError(errno.ENOSPC, "No space left on device", str(partial / "config.json"))
+
+    monkeypatch.setattr(run_module, "_write_run_header", full_disk)
+    out = tmp_path / "new" / "deeper" / "run"
+    assert main(["train", "--data", str(tiny_tree), "--out", str(out), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"edgekit: error: {out}.partial/config.json: No space left on device"
+    assert not (tmp_path / "new").exists()
+
+
 def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_path):
     from tools import train_throughput
 

@@ -20,7 +20,7 @@ from edge_runtime.preprocess import (
     PREPROCESS_VERSION,
     scale_pixels,
 )
-from edgekit.common.atomic import atomic_path, write_json
+from edgekit.common.atomic import atomic_path, missing, removed_if_left_empty, write_json
 from edgekit.common.command_line import edgekit_command_line
 from edgekit.common.folder_lock import FolderLock
 
@@ -146,9 +146,12 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
             if config.init_from:
                 start_from(student, config.init_from, splits.class_names)
             history = []
+            created = missing(partial, *partial.parents)
             partial.mkdir(parents=True, exist_ok=True)
             lock.take(partial)  # a second run started at the same time stops here
-            _write_run_header(partial, config, splits, student, plan)
+            # A header that cannot be written (a full disk) leaves no empty folders behind.
+            with removed_if_left_empty(created):
+                _write_run_header(partial, config, splits, student, plan)
 
         print(f"training {config.arch} (width {config.width}, {student.count_params():,} "
               f"parameters) with recipe {recipe.name} on {', '.join(devices)} "

@@ -29,15 +29,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def missing(*folders: Path) -> list[Path]:
+    """The ``folders`` that do not exist yet: what a command is about to create."""
+    return [Path(folder) for folder in folders if not Path(folder).exists()]
+
+
 @contextmanager
-def removed_if_left_empty(*folders: Path) -> Iterator[None]:
-    """Within it, ``folders`` that do not exist yet may be created; if the block fails (a full
-    disk, Ctrl-C), those it created and left empty are removed, the deepest first."""
-    new = [Path(folder) for folder in folders if not Path(folder).exists()]
+def removed_if_left_empty(created: list[Path]) -> Iterator[None]:
+    """If the block fails (a full disk, Ctrl-C), the folders of ``created`` (``missing`` before
+    the command made them) that it left empty are removed, the deepest first."""
     try:
         yield
     except BaseException:
-        for folder in sorted(new, key=lambda path: len(path.parts), reverse=True):
+        for folder in sorted(created, key=lambda path: len(path.parts), reverse=True):
             try:
                 folder.rmdir()  # only when empty
             except OSError:

@@ -1,6 +1,7 @@
-"""A conversion stopped from outside leaves nothing behind: its child process dies with it
-(SIGKILL) or is ended by it (SIGTERM, as Ctrl-C), and a work folder that a killed conversion
-could not remove is removed by the next one."""
+"""A command stopped from outside leaves nothing behind: a conversion's child process dies with
+it (SIGKILL) or is ended by it (SIGTERM, as Ctrl-C), in edgekit convert and in the pipeline; a
+work folder that a killed conversion could not remove is removed by the next one; a killed
+benchmark's subject processes end with it."""
 import queue
 import shutil
 import signal
@@ -15,30 +16,32 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def started_conversion(run: Path) -> tuple[subprocess.Popen, queue.Queue, threading.Thread]:
-    """``edgekit convert RUN --variants qat-int8`` in a child process, its output lines in a
-    queue (filled by the thread returned), returned once the variant's own process runs."""
+def started(arguments: list, marker: str = "") -> tuple[subprocess.Popen, queue.Queue,
+                                                       threading.Thread]:
+    """``edgekit ARGUMENTS`` in a child process, its output lines in a queue (filled by the
+    thread returned), returned once it printed a line holding ``marker`` and started a child
+    process of its own."""
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from edgekit.cli import main; sys.exit(main())",
-         "convert", str(run), "--variants", "qat-int8", "--calibration-size", "10",
-         "--probe-size", "10"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
                               daemon=True)
     reader.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    seen = not marker
+    while not (seen and children(process.pid)):
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"edgekit {' '.join(arguments)} never got to {marker or 'a child'}")
         try:
-            if "qat-int8: converting" in lines.get(timeout=1):
-                break
+            seen = seen or marker in lines.get(timeout=0.2)
         except queue.Empty:
             continue
-    else:
-        process.kill()
-        pytest.fail("the conversion never started its variant")
-    while not children(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
     return process, lines, reader
+
+
+CONVERSION = ["--variants", "qat-int8", "--calibration-size", "10", "--probe-size", "10"]
 
 
 def children(pid: int) -> list[int]:
@@ -76,7 +79,7 @@ def run_copy(converted_run, tmp_path) -> Path:
 
 
 def test_a_killed_conversion_leaves_no_worker_and_the_next_removes_its_folder(run_copy):
-    process, _, _ = started_conversion(run_copy)
+    process, _, _ = started(["convert", str(run_copy), *CONVERSION], "qat-int8: converting")
     workers = children(process.pid)
     assert workers
     process.kill()
@@ -90,13 +93,26 @@ def test_a_killed_conversion_leaves_no_worker_and_the_next_removes_its_folder(ru
     assert work_folders(run_copy) == []
 
 
-def test_sigterm_cleans_up_as_ctrl_c_does(run_copy):
-    process, lines, reader = started_conversion(run_copy)
+@pytest.mark.parametrize("command", ["convert", "pipeline"])
+def test_sigterm_cleans_up_as_ctrl_c_does(run_copy, command):
+    arguments = ["convert", str(run_copy)] if command == "convert" else \
+        ["pipeline", "--out", str(run_copy), "--stages", "convert"]
+    process, lines, reader = started([*arguments, *CONVERSION], "qat-int8: converting")
     workers = children(process.pid)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert wait_until_ended(workers) == []
     assert work_folders(run_copy) == []
     reader.join(timeout=10)  # the output's end: the pipe closed with the process
-    said = list(lines.queue)
-    assert said[-1] == "edgekit: terminated\n"
+    hint = "; the same command resumes where it stopped" if command == "pipeline" else ""
+    assert list(lines.queue)[-1] == f"edgekit: terminated{hint}\n"
+
+
+def test_a_killed_benchmark_leaves_no_subject_running(converted_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(converted_run[0], run, ignore=shutil.ignore_patterns("report"))
+    process, _, _ = started(["bench", str(run), "--threads", "1", "--rounds", "50"])
+    subjects = children(process.pid)
+    process.kill()
+    process.wait()
+    assert wait_until_ended(subjects) == []
