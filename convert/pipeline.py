@@ -177,7 +177,7 @@ def _reusable_entries(artifacts: Path, model_sha256: str) -> dict:
     for entry in entries.values():
         try:
             variant_file(artifacts, entry).unlink(missing_ok=True)
-        except UserError:  # never a file outside artifacts/
+        except (UserError, IsADirectoryError):  # never outside artifacts/, nor logs/
             continue
     return {}
 

@@ -24,7 +24,7 @@ JSON = st.recursive(
     max_leaves=12)
 FILE_NAMES = st.sampled_from(["model_int8.tflite", "model_onnx-int8.onnx", "../outside.tflite",
                               "/etc/passwd", "sub/model.tflite", "..", ".", "", "link.tflite",
-                              "missing.tflite"]) | st.text(max_size=12)
+                              "missing.tflite", "logs"]) | st.text(max_size=12)
 ENTRY = st.fixed_dictionaries(
     {"name": st.text(max_size=8), "file": FILE_NAMES},
     optional={"format": st.sampled_from(["tflite", "onnx", "keras"]) | JSON,
@@ -47,6 +47,7 @@ def folder_with(tmp_path: Path, manifest) -> Path:
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "model_int8.tflite").write_bytes(b"TFL3")
     (folder / "link.tflite").symlink_to("/etc/passwd")
+    (folder / "logs").mkdir()
     return folder
 
 
@@ -89,6 +90,19 @@ def test_the_pipeline_reads_any_manifest_as_work_left_to_do(tmp_path, manifest):
     (run / "artifacts" / "manifest.json").write_text(json.dumps(manifest))
     pending = pending_variants(run, ["float32", "int8"])
     assert pending == ["float32", "int8"]  # nothing there is a finished variant of this model
+
+
+@EXAMPLES
+@given(manifest=MANIFEST)
+def test_converting_beside_any_manifest_deletes_only_its_own_files(tmp_path, manifest):
+    # A manifest of another model: convert deletes the files it names before converting anew.
+    from edgekit.convert.pipeline import _reusable_entries
+
+    folder = folder_with(tmp_path, manifest)
+    outside = tmp_path / "outside.tflite"
+    outside.write_bytes(b"keep")
+    assert _reusable_entries(folder, "0" * 64) == {}
+    assert outside.read_bytes() == b"keep" and Path("/etc/passwd").is_file()
 
 
 @EXAMPLES
