@@ -223,7 +223,8 @@ def made_otherwise(settings: PipelineSettings, stage: str) -> list[str]:
     for. Settings not given are not compared, so outputs are taken as they are without."""
     if stage == "convert":
         given, asked = settings.convert_given, settings.convert
-        recorded = [entry.get("settings", {}) for entry in _converted_entries(settings)]
+        recorded = [entry["settings"] for entry in _converted_entries(settings)
+                    if isinstance(entry.get("settings"), dict)]
         compared = asked.recorded()
     else:
         given, asked = settings.bench_given, settings.bench

@@ -43,8 +43,13 @@ def test_the_readme_is_a_front_page():
     # The two commands: install + main job, and the tests.
     assert 'pip install -e ".[convert]" && edgekit pipeline' in README
     assert "python3 -m pytest -q -n auto --maxprocesses 4" in README
-    for page in re.findall(r"\]\((docs/[\w.-]+\.md)", README):
+    for page, anchor in re.findall(r"\]\((docs/[\w.-]+\.md)(?:#([\w-]+))?\)", README):
         assert (REPO / page).is_file(), page
+        headings = re.findall(r"^#+ (.+)$", (REPO / page).read_text(), re.M)
+        # GitHub's anchors: lower case, punctuation dropped, spaces as hyphens.
+        slugs = {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+                 for heading in headings}
+        assert not anchor or anchor in slugs, f"{page}#{anchor}"
 
 
 def test_no_tracked_file_tells_development_history():
