@@ -10,6 +10,7 @@ falls on every subject alike; speedups are ratios against Keras within each roun
 from __future__ import annotations
 
 import gzip
+import hashlib
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -289,16 +290,19 @@ def _speedups(subjects: list[Subject], references: dict) -> None:
 def rows(subjects: list[Subject], settings: BenchSettings) -> list[dict]:
     """One flat record per subject, errors included."""
     records = []
-    sizes: dict[Path, tuple[int, int]] = {}
+    sizes: dict[Path, tuple[int, int, str]] = {}
     for subject in subjects:
         if subject.path.is_file() and subject.path not in sizes:
             data = subject.path.read_bytes()
-            sizes[subject.path] = (len(data), len(gzip.compress(data, compresslevel=9)))
-        size, gzip_size = sizes.get(subject.path, (None, None))
+            # The sha256 lets reports made on two machines be matched file by file.
+            sizes[subject.path] = (len(data), len(gzip.compress(data, compresslevel=9)),
+                                   hashlib.sha256(data).hexdigest())
+        size, gzip_size, sha256 = sizes.get(subject.path, (None, None, None))
         record = {"variant": subject.variant, "format": subject.format,
                   "precision": subject.precision, "runtime": subject.runtime,
                   "tta": subject.tta, "threads": subject.threads, "file": subject.path.name,
-                  "bytes": size, "gzip_bytes": gzip_size, "error": subject.error}
+                  "bytes": size, "gzip_bytes": gzip_size, "sha256": sha256,
+                  "error": subject.error}
         if not subject.error:
             record.update(subject.measured)
             if subject.samples:
@@ -317,7 +321,8 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     from edgekit.train.labels import read_labels
     from edgekit.train.data import run_splits
 
-    from .environment import environment
+    from .device_state import watched
+    from .environment import device_check_verdicts, environment
     from .report import write_report
 
     run_dir = check_finished_run(run_dir)
@@ -345,10 +350,12 @@ def run_bench(run_dir: Path, settings: BenchSettings, command: str) -> tuple[dic
     with progress_bar(steps, "bench", "step") as progress:
         summary = _accuracy_pass(run_dir, splits.test, len(labels), subjects, settings,
                                  progress)
-        measure(subjects, settings, progress, KERAS_REFERENCES)
+        with watched() as device:
+            measure(subjects, settings, progress, KERAS_REFERENCES)
     report = {"run_dir": str(run_dir), "environment": environment(command),
               "settings": settings.recorded(),
               "labels": labels,
-              **summary, "rows": rows(subjects, settings)}
+              **summary, "rows": rows(subjects, settings), "device": device,
+              "device_check": device_check_verdicts(manifest)}
     write_report(run_dir / "report", report)
     return report, any(row["error"] for row in report["rows"])

@@ -5,6 +5,7 @@ import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
+from typing import Optional
 
 from edge_runtime.cpu_features import int8_dot_product
 
@@ -58,3 +59,16 @@ def environment(command: str) -> dict:
             "os": platform.platform(), "python": platform.python_version(),
             "versions": versions, "command": command,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def device_check_verdicts(manifest: Optional[dict]) -> dict[str, list[dict]]:
+    """Per variant, the verdicts `edgekit check` (or the conversion) recorded in its
+    manifest: where each runtime loads and runs the file."""
+    verdicts = {}
+    for entry in (manifest or {}).get("variants", []):
+        check = entry.get("device_check")
+        if isinstance(check, dict) and isinstance(check.get("targets"), list):
+            verdicts[entry["name"]] = [
+                {key: target.get(key) for key in ("runtime", "environment", "verdict")}
+                for target in check["targets"] if isinstance(target, dict)]
+    return verdicts

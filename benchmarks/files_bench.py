@@ -167,7 +167,8 @@ def _labels_and_size(path: Path, manifest: dict) -> tuple[list[str], int]:
 def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tuple[dict, bool]:
     """Measure the converted files in ``folder``, write FOLDER/report/, return (report, any
     measured file failed). UserError when none of its files can be measured here."""
-    from .environment import environment
+    from .device_state import watched
+    from .environment import device_check_verdicts, environment
     from .report import write_report
 
     manifest = read_manifest(folder / MANIFEST_NAME)
@@ -193,11 +194,13 @@ def run_files_bench(folder: Path, settings: BenchSettings, command: str) -> tupl
         steps = _Steps(line)
         if settings.data:
             score(subjects, file_predictions(subjects, x, settings, steps), y, len(labels))
-        measure(subjects, settings, steps, {"float32": is_float_reference})
+        with watched() as device:
+            measure(subjects, settings, steps, {"float32": is_float_reference})
     report = {"run_dir": str(folder), "environment": environment(command),
               "settings": settings.recorded(), "labels": labels,
               "test_images": test_images, "keras_accuracy": None,
-              "rows": rows(subjects, settings), "not_measured": skipped}
+              "rows": rows(subjects, settings), "not_measured": skipped, "device": device,
+              "device_check": device_check_verdicts(manifest)}
     write_report(folder / "report", report)
     return report, any(row["error"] for row in report["rows"])
 

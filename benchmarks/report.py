@@ -13,6 +13,8 @@ from typing import Optional
 from edge_runtime.progress_line import counted
 from edgekit.common.atomic import missing, removed_if_left_empty, write_json, write_text
 
+from .device_state import describe
+
 PLOTS = {"latency": "latency.png", "accuracy_vs_size": "accuracy_vs_size.png",
          "accuracy_vs_latency": "accuracy_vs_latency.png"}
 
@@ -208,13 +210,16 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     out += _headline(report) + ["", "## Accuracy and size" if report["test_images"]
                                 else "## Size", ""]
     out += _size_table(rows, keras, bool(report["test_images"]))
+    device = describe(report.get("device") or {})
     for threads in sorted({r["threads"] for r in rows if not r["error"]}, reverse=True):
         out += ["", f"## Speed at {counted(threads, 'thread')}", ""]
         out += _speed_table(rows, threads, keras)
+        out += ["", " ".join(device)] if device else []
     out += ["", f"Cold start: loading the file{' (or model.keras)' if keras else ''} and the "
             "first inference, after the runtime's import. Peak RSS: the whole process that "
             "loaded and ran only that subject (Python and the runtime included)."]
     out += _per_class(report)
+    out += _device_check(report.get("device_check") or {})
     failed = [r for r in rows if r["error"]]
     if failed:
         out += ["", "## Failed", ""]
@@ -233,6 +238,18 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     else:
         out += [f"![{name.replace('_', ' ')}]({PLOTS[name]})" for name in plots]
     return "\n".join(out) + "\n"
+
+
+def _device_check(verdicts: dict[str, list[dict]]) -> list[str]:
+    """Where each file loads and runs, as `edgekit check` found (recorded in the manifest)."""
+    if not verdicts:
+        return []
+    out = ["", "## Where the files run", "",
+           "As `edgekit check` (run by edgekit convert) found by loading and running each file "
+           "in each environment it had ready; `edgekit check RUN_DIR` prints the details.", ""]
+    return out + _table(["variant", "verdicts"], [
+        [name, "; ".join(f"{t['runtime']} on {t['environment']}: {t['verdict']}"
+                         for t in targets)] for name, targets in verdicts.items()])
 
 
 def _size_table(rows: list[dict], keras: bool, scored: bool) -> list[str]:

@@ -42,6 +42,9 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="where the run's data is now, if it moved (default: as trained)")
     add_convert_settings(parser)
+    parser.add_argument("--no-device-check", dest="device_check", action="store_false",
+                        help="skip probing the files in the environments edgekit check has "
+                             "ready (this machine's runtimes, emulated Pis once built)")
 
 
 def convert_given(args: argparse.Namespace) -> dict:
@@ -64,9 +67,11 @@ def convert_settings(args: argparse.Namespace) -> ConvertSettings:
     return replace(DEFAULTS, **convert_given(args))
 
 
-def convert_and_report(run_dir: Path, settings: ConvertSettings) -> int:
+def convert_and_report(run_dir: Path, settings: ConvertSettings,
+                       device_check: bool = True) -> int:
     """Convert (edgekit convert's work, also the pipeline's convert stage), print a line per
-    variant, and return 1 if any requested variant failed."""
+    variant, check where the files run (``device_check``), and return 1 if any requested
+    variant failed."""
     from edgekit.common.folder_lock import folder_held
 
     from .pipeline import convert_run
@@ -75,6 +80,10 @@ def convert_and_report(run_dir: Path, settings: ConvertSettings) -> int:
     # variants; a benchmark meanwhile would measure files being replaced.
     with folder_held(run_dir):
         manifest, failed = convert_run(run_dir, settings)
+        if device_check and len(failed) < len(settings.chosen_variants()):
+            from .check_cli import check_converted
+
+            check_converted(Path(run_dir) / "artifacts")
     asked = len(settings.chosen_variants())
     print(f"{asked - len(failed)}/{asked} variants -> {run_dir / 'artifacts'}"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -83,4 +92,4 @@ def convert_and_report(run_dir: Path, settings: ConvertSettings) -> int:
 
 def run_convert(args: argparse.Namespace, settings: ConvertSettings) -> int:
     """``edgekit convert``: convert the run with the checked ``settings`` of these flags."""
-    return convert_and_report(args.run_dir, settings)
+    return convert_and_report(args.run_dir, settings, args.device_check)

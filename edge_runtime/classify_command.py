@@ -120,3 +120,23 @@ def _without_path(path: Path, error: Exception) -> str:
         if message.startswith(prefix):
             return message[len(prefix):]
     return message
+
+
+def main(argv=None) -> int:
+    """``python3 -m edge_runtime.classify_command``: the same command without the edgekit CLI,
+    for a device that has the runtime alone."""
+    parser = argparse.ArgumentParser(prog="python3 -m edge_runtime.classify_command",
+                                     description=__doc__.splitlines()[0])
+    add_classify_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_classify(args)
+    except UserError as exc:
+        print(f"edgekit classify: error: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

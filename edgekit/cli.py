@@ -36,7 +36,9 @@ def commands() -> dict[str, Command]:
     """Every subcommand, in the order ``edgekit --help`` lists them."""
     from edge_runtime.camera import add_camera_arguments, run_camera
     from edge_runtime.classify_command import add_classify_arguments, run_classify
+    from edgekit.benchmarks.compare import add_compare_arguments, run_compare
     from edgekit.benchmarks.bench_cli import add_bench_arguments, bench_settings, run_bench_command
+    from edgekit.convert.check_cli import add_check_arguments, run_check
     from edgekit.convert.cli import add_convert_arguments, convert_settings, run_convert
     from edgekit.train.cli import (
         add_evaluate_arguments,
@@ -57,6 +59,9 @@ def commands() -> dict[str, Command]:
                             add_evaluate_arguments, check_evaluate_args, run_evaluate),
         "convert": Command("turn RUN_DIR/model.keras into verified TFLite and ONNX variants",
                            add_convert_arguments, convert_settings, run_convert),
+        "check": Command("will each converted file load and run on a Raspberry Pi's runtimes? "
+                         "(probed here, in tflite-runtime 2.14 and on emulated Pis)",
+                         add_check_arguments, None, run_check),
         "classify": Command("classify image files, folders or globs with a .tflite/.onnx model "
                             "(no TensorFlow needed)", add_classify_arguments, None,
                             lambda args, _: run_classify(args)),
@@ -66,6 +71,9 @@ def commands() -> dict[str, Command]:
         "bench": Command("measure accuracy, latency, memory and size of every variant against "
                          "the Keras model into RUN_DIR/report (or of converted files alone, on "
                          "a device)", add_bench_arguments, bench_settings, run_bench_command),
+        "compare": Command("set two benchmark reports of the same files side by side (the "
+                           "host's and a device's): accuracy, latency, cold start, memory",
+                           add_compare_arguments, None, run_compare),
         "pipeline": Command("train, convert and bench in one resumable command",
                             add_pipeline_arguments, pipeline_settings, run_pipeline_command),
         "study": Command("train, convert and bench a grid of architectures and widths; Pareto "

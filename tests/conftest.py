@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -11,6 +12,13 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The emulated Pis `edgekit check --setup` built, for tests/test_emulated_pi.py; every other
+# test's conversion checks its files on this machine's runtimes only (seconds, not minutes).
+from edgekit.convert.device_envs import default_cache  # noqa: E402
+
+DEVICE_ENVS = default_cache()
+os.environ["EDGEKIT_DEVICE_ENVS"] = tempfile.mkdtemp(prefix="edgekit-test-device-envs-")
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 LABELS = ["class0", "class1", "class2"]
