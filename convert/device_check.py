@@ -87,7 +87,8 @@ def _operators(path: Path) -> dict:
         return {"operators_error": f"cannot be read: {printable(str(exc).splitlines()[0])}"}
 
 
-def _probe_lines(environment: Environment, runtime: str, files: list[Path]) -> dict:
+def _probe_lines(environment: Environment, runtime: str, files: list[Path],
+                 images: Optional[Path]) -> dict:
     """Run the probe over ``files``: {file: answer}; a file the process died on (a crash of
     the runtime) is missing."""
     environ = dict(os.environ)
@@ -98,7 +99,8 @@ def _probe_lines(environment: Environment, runtime: str, files: list[Path]) -> d
         + SECONDS_PER_FILE[environment.emulated] * len(files)
     try:
         result = subprocess.run([*environment.command, "-m", "edge_runtime.probe", "--runtime",
-                                 runtime, *map(str, files)], capture_output=True, text=True,
+                                 runtime, *(["--images", str(images)] if images else []),
+                                 *map(str, files)], capture_output=True, text=True,
                                 env=environ, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"__failure__": f"no answer in {timeout} s"}
@@ -126,15 +128,17 @@ def _death(result: subprocess.CompletedProcess) -> str:
     return (f"crashed: {printable(lines[-1][:200])}" if lines else f"exited with {code}")
 
 
-def probe_environment(environment: Environment, runtime: str, files: list[Path]) -> dict:
-    """{file: answer} for every file, each probed in one process; the files after a crash
-    are probed again one process each, so the crash is pinned on the file that caused it."""
-    answers = _probe_lines(environment, runtime, files)
+def probe_environment(environment: Environment, runtime: str, files: list[Path],
+                      images: Optional[Path] = None) -> dict:
+    """{file: answer} for every file, each probed in one process (on the images listed in
+    the file ``images``, else on seeded random pixels); the files after a crash are probed
+    again one process each, so the crash is pinned on the file that caused it."""
+    answers = _probe_lines(environment, runtime, files, images)
     failure = answers.pop("__failure__", None)
     for path in files:
         if str(path) in answers:
             continue
-        single = _probe_lines(environment, runtime, [path]) if len(files) > 1 else \
+        single = _probe_lines(environment, runtime, [path], images) if len(files) > 1 else \
             {"__failure__": failure}
         alone = single.pop("__failure__", None)
         answers[str(path)] = single.get(str(path)) or {

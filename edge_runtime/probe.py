@@ -17,6 +17,7 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -64,14 +65,15 @@ def delegation(interpreter) -> dict:
                               if node["index"] not in taken]}
 
 
-def _probe_interpreter(path: Path, runtime: str) -> dict:
+def _probe_interpreter(path: Path, runtime: str, images: list[str]) -> dict:
     from .classifier import Classifier
 
     classifier = Classifier(path, threads=1, backend=runtime, verify=False)
     answer = {"loads": True}
     try:
-        answer["probabilities"] = classifier.probabilities(
-            probe_pixels(classifier.image_size)).tolist()
+        pixels = (np.stack([classifier.preprocess(image) for image in images]) if images
+                  else probe_pixels(classifier.image_size))
+        answer["probabilities"] = classifier.probabilities(pixels).tolist()
     except Exception as exc:  # noqa: BLE001 - the runtime's own failure is the answer
         return {**answer, "runs": False, "error": first_line(exc)}
     answer["runs"] = True
@@ -108,8 +110,9 @@ def _probe_mediapipe(path: Path) -> dict:
     return {**answer, "runs": True, "probabilities": probabilities}
 
 
-def probe(path: Path, runtime: str) -> dict:
-    """One file on one runtime: loads, runs, probabilities, delegation (never raises)."""
+def probe(path: Path, runtime: str, images: Optional[list[str]] = None) -> dict:
+    """One file on one runtime: loads, runs, probabilities (of ``images``, else of the seeded
+    random pixels), delegation; never raises."""
     answer = {"file": str(path), "runtime": runtime}
     try:
         answer["version"] = metadata.version(RUNTIMES[runtime])
@@ -118,7 +121,7 @@ def probe(path: Path, runtime: str) -> dict:
     try:
         if runtime == "mediapipe":
             return {**answer, **_probe_mediapipe(path)}
-        return {**answer, **_probe_interpreter(path, runtime)}
+        return {**answer, **_probe_interpreter(path, runtime, images or [])}
     except Exception as exc:  # noqa: BLE001 - every failure to load is the answer
         return {**answer, "loads": False, "runs": False, "error": first_line(exc)}
 
@@ -128,12 +131,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m edge_runtime.probe", description=__doc__
                                      .split("\n\n")[0])
     parser.add_argument("--runtime", choices=sorted(RUNTIMES), required=True)
+    parser.add_argument("--images", type=Path, default=None, metavar="LIST",
+                        help="a text file of image paths, one per line, to classify instead "
+                             "of the seeded random pixels")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    images = args.images.read_text().splitlines() if args.images else None
     where = {"machine": platform.machine(), "python": platform.python_version(),
              "numpy": np.__version__}
     for path in args.files:
-        print(json.dumps({**probe(path, args.runtime), **where}), flush=True)
+        print(json.dumps({**probe(path, args.runtime, images), **where}), flush=True)
     return 0
 
 
