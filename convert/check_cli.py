@@ -98,8 +98,13 @@ def _target_row(target: dict) -> str:
     agreement = ""
     if target.get("max_diff") is not None:
         agreement = f"{target['top1_agreement']:.0%} top-1, max diff {target['max_diff']:.1e}"
-    detail = target.get("error", "") or target.get("xnnpack_unknown", "")
-    if target["verdict"] == "slow":
+    detail = target.get("error", "")
+    if "xnnpack_speedup" in target:
+        # This runtime does not list what it delegated: timed with and without XNNPACK.
+        delegated = f"{target['xnnpack_speedup']:.1f}x faster with it"
+        if target["verdict"] == "slow":
+            detail = "XNNPACK takes none of the arithmetic: built-in kernels"
+    elif target["verdict"] == "slow":
         names = target["xnnpack"]["reference_kernels"]
         detail = "not delegated: " + ", ".join(
             name + (f" x{names.count(name)}" if names.count(name) > 1 else "")
@@ -111,7 +116,7 @@ def _target_row(target: dict) -> str:
 def format_report(name: str, report: dict) -> str:
     """A file's report as Markdown: operators, one row per runtime and environment, wheels."""
     lines = [f"### {name} ({report['file']})", "", f"Operators: {_operators_line(report)}", "",
-             "| runtime | where | verdict | XNNPACK ops | against this machine | detail |",
+             "| runtime | where | verdict | XNNPACK | against this machine | detail |",
              "|---|---|---|---|---|---|"]
     lines += [_target_row(target) for target in report["targets"]]
     wheels = "; ".join(f"{runtime}: " + ", ".join(f"{platform} {versions}" for platform, versions

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import DEVICE_ENVS
 from edgekit.cli import main
-from edgekit.convert.device_check import probe_environment
+from edgekit.convert.device_check import check_files, probe_environment
 from edgekit.convert.device_envs import available_environments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,3 +170,23 @@ def test_a_report_made_on_an_emulated_pi_is_compared_with_this_machines(
     rows = [line for line in out.splitlines() if line.startswith("| int8 ")
             or line.startswith("| float32 ")]
     assert len(rows) == 2 and all(line.count("x |") == 1 for line in rows)
+
+
+def test_check_gives_each_runtimes_verdict_on_the_pis(converted_run, environments):
+    run, _, _ = converted_run
+    artifacts = run / "artifacts"
+    files = {name: artifacts / f"model_{name}.tflite" for name in ("int8", "dynamic-int8")}
+    here = available_environments(DEVICE_ENVS)
+    reports = check_files(files, [here[0]] + environments)
+    verdicts = {name: {(t["runtime"], t["device"]): t for t in report["targets"]}
+                for name, report in reports.items()}
+    for device in ("pi4", "pi5"):
+        int8 = verdicts["int8"][("ai-edge-litert", device)]
+        assert int8["verdict"] == "runs" and int8["top1_agreement"] == 1.0
+        assert "CONV_2D" not in int8["xnnpack"]["reference_kernels"]
+    # tflite-runtime 2.14 on a Pi 4: the int8 file runs, no faster with XNNPACK than without
+    # (its arithmetic on the built-in kernels); the dynamic-range file does not load.
+    old = verdicts["int8"][("tflite-runtime", "pi4")]
+    assert old["verdict"] == "slow" and old["xnnpack_speedup"] < 1.3
+    refused = verdicts["dynamic-int8"][("tflite-runtime", "pi4")]
+    assert refused["verdict"] == "refused" and "FULLY_CONNECTED" in refused["error"]
