@@ -125,8 +125,8 @@ def flags_of_commands() -> dict[str, set[str]]:
 
 
 def test_the_docs_name_every_flag_and_no_other(flags_of_commands):
-    assert set(flags_of_commands) == {"train", "evaluate", "convert", "classify", "camera",
-                                      "bench", "pipeline", "study"}
+    assert set(flags_of_commands) == {"train", "evaluate", "convert", "check", "classify",
+                                      "camera", "bench", "compare", "pipeline", "study"}
     documented = set(re.findall(r"--[a-z][a-z0-9-]*", DOCS))
     for command, flags in flags_of_commands.items():
         assert not flags - documented, f"edgekit {command}: not in README.md or docs/"
