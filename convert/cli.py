@@ -42,6 +42,12 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="where the run's data is now, if it moved (default: as trained)")
     add_convert_settings(parser)
+    add_device_check_flag(parser)
+
+
+def add_device_check_flag(parser) -> None:
+    """--no-device-check: not a setting of the files (nothing about them changes), so not
+    recorded or compared."""
     parser.add_argument("--no-device-check", dest="device_check", action="store_false",
                         help="skip probing the files in the environments edgekit check has "
                              "ready (this machine's runtimes, emulated Pis once built)")

@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a file: make the package importable, the
 
 from .classifier import Classifier, Prediction
 from .classify_command import add_model_arguments
-from .errors import UserError, check_counts, printable
+from .errors import UserError, check_counts, module_command, printable
 from .frame_sources import CameraError, open_source
 from .preprocess import square_resize
 from .progress_line import counted
@@ -229,17 +229,8 @@ def run_camera(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """``python3 -m edge_runtime.camera``: the same command without the edgekit CLI."""
-    parser = argparse.ArgumentParser(prog="python3 -m edge_runtime.camera",
-                                     description=__doc__.splitlines()[0])
-    add_camera_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_camera(args)
-    except UserError as exc:
-        print(f"edgekit camera: error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return module_command("camera", __doc__.splitlines()[0], add_camera_arguments, run_camera,
+                          argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .classifier import TTA_MODES
-from .errors import ImageReadError, UserError, check_counts, printable
+from .errors import ImageReadError, UserError, check_counts, module_command, printable
 from .interpreters import BACKENDS
 from .progress_line import ProgressLine
 
@@ -125,17 +125,8 @@ def _without_path(path: Path, error: Exception) -> str:
 def main(argv=None) -> int:
     """``python3 -m edge_runtime.classify_command``: the same command without the edgekit CLI,
     for a device that has the runtime alone."""
-    parser = argparse.ArgumentParser(prog="python3 -m edge_runtime.classify_command",
-                                     description=__doc__.splitlines()[0])
-    add_classify_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_classify(args)
-    except UserError as exc:
-        print(f"edgekit classify: error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return module_command("classify_command", __doc__.splitlines()[0], add_classify_arguments,
+                          run_classify, argv)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,24 @@ def print_user_error(exc: BaseException, program: str) -> bool:
         return False
     print(f"{program}: error: {printable(line)}", file=sys.stderr)
     return True
+
+
+def module_command(name: str, description: str, add_arguments, run, argv=None) -> int:
+    """``python3 -m edge_runtime.NAME``: an edgekit command of the runtime without the edgekit
+    CLI, for a device that has the runtime alone; a user's error is one line and exit 2,
+    Ctrl-C exit 130, as under ``edgekit``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python3 -m edge_runtime.{name}",
+                                     description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    program = f"edgekit {name.replace('_command', '')}"
+    try:
+        return run(args)
+    except (UserError, OSError) as exc:
+        if not print_user_error(exc, program):
+            raise
+        return 2
+    except KeyboardInterrupt:
+        return 130

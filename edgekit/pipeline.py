@@ -47,12 +47,13 @@ class PipelineSettings:
     stages: tuple = STAGES
     redo: frozenset = frozenset()
     command: Optional[str] = None    # the command line that repeats it, recorded in its files
+    device_check: bool = True        # convert's check of where the files run
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the pipeline's flags: its own, then every settings flag of each stage."""
     from edgekit.benchmarks.bench_cli import add_bench_settings
-    from edgekit.convert.cli import add_convert_settings
+    from edgekit.convert.cli import add_convert_settings, add_device_check_flag
     from edgekit.train.cli import add_train_settings
 
     parser.add_argument("--data", default=None,
@@ -71,8 +72,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     # convert). Which of them were given decides the refusal of a run trained otherwise: their
     # names are kept beside the values (set_defaults attaches data to a command).
     parser.set_defaults(train_flags=tuple(action.dest for action in add_train_settings(parser)))
-    add_convert_settings(parser.add_argument_group("convert (see edgekit convert --help)"),
-                         seed=False)
+    converting = parser.add_argument_group("convert (see edgekit convert --help)")
+    add_convert_settings(converting, seed=False)
+    add_device_check_flag(converting)
     add_bench_settings(parser.add_argument_group("bench (see edgekit bench --help)"))
 
 
@@ -99,7 +101,7 @@ def pipeline_settings(args: argparse.Namespace) -> PipelineSettings:
         bench=replace(BenchSettings(), **benchmarking),
         train_given=any(getattr(args, flag) is not None for flag in args.train_flags),
         convert_given=frozenset(converting), bench_given=frozenset(benchmarking),
-        stages=stages, redo=frozenset(redo),
+        stages=stages, redo=frozenset(redo), device_check=args.device_check,
         command=edgekit_command_line("pipeline", f"edgekit pipeline --out {args.out}"))
     if "train" not in redo:
         check_same_training(settings)
@@ -331,7 +333,8 @@ def _stage_call(settings: PipelineSettings, stage: str, forced: bool):
             names = [v.name for v in settings.convert.chosen_variants()]
             convert = replace(convert, variants=tuple(pending_variants(run_dir, names)))
         return (f"{', '.join(convert.variants or [])} -> {run_dir}/artifacts",
-                after_keras(lambda: convert_and_report(run_dir, convert)))
+                after_keras(lambda: convert_and_report(run_dir, convert,
+                                                       settings.device_check)))
     bench = replace(settings.bench, data=settings.data)
     measured = " (and with tta " + ", ".join(bench.tta[1:]) + ")" if len(bench.tta) > 1 else ""
     return (f"{run_dir} -> {run_dir}/report{measured}",

@@ -10,7 +10,7 @@ import pytest
 from edgekit.benchmarks import device_state
 from edgekit.benchmarks.compare import matched_rows, read_report
 from edgekit.cli import main
-from edgekit.convert.device_check import check_files, tflite_operators
+from edgekit.convert.device_check import check_files
 from edgekit.convert.device_envs import available_environments
 
 
