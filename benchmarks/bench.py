@@ -205,6 +205,8 @@ def _start_workers(subjects: list[Subject], settings: BenchSettings, progress) -
                                         tta=subject.tta)
                 subject.measured.update({k: subject.worker.hello[k] for k in
                                          ("cold_start_ms", "import_ms", "rss_before_load_mb")})
+                if subject.worker.hello.get("xnnpack"):
+                    subject.measured["xnnpack"] = subject.worker.hello["xnnpack"]
             except WorkerError as exc:
                 subject.error = f"failed to load: {exc}"
         progress.update(1)

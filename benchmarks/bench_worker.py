@@ -65,6 +65,18 @@ class RuntimeSubject:
         self.run_one()
         self.cold_start_ms = 1000 * (time.perf_counter() - started)
         self.backend = self.classifier.backend
+        self.xnnpack = self._delegated()
+
+    def _delegated(self):
+        """What XNNPACK took of a TFLite file on this machine's runtime (None for ONNX, or
+        where the runtime does not list it): why a quantized file is or is not faster."""
+        from edge_runtime.probe import delegation
+
+        interpreter = getattr(self.classifier.model, "interpreter", None)
+        try:
+            return delegation(interpreter) if interpreter is not None else None
+        except (AttributeError, KeyError, ValueError):
+            return None
 
     def run_one(self):
         """One batch-1 inference on preprocessed pixels (the camera's and classify's path)."""
@@ -186,7 +198,8 @@ def main() -> int:
         return 1
     reply.write(json.dumps({"backend": subject.backend, "import_ms": subject.import_ms,
                             "cold_start_ms": subject.cold_start_ms,
-                            "rss_before_load_mb": subject.rss_before_load_mb}) + "\n")
+                            "rss_before_load_mb": subject.rss_before_load_mb,
+                            "xnnpack": getattr(subject, "xnnpack", None)}) + "\n")
     reply.flush()
     for line in sys.stdin:
         command = json.loads(line)

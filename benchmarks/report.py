@@ -219,6 +219,7 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
             "first inference, after the runtime's import. Peak RSS: the whole process that "
             "loaded and ran only that subject (Python and the runtime included)."]
     out += _per_class(report)
+    out += _delegation(rows)
     out += _device_check(report.get("device_check") or {})
     failed = [r for r in rows if r["error"]]
     if failed:
@@ -238,6 +239,58 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     else:
         out += [f"![{name.replace('_', ' ')}]({PLOTS[name]})" for name in plots]
     return "\n".join(out) + "\n"
+
+
+# The operators that hold a CNN's arithmetic: left out of XNNPACK, they run on the
+# interpreter's own kernels.
+ARITHMETIC = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
+              "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "BATCH_MATMUL", "ADD", "MUL"}
+
+
+def _likely_cause(row: dict) -> str:
+    """Why a quantized TFLite file is not faster than float32 here, from what XNNPACK took."""
+    xnnpack = row.get("xnnpack")
+    if xnnpack is None:
+        return ("this runtime does not list what XNNPACK took (tflite-runtime 2.14 takes none "
+                "of a file's arithmetic: docs/device-check.md)")
+    left = sorted({name for name in xnnpack["not_delegated"] if name in ARITHMETIC})
+    if left:
+        return f"XNNPACK left {', '.join(left)} to the interpreter's own kernels"
+    return ("XNNPACK took every arithmetic operator: at this size the model's time goes to "
+            "the operators it did not take and to the call itself")
+
+
+def _delegation(rows: list[dict]) -> list[str]:
+    """Per TFLite file: what XNNPACK took on this machine, and whether a quantized file is
+    faster than its float32 file on the same runtime and threads (flagged when not)."""
+    tflite = [r for r in rows if r["format"] == "tflite" and not r["error"]
+              and "latency_median_ms" in r]
+    if not tflite:
+        return []
+    threads = max(r["threads"] for r in tflite)
+    floats = {r["runtime"]: r for r in tflite if r["variant"] == "float32"
+              and r["threads"] == threads and r.get("tta", "none") == "none"}
+    lines = []
+    for row in tflite:
+        if row["threads"] != threads or row.get("tta", "none") != "none":
+            continue
+        xnnpack = row.get("xnnpack")
+        taken = (f"{xnnpack['delegated']}/{xnnpack['operators']}" if xnnpack else "not listed")
+        left = ", ".join(dict.fromkeys(xnnpack["not_delegated"])) if xnnpack else "-"
+        reference = floats.get(row["runtime"])
+        versus, note = "-", ""
+        if reference and row is not reference:
+            ratio = reference["latency_median_ms"] / row["latency_median_ms"]
+            versus = f"{ratio:.2f}x"
+            if row["precision"] not in ("float32", "float16") and ratio < 1.0:
+                note = f"**not faster than float32**: {_likely_cause(row)}"
+        lines.append([row["variant"], row["runtime"], taken, left, versus, note])
+    return ["", f"## What XNNPACK took ({counted(threads, 'thread')})", "",
+            "Operators delegated to XNNPACK out of all, as the interpreter lists them after "
+            "loading the file here, and the speed against the float32 file on the same runtime "
+            "(its median latency over this one's; above 1: faster)."] + [""] + _table(
+        ["variant", "runtime", "XNNPACK took", "left to the interpreter", "vs float32",
+         "note"], lines)
 
 
 def _device_check(verdicts: dict[str, list[dict]]) -> list[str]:

@@ -166,7 +166,8 @@ def run_check(args: argparse.Namespace, _prepared=None) -> int:
     environments = environments_for(args, lambda line: print(line, file=sys.stderr,
                                                               flush=True))
     if not args.targets:
-        print("environments ready: " + "; ".join(env.name for env in environments))
+        print("environments ready: " + "; ".join(f"{env.name} ({', '.join(env.runtimes)})"
+                                                  for env in environments))
         return 0
     check_and_report(files, environments, folder, args.json)
     return 0

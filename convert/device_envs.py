@@ -251,7 +251,10 @@ def available_environments(cache: Path) -> list[Environment]:
         packages = cache / f"arm64-{package_set.name}"
         if python.is_file() and packages.is_dir() and shutil.which("qemu-aarch64"):
             device = by_name[device_name]
-            found.append(Environment(f"{device.title}, emulated", "aarch64", True,
+            # The Pi's own name for the current runtimes; the old-image set says which it is.
+            name = f"{device.title}, emulated" + (
+                "" if package_set is LITERT_SET else f", {package_set.name} 2.14")
+            found.append(Environment(name, "aarch64", True,
                                      (str(python),), (str(packages),), package_set.runtimes,
                                      device.name))
     if found:

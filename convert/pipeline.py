@@ -18,6 +18,7 @@ from edge_runtime.manifest import file_sha256
 from edge_runtime.preprocess import NORM_MEAN, NORM_STD, scale_pixels
 from edgekit.common.command_line import edgekit_command_line
 
+from .layer_files import write_layer_report, write_quantization_summary
 from .run_dir import load_run
 from .samples import draw_samples
 from .settings import ConvertSettings
@@ -112,7 +113,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[st
         failed = []
         with tempfile.TemporaryDirectory(dir=artifacts, prefix=WORK_PREFIX) as work:
             calibration_file = Path(work) / "calibration.npz"
-            np.savez(calibration_file, calibration=samples.calibration)
+            np.savez(calibration_file, calibration=samples.calibration, probe=samples.probe)
             for number, variant in enumerate(variants, start=1):
                 prefix = f"[{number}/{len(variants)}] {variant.name}"
                 print(f"{prefix}: converting...", flush=True)
@@ -136,6 +137,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[st
                           f"{entry['conversion_seconds']:.1f} s", flush=True)
                     if "warning" in entry:
                         print(f"{prefix}: WARNING: {entry['warning']}", flush=True)
+        write_quantization_summary(artifacts)
         return manifest, failed
 
 
@@ -217,6 +219,9 @@ def _convert_one(run, variant: Variant, calibration_file: Path, work: Path, arti
                 f"disagrees with the Keras model: max |diff| {checks['max_abs_diff']:.2e} > "
                 f"tolerance {variant.max_abs_diff:.0e}"))
     os.replace(target, final)
+    layers = facts.pop("quantization_layers", None)
+    if layers is not None:
+        facts["quantization_report"] = write_layer_report(artifacts, variant.name, layers)
     warning = accuracy_warning(checks)
     return dict(entry, bytes=final.stat().st_size, sha256=file_sha256(final), io=io,
                 checks=checks, **facts, **({"warning": warning} if warning else {}))

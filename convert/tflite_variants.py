@@ -50,8 +50,14 @@ def dynamic_int8(model, calibration=None) -> bytes:
 
 def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
               output_type: str = "int8", per_channel: bool = True) -> bytes:
-    """Every tensor int8, calibrated on ``calibration``; weights get a scale per output channel,
-    or one per tensor with ``per_channel=False``.
+    """Every tensor int8, calibrated on ``calibration`` (``int8_converter``)."""
+    return int8_converter(model, calibration, input_type, output_type, per_channel).convert()
+
+
+def int8_converter(model, calibration: np.ndarray, input_type: str = "int8",
+                   output_type: str = "int8", per_channel: bool = True):
+    """The converter of a full-integer file, calibrated on ``calibration``; weights get a scale
+    per output channel, or one per tensor with ``per_channel=False``.
 
     int8 input and output is the fast path for XNNPACK; uint8 input with float32 output is what
     MediaPipe's ImageClassifier accepts (docs/dependencies.md). Per-channel scales cost 12 bytes
@@ -70,6 +76,21 @@ def full_int8(model, calibration: np.ndarray, input_type: str = "int8",
     # A private converter attribute (TensorFlow 2.21 has no public one for this); the file it
     # makes is plain int8 TFLite that every interpreter runs.
     converter._experimental_disable_per_channel = not per_channel
+    return converter
+
+
+def int16x8(model, calibration: np.ndarray) -> bytes:
+    """int16 activations with int8 weights (the converter's 16x8 mode), calibrated on
+    ``calibration``, float32 input and output: finer activations than int8 where their range is
+    wide, at about int8's size; XNNPACK has no int16 kernels, so it runs on the interpreter's
+    own (docs/conversion.md)."""
+    import tensorflow as tf
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(calibration)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return converter.convert()
 
 

@@ -41,6 +41,9 @@ VARIANTS = {v.name: v for v in [
     Variant("int8-mediapipe", "tflite", "int8",
             "TFLite, full-integer int8 with uint8 pixel input (scaling inside) and float32 "
             "output, for MediaPipe's ImageClassifier", norm_mean=0.0, norm_std=1.0),
+    Variant("int16x8", "tflite", "int16x8",
+            "TFLite, int16 activations and int8 weights (16x8 quantization), float32 input "
+            "and output"),
     Variant("qat-int8", "tflite", "qat-int8",
             "TFLite, full-integer int8 after quantization-aware fine-tuning (tfmot on a "
             "tf_keras rebuild), int8 input and output"),
@@ -64,7 +67,7 @@ def parse_variants(text: Optional[str]) -> list[Variant]:
     if unknown:
         raise UserError(f"unknown --variants {', '.join(unknown)}: choose from "
                         f"{', '.join(VARIANTS)}")
-    if not names:  # an unset shell variable, say; it used to mean all ten variants
+    if not names:  # an unset shell variable, say; it used to mean every variant
         raise UserError(f"--variants {text!r} names no variant: choose from "
                         f"{', '.join(VARIANTS)}")
     return [v for v in VARIANTS.values() if v.name in names]

@@ -15,8 +15,11 @@ from .settings import ConvertSettings
 
 # Integer variants quantize a BN-folded, equivalent graph (see fold.py): measured on the
 # reference CNN, post-training int8 lost 0.14 points folded against 0.50 as trained.
-FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "onnx-int8", "dynamic-int8",
-                   "qat-int8", "qat-int8-per-tensor"}
+# The integer variants whose layers are measured against float, and on how many probe images.
+LAYER_REPORTED = ("int8", "int8-per-tensor", "onnx-int8")
+LAYER_REPORT_IMAGES = 100
+FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "int16x8", "onnx-int8",
+                   "dynamic-int8", "qat-int8", "qat-int8-per-tensor"}
 
 
 class BuildFailed(Exception):
@@ -71,6 +74,8 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
     model = keras.saving.load_model(Path(run_dir) / "model.keras", compile=False)
     with np.load(calibration_file) as saved:
         pixels = saved["calibration"]
+        probe = scale_pixels(saved["probe"][:LAYER_REPORT_IMAGES], variant.norm_mean,
+                             variant.norm_std)
     calibration = scale_pixels(pixels, variant.norm_mean, variant.norm_std)
     facts: dict = {}
     if variant.name in FOLDED_VARIANTS and settings.fold_batchnorm:
@@ -87,6 +92,7 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
         "int8-per-tensor": lambda: tflite_variants.full_int8(model, calibration,
                                                              per_channel=False),
         "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
+        "int16x8": lambda: tflite_variants.int16x8(model, calibration),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
         "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, settings, facts,
@@ -96,6 +102,8 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
                                                            per_channel=False),
     }
     content = builders[name]()
+    if name in LAYER_REPORTED:
+        facts["quantization_layers"] = _layer_report(name, model, calibration, probe)
     info = dict(metadata, norm_mean=variant.norm_mean, norm_std=variant.norm_std)
     if variant.format == "onnx":
         content = with_metadata(content, info)
@@ -107,6 +115,24 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
         content = tflite_metadata.populate(content, flat, metadata["labels"])
     Path(target).write_bytes(content)
     return dict(facts, conversion_seconds=round(time.perf_counter() - started, 2))
+
+
+def _layer_report(name: str, model, calibration, probe) -> list[dict]:
+    """Each layer's quantization error on the probe images (convert/quant_report.py)."""
+    import tempfile
+
+    from . import onnx_variants, tflite_variants
+    from .quant_report import onnx_layers, tflite_layers
+
+    if name == "onnx-int8":
+        float_model = onnx_variants.float32(model)
+        with tempfile.TemporaryDirectory() as work:
+            return onnx_layers(float_model, onnx_variants.int8_qdq(float_model, calibration),
+                               probe, work)
+    # Float input and output: the debugger feeds float images; the layers are the same.
+    converter = tflite_variants.int8_converter(model, calibration, "float32", "float32",
+                                               per_channel=name == "int8")
+    return tflite_layers(converter, probe)[0]
 
 
 def _quantization_aware(model, run_dir: Path, calibration, settings: ConvertSettings,

@@ -17,7 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # test's conversion checks its files on this machine's runtimes only (seconds, not minutes).
 from edgekit.convert.device_envs import default_cache  # noqa: E402
 
-DEVICE_ENVS = default_cache()
+# pytest-xdist's workers inherit the environment of the process that started them, where this
+# file already replaced $EDGEKIT_DEVICE_ENVS: the real cache is kept under a name of its own.
+os.environ.setdefault("EDGEKIT_TEST_DEVICE_ENVS", str(default_cache()))
+DEVICE_ENVS = Path(os.environ["EDGEKIT_TEST_DEVICE_ENVS"])
 os.environ["EDGEKIT_DEVICE_ENVS"] = tempfile.mkdtemp(prefix="edgekit-test-device-envs-")
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]

@@ -503,7 +503,7 @@ def test_ctrl_c_in_a_stage_stops_the_whole_pipeline(converted_run, tmp_path, cap
                                                     monkeypatch):
     import edgekit.convert.cli
 
-    def interrupted(run_dir, settings):
+    def interrupted(run_dir, settings, device_check=True):
         raise KeyboardInterrupt  # as Ctrl-C during the conversion would
 
     copy, _ = copy_run(converted_run, tmp_path)
