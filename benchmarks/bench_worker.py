@@ -68,8 +68,8 @@ class RuntimeSubject:
         self.xnnpack = self._delegated()
 
     def _delegated(self):
-        """What XNNPACK took of a TFLite file on this machine's runtime (None for ONNX, or
-        where the runtime does not list it): why a quantized file is or is not faster."""
+        """What XNNPACK took of a TFLite file on this machine's runtime (None for ONNX): why
+        a quantized file is or is not faster."""
         from edge_runtime.probe import delegation
 
         interpreter = getattr(self.classifier.model, "interpreter", None)

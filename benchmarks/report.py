@@ -251,8 +251,10 @@ def _likely_cause(row: dict) -> str:
     """Why a quantized TFLite file is not faster than float32 here, from what XNNPACK took."""
     xnnpack = row.get("xnnpack")
     if xnnpack is None:
-        return ("this runtime does not list what XNNPACK took (tflite-runtime 2.14 takes none "
-                "of a file's arithmetic: docs/device-check.md)")
+        return "what XNNPACK took was not read here"
+    if not xnnpack["delegated"]:
+        return "XNNPACK took none of its operators (no DELEGATE node): all on the interpreter's " \
+               "own kernels"
     left = sorted({name for name in xnnpack["not_delegated"] if name in ARITHMETIC})
     if left:
         return f"XNNPACK left {', '.join(left)} to the interpreter's own kernels"

@@ -99,12 +99,7 @@ def _target_row(target: dict) -> str:
     if target.get("max_diff") is not None:
         agreement = f"{target['top1_agreement']:.0%} top-1, max diff {target['max_diff']:.1e}"
     detail = target.get("error", "")
-    if "xnnpack_speedup" in target:
-        # This runtime does not list what it delegated: timed with and without XNNPACK.
-        delegated = f"{target['xnnpack_speedup']:.1f}x faster with it"
-        if target["verdict"] == "slow":
-            detail = "XNNPACK takes none of the arithmetic: built-in kernels"
-    elif target["verdict"] == "slow":
+    if target["verdict"] == "slow":
         names = target["xnnpack"]["reference_kernels"]
         detail = "not delegated: " + ", ".join(
             name + (f" x{names.count(name)}" if names.count(name) > 1 else "")

@@ -35,9 +35,6 @@ RUNTIMES_BY_FORMAT = {"tflite": ("ai-edge-litert", "tflite-runtime", "mediapipe"
 # kernels (not delegated to XNNPACK) makes the file several times slower.
 COMPUTE_OPERATORS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
                      "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "BATCH_MATMUL"}
-# A runtime that does not list what XNNPACK took is timed with and without it: a file whose
-# calls are not this much faster with it runs its arithmetic on the built-in kernels.
-DELEGATE_SPEEDUP = 1.3
 # Emulated start-up (numpy, the runtime) takes seconds, each file a few more.
 SECONDS_PER_PROBE = {False: 60, True: 240}
 SECONDS_PER_FILE = {False: 10, True: 60}
@@ -167,8 +164,7 @@ def verdict(answer: dict) -> str:
     if answer.get("runs"):
         xnnpack = answer.get("xnnpack") or {}
         slow = [name for name in xnnpack.get("not_delegated", []) if name in COMPUTE_OPERATORS]
-        timed = answer.get("xnnpack_speedup")
-        return "slow" if slow or (timed is not None and timed < DELEGATE_SPEEDUP) else "runs"
+        return "slow" if slow else "runs"
     error = answer.get("error", "")
     if error.startswith("crashed") or error.startswith("no answer"):
         return "crashed"
@@ -188,8 +184,6 @@ def _target(environment: Environment, runtime: str, answer: dict,
         target["xnnpack"] = {"delegated": xnnpack["delegated"],
                              "operators": xnnpack["operators"],
                              "reference_kernels": xnnpack["not_delegated"]}
-    elif answer.get("xnnpack_speedup") is not None:
-        target["xnnpack_speedup"] = answer["xnnpack_speedup"]
     target.update(_compared(answer, reference))
     return target
 

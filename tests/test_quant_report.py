@@ -127,9 +127,14 @@ def test_the_report_says_what_xnnpack_took_and_flags_a_quantized_file_no_faster(
                                              "not_delegated": ["SHAPE"]}),
             row("int8", "int8", 0.03, {"operators": 15, "delegated": 10,
                                        "not_delegated": ["SHAPE", "SOFTMAX"]}),
-            row("int16x8", "int16x8", 0.40, {"operators": 15, "delegated": 0,
-                                             "not_delegated": ["CONV_2D", "CONV_2D", "ADD"]})]
+            row("int16x8", "int16x8", 0.40, {"operators": 3, "delegated": 0,
+                                             "not_delegated": ["CONV_2D", "CONV_2D", "ADD"]}),
+            row("int8-per-tensor", "int8", 0.12, {"operators": 15, "delegated": 12,
+                                                  "not_delegated": ["CONV_2D", "SHAPE"]})]
     text = "\n".join(_delegation(rows))
     assert "| int8 | ai-edge-litert | 10/15 | SHAPE, SOFTMAX | 3.33x |  |" in text
-    assert ("| int16x8 | ai-edge-litert | 0/15 | CONV_2D, ADD | 0.25x | **not faster than "
-            "float32**: XNNPACK left ADD, CONV_2D to the interpreter's own kernels |") in text
+    assert ("| int16x8 | ai-edge-litert | 0/3 | CONV_2D, ADD | 0.25x | **not faster than "
+            "float32**: XNNPACK took none of its operators (no DELEGATE node): all on the "
+            "interpreter's own kernels |") in text
+    assert ("| int8-per-tensor | ai-edge-litert | 12/15 | CONV_2D, SHAPE | 0.83x | **not faster "
+            "than float32**: XNNPACK left CONV_2D to the interpreter's own kernels |") in text
