@@ -31,6 +31,9 @@ def add_convert_settings(parser, seed: bool = True) -> None:
                 DEFAULTS.qat_epochs, type=int)
     add_setting(parser, "--qat-learning-rate", "Adam learning rate of the quantization-aware "
                 "fine-tuning", f"{DEFAULTS.qat_learning_rate:g}", type=float)
+    add_setting(parser, "--max-drop", "accuracy budget of variant int8-mixed, made only with "
+                "it: the layers that lose most stay float until the validation accuracy is "
+                "within this many points of Keras", None, type=float, metavar="POINTS")
     add_setting(parser, "--no-fold-batchnorm", "quantize the graph as trained instead of the "
                 "equivalent one with post-ReLU BatchNorm folded away", dest="fold_batchnorm",
                 action="store_false")
@@ -61,7 +64,7 @@ def convert_given(args: argparse.Namespace) -> dict:
     given = {"calibration_size": args.calibration_size, "probe_size": args.probe_size,
              "seed": args.seed, "qat_epochs": args.qat_epochs,
              "qat_learning_rate": args.qat_learning_rate, "fold_batchnorm": args.fold_batchnorm,
-             "data": args.data}
+             "data": args.data, "max_drop": args.max_drop}
     if args.variants is not None:
         given["variants"] = tuple(variant.name for variant in parse_variants(args.variants))
     return {key: value for key, value in given.items() if value is not None}

@@ -137,8 +137,20 @@ def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[st
                           f"{entry['conversion_seconds']:.1f} s", flush=True)
                     if "warning" in entry:
                         print(f"{prefix}: WARNING: {entry['warning']}", flush=True)
+                    if "mixed" in entry:
+                        print(f"{prefix}: {_budget_line(entry['mixed'])}", flush=True)
         write_quantization_summary(artifacts)
         return manifest, failed
+
+
+def _budget_line(mixed: dict) -> str:
+    """What int8-mixed's search reached, against its budget."""
+    line = (f"{len(mixed['float_layers'])} of {mixed['layers']} layers kept in float, "
+            f"validation drop {mixed['validation_drop_points']:.2f} points (budget "
+            f"{mixed['max_drop_points']:g})")
+    if not mixed["budget_met"]:
+        line += ": budget not met even with every layer in float"
+    return line
 
 
 def _manifest(run, entries: dict, settings: dict) -> dict:

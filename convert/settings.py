@@ -22,6 +22,7 @@ class ConvertSettings:
     qat_learning_rate: float = 1e-4
     fold_batchnorm: bool = True     # quantize the graph with post-ReLU BatchNorm folded away
     data: Optional[str] = None      # where the run's data is now, if it moved
+    max_drop: Optional[float] = None  # int8-mixed's budget: validation points below Keras
 
     def __post_init__(self):
         from edge_runtime.errors import UserError, check_counts
@@ -36,12 +37,20 @@ class ConvertSettings:
         check_seed(self.seed)
         if not self.qat_learning_rate > 0:  # a NaN too
             raise UserError(f"--qat-learning-rate must be positive, got {self.qat_learning_rate}")
+        if self.max_drop is not None and not 0 <= self.max_drop < 100:  # a NaN too
+            raise UserError(f"--max-drop must be accuracy points from 0 to 100, got "
+                            f"{self.max_drop}")
+        if self.max_drop is None and "int8-mixed" in (self.variants or ()):
+            raise UserError("int8-mixed needs an accuracy budget: --max-drop POINTS (0.1, "
+                            "say)")
 
     def chosen_variants(self) -> list:
         """The Variant records asked for, in the registry's order."""
-        from .variants import VARIANTS
+        from .variants import BUDGETED, VARIANTS
 
-        return [VARIANTS[name] for name in (self.variants or VARIANTS)]
+        names = self.variants or [name for name in VARIANTS
+                                  if name not in BUDGETED or self.max_drop is not None]
+        return [VARIANTS[name] for name in names]
 
     def recorded(self) -> dict:
         """What a file made with these settings records in manifest.json."""

@@ -18,7 +18,8 @@ from .settings import ConvertSettings
 # The integer variants whose layers are measured against float, and on how many probe images.
 LAYER_REPORTED = ("int8", "int8-per-tensor", "onnx-int8")
 LAYER_REPORT_IMAGES = 100
-FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "int16x8", "onnx-int8",
+FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "int8-mixed", "int16x8",
+                   "onnx-int8",
                    "dynamic-int8", "qat-int8", "qat-int8-per-tensor"}
 
 
@@ -93,6 +94,7 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
                                                              per_channel=False),
         "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
         "int16x8": lambda: tflite_variants.int16x8(model, calibration),
+        "int8-mixed": lambda: _mixed(model, Path(run_dir), calibration, probe, settings, facts),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
         "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, settings, facts,
@@ -133,6 +135,24 @@ def _layer_report(name: str, model, calibration, probe) -> list[dict]:
     converter = tflite_variants.int8_converter(model, calibration, "float32", "float32",
                                                per_channel=name == "int8")
     return tflite_layers(converter, probe)[0]
+
+
+def _mixed(model, run_dir: Path, calibration, probe, settings: ConvertSettings,
+           facts: dict) -> bytes:
+    """int8-mixed within ``settings.max_drop`` on the run's validation split."""
+    import json
+
+    from edge_runtime.preprocess import scale_pixels
+    from edgekit.train.data import run_splits
+
+    from .mixed import mixed_int8
+
+    run_settings = json.loads((run_dir / "config.json").read_text())["settings"]
+    _, splits = run_splits(run_settings, settings.data)
+    content, facts["mixed"] = mixed_int8(model, calibration, probe,
+                                         (scale_pixels(splits.val.x), splits.val.y),
+                                         settings.max_drop)
+    return content
 
 
 def _quantization_aware(model, run_dir: Path, calibration, settings: ConvertSettings,

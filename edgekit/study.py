@@ -144,6 +144,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated width multipliers (default: "
                              f"{','.join(f'{w:g}' for w in DEFAULT_WIDTHS)})")
     parser.add_argument("--variants", default=None, help="passed to edgekit convert")
+    parser.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
+                        help="passed to edgekit convert: each cell also gets int8-mixed "
+                             "within this many validation points of its Keras model")
     parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
                         help="a finished edgekit train run to include (repeatable)")
     for flag in ("epochs", "batch-size", "val-fraction"):
@@ -294,14 +297,16 @@ def cell_pipeline(args: argparse.Namespace, grid: Grid, cell: Cell) -> PipelineS
         data=args.data, out=str(cell.run_dir)))
     converting = convert_given(argparse.Namespace(
         variants=grid.variants, calibration_size=None, probe_size=None, seed=None,
-        qat_epochs=None, qat_learning_rate=None, fold_batchnorm=None, data=args.data))
+        qat_epochs=None, qat_learning_rate=None, fold_batchnorm=None, data=args.data,
+        max_drop=args.max_drop))
     benchmarking = bench_given(argparse.Namespace(
         rounds=args.bench_rounds, batch=None, test_limit=None, latency_seconds=None,
         threads=args.threads, tflite_runtime_python=None, tta=args.tta, data=args.data))
     command = ["edgekit", "pipeline", "--out", str(cell.run_dir), "--rounds",
                str(args.bench_rounds), *train_flags]
     for flag, value in (("--data", args.data), ("--variants", grid.variants),
-                        ("--threads", args.threads), ("--tta", args.tta)):
+                        ("--threads", args.threads), ("--tta", args.tta),
+                        ("--max-drop", None if args.max_drop is None else f"{args.max_drop:g}")):
         command += [flag, value] if value is not None else []
     return PipelineSettings(
         out=cell.run_dir, data=args.data, train=config,
