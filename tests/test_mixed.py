@@ -73,3 +73,23 @@ def test_max_drop_makes_int8_mixed_within_budget_on_validation(converted_run, tm
     assert entry["settings"]["max_drop"] == 0
     image = next((source.parent / "data" / "test" / "class2").iterdir())
     assert Classifier(run / "artifacts" / entry["file"]).classify(image).label == "class2"
+
+
+def test_max_drop_keeps_the_layer_with_an_outlier_channel_in_float():
+    import numpy as np
+
+    from edgekit.convert.mixed import mixed_int8
+    from test_quant_report import outlier_model
+
+    model = outlier_model()
+    generator = np.random.default_rng(1)
+    calibration = generator.uniform(-1, 1, (40, 8, 8, 3)).astype(np.float32)
+    images = generator.uniform(-1, 1, (60, 8, 8, 3)).astype(np.float32)
+    # Labelled by the float model itself: Keras scores 100%, and every answer the quantized
+    # file changes is a point lost.
+    labels = np.argmax(model.predict(images, verbose=0), axis=1)
+    content, mixed = mixed_int8(model, calibration, images[:20], (images, labels), 0.0)
+    assert mixed["drops_by_step"][0] > 0  # full int8 loses answers
+    assert mixed["budget_met"] and mixed["validation_drop_points"] <= 0
+    assert "outlier" in mixed["float_layers"][0]
+    assert content[4:8] == b"TFL3"
