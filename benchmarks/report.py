@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Optional
 
+from edge_runtime.probe import ARITHMETIC_OPERATORS
 from edge_runtime.progress_line import counted
 from edgekit.common.atomic import missing, removed_if_left_empty, write_json, write_text
 
@@ -241,12 +242,6 @@ def to_markdown(report: dict, plots: Optional[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-# The operators that hold a CNN's arithmetic: left out of XNNPACK, they run on the
-# interpreter's own kernels.
-ARITHMETIC = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
-              "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "BATCH_MATMUL", "ADD", "MUL"}
-
-
 def _likely_cause(row: dict) -> str:
     """Why a quantized TFLite file is not faster than float32 here, from what XNNPACK took."""
     xnnpack = row.get("xnnpack")
@@ -255,7 +250,7 @@ def _likely_cause(row: dict) -> str:
     if not xnnpack["delegated"]:
         return "XNNPACK took none of its operators (no DELEGATE node): all on the interpreter's " \
                "own kernels"
-    left = sorted({name for name in xnnpack["not_delegated"] if name in ARITHMETIC})
+    left = sorted({name for name in xnnpack["not_delegated"] if name in ARITHMETIC_OPERATORS})
     if left:
         return f"XNNPACK left {', '.join(left)} to the interpreter's own kernels"
     return ("XNNPACK took every arithmetic operator: at this size the model's time goes to "

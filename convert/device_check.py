@@ -17,6 +17,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge_runtime.errors import UserError, printable
+from edge_runtime.interpreters import model_format
+from edge_runtime.probe import ARITHMETIC_OPERATORS
 
 from .device_envs import Environment
 
@@ -31,18 +33,9 @@ WHEELS = {
 }
 RUNTIMES_BY_FORMAT = {"tflite": ("ai-edge-litert", "tflite-runtime", "mediapipe"),
                       "onnx": ("onnxruntime",)}
-# The operators that hold a CNN's arithmetic: one of them left to the interpreter's reference
-# kernels (not delegated to XNNPACK) makes the file several times slower.
-COMPUTE_OPERATORS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
-                     "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "BATCH_MATMUL"}
 # Emulated start-up (numpy, the runtime) takes seconds, each file a few more.
 SECONDS_PER_PROBE = {False: 60, True: 240}
 SECONDS_PER_FILE = {False: 10, True: 60}
-
-
-def file_format(path: Path) -> str:
-    """"tflite" or "onnx", from the file's suffix."""
-    return "onnx" if path.suffix == ".onnx" else "tflite"
 
 
 def tflite_operators(path: Path) -> list[dict]:
@@ -80,7 +73,7 @@ def onnx_operators(path: Path) -> dict:
 
 def _operators(path: Path) -> dict:
     try:
-        if file_format(path) == "onnx":
+        if model_format(path) == "onnx":
             return onnx_operators(path)
         return {"operators": tflite_operators(path)}
     except Exception as exc:  # noqa: BLE001 - a damaged file is reported, not raised
@@ -163,7 +156,7 @@ def verdict(answer: dict) -> str:
     cannot run), refused (does not load) or crashed (the process died)."""
     if answer.get("runs"):
         xnnpack = answer.get("xnnpack") or {}
-        slow = [name for name in xnnpack.get("not_delegated", []) if name in COMPUTE_OPERATORS]
+        slow = [name for name in xnnpack.get("not_delegated", []) if name in ARITHMETIC_OPERATORS]
         return "slow" if slow else "runs"
     error = answer.get("error", "")
     if error.startswith("crashed") or error.startswith("no answer"):
@@ -190,7 +183,7 @@ def _target(environment: Environment, runtime: str, answer: dict,
 
 def runtimes_for(path: Path, variant: Optional[str]) -> tuple[str, ...]:
     """The runtimes a file is checked on; MediaPipe only for the MediaPipe-ready variant."""
-    runtimes = RUNTIMES_BY_FORMAT[file_format(path)]
+    runtimes = RUNTIMES_BY_FORMAT[model_format(path)]
     if "mediapipe" not in (variant or path.stem):
         runtimes = tuple(name for name in runtimes if name != "mediapipe")
     return runtimes
@@ -225,7 +218,7 @@ def check_files(files: dict[str, Path], environments: list[Environment],
                 reference.setdefault(file, answer)  # ai-edge-litert first, then onnxruntime
     reports = {}
     for name, path in files.items():
-        report = {"file": path.name, "format": file_format(path), **_operators(path),
+        report = {"file": path.name, "format": model_format(path), **_operators(path),
                   "targets": [],
                   "wheels": {runtime: WHEELS[runtime] for runtime in runtimes_for(path, name)}}
         for (environment, runtime, _), answers in results:

@@ -46,23 +46,19 @@ def mixed_int8(model, calibration: np.ndarray, probe: np.ndarray, validation: tu
     import tensorflow as tf
 
     from .quant_report import tflite_layers
-    from .tflite_variants import int8_converter
+    from .tflite_variants import int8_converter, representative
 
     images, labels = validation
     keras_accuracy = float(np.mean(np.argmax(model.predict(images, batch_size=250, verbose=0),
                                              axis=1) == labels))
-    layers, _ = tflite_layers(int8_converter(model, calibration, "float32", "float32"), probe)
+    layers = tflite_layers(int8_converter(model, calibration, "float32", "float32"), probe)
     order = [layer["tensor"] for layer in sorted(layers, key=lambda x: x["damage_rank"])]
     made: dict[tuple, bytes] = {}
 
     def drop_with(kept: list[str]) -> float:
-        def dataset():
-            for image in probe:
-                yield [image[None].astype(np.float32)]
-
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=int8_converter(model, calibration, "float32", "float32"),
-            debug_dataset=dataset,
+            debug_dataset=representative(probe),
             debug_options=tf.lite.experimental.QuantizationDebugOptions(
                 denylisted_nodes=list(kept) or None))
         made[tuple(kept)] = debugger.get_nondebug_quantized_model()

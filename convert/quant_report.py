@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -85,22 +85,17 @@ def ranked(layers: list[dict]) -> list[dict]:
     return layers
 
 
-def tflite_layers(converter, probe: np.ndarray,
-                  denylisted_nodes: Iterable[str] = ()) -> tuple[list[dict], object]:
+def tflite_layers(converter, probe: np.ndarray) -> list[dict]:
     """Per-layer errors of ``converter`` (configured for full-integer conversion, its
-    representative dataset set) on the scaled ``probe`` images, in graph order; and the
-    debugger, whose ``get_nondebug_quantized_model`` makes the file with ``denylisted_nodes``
-    (tensor names) left in float."""
+    representative dataset set) on the scaled ``probe`` images, in graph order."""
     import tensorflow as tf
 
-    def dataset():
-        for image in probe:
-            yield [image[None].astype(np.float32)]
+    from .tflite_variants import representative
 
+    dataset = representative(probe)
     debugging = tf.lite.experimental.QuantizationDebugger
     options = tf.lite.experimental.QuantizationDebugOptions
-    debugger = debugging(converter=converter, debug_dataset=dataset,
-                         debug_options=options(denylisted_nodes=list(denylisted_nodes) or None))
+    debugger = debugging(converter=converter, debug_dataset=dataset)
     # Built from a converter, TensorFlow 2.21's debugger runs its model without keeping the
     # intermediate tensors, so a metric that reads the float and quantized tensors reads
     # buffers later layers overwrote (a conv1 whose float output looked constant). Built from
@@ -117,7 +112,7 @@ def tflite_layers(converter, probe: np.ndarray,
                        "scale": float(row["scale"]), "zero_point": int(float(row["zero_point"])),
                        **{name: float(row[name]) for name in METRICS},
                        "max_abs_error": float(row["max_abs_error"])})
-    return ranked(layers), debugger
+    return ranked(layers)
 
 
 def onnx_layers(float_model: bytes, qdq_model: bytes, probe: np.ndarray, work) -> list[dict]:

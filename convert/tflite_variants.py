@@ -16,10 +16,11 @@ def _converter(model):
     return tf.lite.TFLiteConverter.from_keras_model(model)
 
 
-def _representative(calibration: np.ndarray) -> Callable:
-    # One image per step: the converter records min/max over all of them.
+def representative(images: np.ndarray) -> Callable:
+    """The images one at a time, as the converter (and its quantization debugger) read
+    them: the converter records min/max over all of them."""
     def generate():
-        for image in calibration:
+        for image in images:
             yield [image[None].astype(np.float32)]
     return generate
 
@@ -68,7 +69,7 @@ def int8_converter(model, calibration: np.ndarray, input_type: str = "int8",
 
     converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(calibration)
+    converter.representative_dataset = representative(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     types = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
     converter.inference_input_type = types[input_type]
@@ -88,7 +89,7 @@ def int16x8(model, calibration: np.ndarray) -> bytes:
 
     converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(calibration)
+    converter.representative_dataset = representative(calibration)
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return converter.convert()

@@ -134,7 +134,7 @@ def _layer_report(name: str, model, calibration, probe) -> list[dict]:
     # Float input and output: the debugger feeds float images; the layers are the same.
     converter = tflite_variants.int8_converter(model, calibration, "float32", "float32",
                                                per_channel=name == "int8")
-    return tflite_layers(converter, probe)[0]
+    return tflite_layers(converter, probe)
 
 
 def _mixed(model, run_dir: Path, calibration, probe, settings: ConvertSettings,

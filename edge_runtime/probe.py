@@ -26,6 +26,11 @@ from .errors import first_line
 # The runtimes a probe can be asked for, with the distribution that reports their version.
 RUNTIMES = {"ai-edge-litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime",
             "onnxruntime": "onnxruntime", "mediapipe": "mediapipe"}
+# The operators that hold a CNN's arithmetic: left out of XNNPACK, they run on the
+# interpreter's own kernels, several times slower.
+ARITHMETIC_OPERATORS = frozenset({
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "AVERAGE_POOL_2D",
+    "MAX_POOL_2D", "MEAN", "BATCH_MATMUL", "ADD", "MUL"})
 PROBE_IMAGES = 4
 PROBE_SEED = 0
 

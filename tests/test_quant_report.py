@@ -45,7 +45,7 @@ def test_the_layer_with_an_outlier_channel_is_ranked_first_in_tflite(images):
     from edgekit.convert.tflite_variants import int8_converter
 
     calibration, probe = images
-    layers, _ = tflite_layers(int8_converter(outlier_model(), calibration, "float32",
+    layers = tflite_layers(int8_converter(outlier_model(), calibration, "float32",
                                              "float32"), probe)
     by_rank = sorted(layers, key=lambda layer: layer["damage_rank"])
     assert "outlier" in by_rank[0]["tensor"], [layer["tensor"] for layer in by_rank]
