@@ -31,8 +31,8 @@ def add_convert_settings(parser, seed: bool = True) -> None:
                 DEFAULTS.qat_epochs, type=int)
     add_setting(parser, "--qat-learning-rate", "Adam learning rate of the quantization-aware "
                 "fine-tuning", f"{DEFAULTS.qat_learning_rate:g}", type=float)
-    add_setting(parser, "--max-drop", "accuracy budget of variant int8-mixed, made only with "
-                "it: the layers that lose most stay float until the validation accuracy is "
+    add_setting(parser, "--max-drop", "accuracy budget of variants int8-mixed and "
+                "onnx-int8-mixed, made only with it: the layers that lose most stay float until the validation accuracy is "
                 "within this many points of Keras", None, type=float, metavar="POINTS")
     add_setting(parser, "--no-fold-batchnorm", "quantize the graph as trained instead of the "
                 "equivalent one with post-ReLU BatchNorm folded away", dest="fold_batchnorm",

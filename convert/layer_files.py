@@ -72,7 +72,9 @@ def write_quantization_summary(artifacts: Path) -> None:
              "signal-to-noise ratio and the cosine similarity of the float and quantized "
              "outputs, and the mean of each channel's SNR, by which the layers are ranked. "
              "TFLite: each layer's own error (TensorFlow's QuantizationDebugger); "
-             "ONNX: the error accumulated up to each tensor (ONNX Runtime's qdq_loss_debug). "
+             "ONNX: the error accumulated up to each tensor (ONNX Runtime's qdq_loss_debug); "
+             "quantization-aware variants: the error accumulated up to each layer against "
+             "their fine-tuned weights in float (paired operator by operator). "
              "Worst first; every layer is in `<variant>.json`.", ""]
     plotted = _plot(reports, folder / "snr_per_layer.png")
     for variant, layers in reports.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -42,9 +43,10 @@ class _CalibrationReader:
         pass
 
 
-def int8_qdq(float_model: bytes, calibration: np.ndarray) -> bytes:
+def int8_qdq(float_model: bytes, calibration: np.ndarray, exclude: Sequence[str] = ()) -> bytes:
     """Static int8 quantization: pre-processing, then QDQ with signed int8 activations and
-    weights (S8S8), per-channel weights, as ONNX Runtime recommends for CPUs."""
+    weights (S8S8), per-channel weights, as ONNX Runtime recommends for CPUs. ``exclude``:
+    names of nodes (of the pre-processed graph, as the QDQ model keeps them) left in float."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -69,5 +71,6 @@ def int8_qdq(float_model: bytes, calibration: np.ndarray) -> bytes:
                         _CalibrationReader(input_name, calibration),
                         quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=list(exclude))
         return (work / "int8.onnx").read_bytes()

@@ -144,12 +144,14 @@ def convert_run(run_dir: Path, settings: ConvertSettings) -> tuple[dict, list[st
 
 
 def _budget_line(mixed: dict) -> str:
-    """What int8-mixed's search reached, against its budget."""
-    line = (f"{len(mixed['float_layers'])} of {mixed['layers']} layers kept in float, "
-            f"validation drop {mixed['validation_drop_points']:.2f} points (budget "
+    """What a *-mixed variant's search reached, against its budget."""
+    share = mixed["int8_mac_share"]
+    line = (f"{len(mixed['float_layers'])} of {mixed['layers']} layers kept in float"
+            + (f" ({100 * share:.1f}% of the MACs in int8)" if share is not None else "")
+            + f", validation drop {mixed['validation_drop_points']:.2f} points (budget "
             f"{mixed['max_drop_points']:g})")
     if not mixed["budget_met"]:
-        line += ": budget not met even with every layer in float"
+        line += ": budget not met even with every quantized layer in float"
     return line
 
 

@@ -101,13 +101,14 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
                             validation: tuple, calibration: np.ndarray, seed: int = 0,
                             label_smoothing: float = 0.0, per_channel: bool = True,
                             progress: Optional[tuple[str, TextIO]] = None
-                            ) -> tuple[bytes, dict]:
+                            ) -> tuple[bytes, dict, bytes]:
     """Fine-tune a fake-quantized copy for ``epochs`` with the training loss (same label
     smoothing) and a cosine-decaying rate from ``learning_rate``, then convert it to int8
     TFLite (int8 input and output), weight scales per output channel or, with
     ``per_channel=False``, one per tensor (the smaller file). ``progress``: (label, stream)
     for a bar per epoch on a terminal and a line per epoch (train's EpochBars). Returns the
-    flatbuffer and the fine-tuning history."""
+    flatbuffer, the fine-tuning history, and the fine-tuned weights as a float32 flatbuffer
+    (the reference of the file's per-layer report)."""
     import tensorflow as tf
     import tf_keras
 
@@ -153,7 +154,13 @@ def quantization_aware_int8(model, epochs_data, epochs: int, learning_rate: floa
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return converter.convert(), {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    content = converter.convert()
+    if per_channel:
+        _copy_fine_tuned_weights(quantized, rebuilt)
+    # The same network in float, the per-layer report's reference (quant_report.py).
+    fine_tuned_float = tf.lite.TFLiteConverter.from_keras_model(rebuilt).convert()
+    return content, {k: [float(v) for v in vals] for k, vals in history.history.items()}, \
+        fine_tuned_float
 
 
 def _copy_fine_tuned_weights(quantized, plain) -> None:

@@ -183,3 +183,55 @@ def onnx_layers(float_model: bytes, qdq_model: bytes, probe: np.ndarray, work) -
         layer["max_abs_error"] = float(np.max(np.abs(measured - reference)))
         layers.append(layer)
     return ranked(layers)
+
+
+def _outputs_by_op(content: bytes, images: np.ndarray) -> list[tuple[str, dict, np.ndarray]]:
+    """(operator, output tensor's details, its values) for every operator of a .tflite file
+    run on ``images`` (fed through the input's quantization if it has one), in graph order;
+    the QUANTIZE and DEQUANTIZE operators at the edges left out."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
+    feed = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(feed["index"], list(images.shape))
+    interpreter.allocate_tensors()
+    scale, zero = feed["quantization"]
+    if scale:
+        info = np.iinfo(feed["dtype"])
+        images = np.clip(np.round(images / scale + zero), info.min, info.max)
+    interpreter.set_tensor(feed["index"], images.astype(feed["dtype"]))
+    interpreter.invoke()
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    outputs = []
+    for node in interpreter._get_ops_details():  # no public API lists the operators
+        if node["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        detail = tensors[node["outputs"][0]]
+        outputs.append((node["op_name"], detail, interpreter.get_tensor(detail["index"])))
+    return outputs
+
+
+def tflite_file_layers(quantized: bytes, reference: bytes, probe: np.ndarray) -> list[dict]:
+    """Per-layer errors of an integer .tflite file against a float .tflite file of the same
+    network (the quantization-aware variants against their fine-tuned float weights) on the
+    scaled ``probe`` images: the operators are paired in graph order by type, and each
+    quantized output, dequantized, is compared with the float one: the error accumulated up to
+    each layer, as for ONNX. QuantizationDebugger cannot measure these files: it quantizes by
+    calibration itself and refuses a graph whose ranges come from fake quantization
+    (docs/dependencies.md)."""
+    float_ops = _outputs_by_op(reference, probe)
+    layers, start = [], 0
+    for op, detail, values in _outputs_by_op(quantized, probe):
+        scale, zero = detail["quantization"]
+        match = next((i for i in range(start, len(float_ops)) if float_ops[i][0] == op), None)
+        if match is None or not scale:  # shape arithmetic is not quantized
+            continue
+        start = match + 1
+        reference_values = float_ops[match][2]
+        if reference_values.shape != values.shape:
+            continue
+        measured = (values.astype(np.float64) - zero) * scale
+        layers.append({"tensor": detail["name"], "op": op, "scale": float(scale),
+                       "zero_point": int(zero), **error_metrics(reference_values, measured),
+                       "max_abs_error": float(np.max(np.abs(measured - reference_values)))})
+    return ranked(layers)

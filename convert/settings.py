@@ -22,13 +22,13 @@ class ConvertSettings:
     qat_learning_rate: float = 1e-4
     fold_batchnorm: bool = True     # quantize the graph with post-ReLU BatchNorm folded away
     data: Optional[str] = None      # where the run's data is now, if it moved
-    max_drop: Optional[float] = None  # int8-mixed's budget: validation points below Keras
+    max_drop: Optional[float] = None  # the *-mixed variants' budget: validation points below Keras
 
     def __post_init__(self):
         from edge_runtime.errors import UserError, check_counts
         from edgekit.train.cli import check_seed
 
-        from .variants import parse_variants
+        from .variants import BUDGETED, parse_variants
 
         if self.variants is not None:
             parse_variants(",".join(self.variants))  # an unknown name is one line
@@ -40,8 +40,9 @@ class ConvertSettings:
         if self.max_drop is not None and not 0 <= self.max_drop < 100:  # a NaN too
             raise UserError(f"--max-drop must be accuracy points from 0 to 100, got "
                             f"{self.max_drop}")
-        if self.max_drop is None and "int8-mixed" in (self.variants or ()):
-            raise UserError("int8-mixed needs an accuracy budget: --max-drop POINTS (0.1, "
+        budgeted = [name for name in BUDGETED if name in (self.variants or ())]
+        if self.max_drop is None and budgeted:
+            raise UserError(f"{budgeted[0]} needs an accuracy budget: --max-drop POINTS (0.1, "
                             "say)")
 
     def chosen_variants(self) -> list:

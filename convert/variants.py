@@ -57,11 +57,14 @@ VARIANTS = {v.name: v for v in [
     Variant("onnx-float32", "onnx", "float32", "ONNX (tf2onnx, opset 17), float32", 1e-4),
     Variant("onnx-int8", "onnx", "int8",
             "ONNX, static int8 QDQ, per-channel weights (ONNX Runtime quantizer)"),
+    Variant("onnx-int8-mixed", "onnx", "int8-mixed",
+            "ONNX, static int8 QDQ but for the nodes that lose most, left in float until the "
+            "validation accuracy is within --max-drop points of Keras"),
 ]}
 
 
 # Made only when asked for with an accuracy budget (--max-drop).
-BUDGETED = ("int8-mixed",)
+BUDGETED = ("int8-mixed", "onnx-int8-mixed")
 
 
 def parse_variants(text: Optional[str]) -> list[Variant]:

@@ -15,11 +15,12 @@ from .settings import ConvertSettings
 
 # Integer variants quantize a BN-folded, equivalent graph (see fold.py): measured on the
 # reference CNN, post-training int8 lost 0.14 points folded against 0.50 as trained.
-# The integer variants whose layers are measured against float, and on how many probe images.
+# The integer variants whose layers are measured against float here (the quantization-aware
+# ones are measured where their float reference is made), and on how many probe images.
 LAYER_REPORTED = ("int8", "int8-per-tensor", "onnx-int8")
 LAYER_REPORT_IMAGES = 100
 FOLDED_VARIANTS = {"int8", "int8-per-tensor", "int8-mediapipe", "int8-mixed", "int16x8",
-                   "onnx-int8",
+                   "onnx-int8", "onnx-int8-mixed",
                    "dynamic-int8", "qat-int8", "qat-int8-per-tensor"}
 
 
@@ -67,6 +68,7 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
     from edge_runtime.preprocess import scale_pixels
 
     from . import onnx_variants, tflite_metadata, tflite_variants
+    from .mixed import mixed_int8, mixed_onnx_int8
     from .onnx_metadata import with_metadata
     from .variants import VARIANTS
 
@@ -94,13 +96,17 @@ def build_variant(run_dir: str, name: str, calibration_file: str, target: str,
                                                              per_channel=False),
         "int8-mediapipe": lambda: tflite_variants.mediapipe_uint8(model, calibration),
         "int16x8": lambda: tflite_variants.int16x8(model, calibration),
-        "int8-mixed": lambda: _mixed(model, Path(run_dir), calibration, probe, settings, facts),
+        "int8-mixed": lambda: _mixed(mixed_int8, model, Path(run_dir), calibration, probe,
+                                     settings, facts),
+        "onnx-int8-mixed": lambda: _mixed(mixed_onnx_int8, model, Path(run_dir), calibration,
+                                          probe, settings, facts),
         "onnx-float32": lambda: onnx_variants.float32(model),
         "onnx-int8": lambda: onnx_variants.int8_qdq(onnx_variants.float32(model), calibration),
-        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, settings, facts,
-                                                (label, user_stream)),
+        "qat-int8": lambda: _quantization_aware(model, Path(run_dir), calibration, probe,
+                                                settings, facts, (label, user_stream)),
         "qat-int8-per-tensor": lambda: _quantization_aware(model, Path(run_dir), calibration,
-                                                           settings, facts, (label, user_stream),
+                                                           probe, settings, facts,
+                                                           (label, user_stream),
                                                            per_channel=False),
     }
     content = builders[name]()
@@ -137,29 +143,29 @@ def _layer_report(name: str, model, calibration, probe) -> list[dict]:
     return tflite_layers(converter, probe)
 
 
-def _mixed(model, run_dir: Path, calibration, probe, settings: ConvertSettings,
+def _mixed(make_mixed, model, run_dir: Path, calibration, probe, settings: ConvertSettings,
            facts: dict) -> bytes:
-    """int8-mixed within ``settings.max_drop`` on the run's validation split."""
+    """``make_mixed`` (convert/mixed.py) within ``settings.max_drop`` on the run's validation
+    split."""
     import json
 
     from edge_runtime.preprocess import scale_pixels
     from edgekit.train.data import run_splits
 
-    from .mixed import mixed_int8
-
     run_settings = json.loads((run_dir / "config.json").read_text())["settings"]
     _, splits = run_splits(run_settings, settings.data)
-    content, facts["mixed"] = mixed_int8(model, calibration, probe,
+    content, facts["mixed"] = make_mixed(model, calibration, probe,
                                          (scale_pixels(splits.val.x), splits.val.y),
                                          settings.max_drop)
     return content
 
 
-def _quantization_aware(model, run_dir: Path, calibration, settings: ConvertSettings,
+def _quantization_aware(model, run_dir: Path, calibration, probe, settings: ConvertSettings,
                         facts: dict, progress: tuple, per_channel: bool = True) -> bytes:
     """Fine-tune with fake quantization (weight scales per output channel, or one per tensor)
     on the run's own training split and recipe augmentation, then convert; records the
-    settings and history in ``facts``. ``progress``: (label, stream) for the epochs' progress."""
+    settings, history and per-layer report (against the fine-tuned weights in float) in
+    ``facts``. ``progress``: (label, stream) for the epochs' progress."""
     import json
 
     from edge_runtime.preprocess import scale_pixels
@@ -167,6 +173,7 @@ def _quantization_aware(model, run_dir: Path, calibration, settings: ConvertSett
     from edgekit.train.data import run_splits
 
     from .qat import quantization_aware_int8
+    from .quant_report import tflite_file_layers
 
     run_settings = json.loads((run_dir / "config.json").read_text())["settings"]
     config, splits = run_splits(run_settings, settings.data)
@@ -175,10 +182,10 @@ def _quantization_aware(model, run_dir: Path, calibration, settings: ConvertSett
     epochs_data = EpochData.for_recipe(splits.train.x, splits.train.y, classes, recipe,
                                        config.seed)
     validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, classes))
-    content, history = quantization_aware_int8(model, epochs_data, settings.qat_epochs,
-                                               settings.qat_learning_rate, validation,
-                                               calibration, settings.seed,
-                                               recipe.label_smoothing, per_channel, progress)
+    content, history, fine_tuned_float = quantization_aware_int8(
+        model, epochs_data, settings.qat_epochs, settings.qat_learning_rate, validation,
+        calibration, settings.seed, recipe.label_smoothing, per_channel, progress)
+    facts["quantization_layers"] = tflite_file_layers(content, fine_tuned_float, probe)
     facts["qat"] = {"epochs": settings.qat_epochs,
                     "learning_rate": settings.qat_learning_rate,
                     "batch_size": recipe.batch_size, "history": history}

@@ -146,7 +146,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=None, help="passed to edgekit convert")
     parser.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
                         help="passed to edgekit convert: each cell also gets int8-mixed "
-                             "within this many validation points of its Keras model")
+                             "and onnx-int8-mixed within this many validation points of its Keras model")
     parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
                         help="a finished edgekit train run to include (repeatable)")
     for flag in ("epochs", "batch-size", "val-fraction"):

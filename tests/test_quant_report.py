@@ -75,6 +75,23 @@ def test_onnx_errors_show_the_outlier_layer_too(images, tmp_path):
     assert outlier < 20 < plain, snr
 
 
+def test_file_against_file_errors_show_the_outlier_layer(images):
+    # How the quantization-aware files are measured: an integer file against a float file of
+    # the same network, operator by operator.
+    from edgekit.convert import tflite_variants
+    from edgekit.convert.quant_report import tflite_file_layers
+
+    calibration, probe = images
+    model = outlier_model()
+    layers = tflite_file_layers(tflite_variants.full_int8(model, calibration),
+                                tflite_variants.float32(model), probe)
+    snr = {layer["tensor"]: layer["channel_snr_db"] for layer in layers}
+    outlier = next(value for name, value in snr.items() if "outlier" in name)
+    plain = next(value for name, value in snr.items() if "plain" in name)
+    assert outlier < 20 < plain, snr
+    assert all(layer["scale"] > 0 for layer in layers)
+
+
 def test_error_metrics_on_known_tensors():
     reference = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
     same = error_metrics(reference, reference)
@@ -90,7 +107,7 @@ def test_the_conversion_writes_each_integer_variants_layer_report(converted_run)
     run, code, manifest = converted_run
     assert code == 0
     folder = run / "artifacts" / "quantization"
-    for name in ("int8", "int8-per-tensor", "onnx-int8"):
+    for name in ("int8", "int8-per-tensor", "onnx-int8", "qat-int8", "qat-int8-per-tensor"):
         entry = next(e for e in manifest["variants"] if e["name"] == name)
         assert entry["quantization_report"]["file"] == f"quantization/{name}.json"
         layers = json.loads((folder / f"{name}.json").read_text())["layers"]
@@ -99,7 +116,7 @@ def test_the_conversion_writes_each_integer_variants_layer_report(converted_run)
         assert [w["tensor"] for w in entry["quantization_report"]["worst"]] == [
             layer["tensor"] for layer in sorted(layers, key=lambda x: x["damage_rank"])[:3]]
     report = (folder / "REPORT.md").read_text()
-    assert "## int8" in report and "## onnx-int8" in report
+    assert "## int8" in report and "## onnx-int8" in report and "## qat-int8" in report
     assert (folder / "snr_per_layer.png").stat().st_size > 1000
 
 
