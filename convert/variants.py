@@ -42,9 +42,8 @@ VARIANTS = {v.name: v for v in [
             "TFLite, full-integer int8 with uint8 pixel input (scaling inside) and float32 "
             "output, for MediaPipe's ImageClassifier", norm_mean=0.0, norm_std=1.0),
     Variant("int8-mixed", "tflite", "int8-mixed",
-            "TFLite, int8 but for the layers that lose most, left in float until the "
-            "validation accuracy is within --max-drop points of Keras; float32 input and "
-            "output"),
+            "TFLite, int8 but for the fewest layers that, left in float, bring the "
+            "validation accuracy within --max-drop points of Keras; float32 input and output"),
     Variant("int16x8", "tflite", "int16x8",
             "TFLite, int16 activations and int8 weights (16x8 quantization), float32 input "
             "and output"),
@@ -58,8 +57,8 @@ VARIANTS = {v.name: v for v in [
     Variant("onnx-int8", "onnx", "int8",
             "ONNX, static int8 QDQ, per-channel weights (ONNX Runtime quantizer)"),
     Variant("onnx-int8-mixed", "onnx", "int8-mixed",
-            "ONNX, static int8 QDQ but for the nodes that lose most, left in float until the "
-            "validation accuracy is within --max-drop points of Keras"),
+            "ONNX, static int8 QDQ but for the fewest nodes that, left in float, bring the "
+            "validation accuracy within --max-drop points of Keras"),
 ]}
 
 
