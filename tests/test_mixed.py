@@ -54,6 +54,20 @@ def test_a_budget_that_cannot_be_met_ends_with_every_layer_float():
     assert asked[-1] == kept  # the last file made is the one kept
 
 
+def test_an_unmet_budget_is_said_with_the_share_of_macs_left_in_int8():
+    from edgekit.convert.mixed import _search_facts
+    from edgekit.convert.pipeline import _budget_line
+
+    drop_with, _ = drops_of({(): 5.0, ("a", "b"): 2.0}, default=4.0)
+    macs = {"a": 30, "b": 10, "c": 60}
+    kept, trials = search(["a", "b"], macs, drop_with, max_drop=0.5)
+    facts = _search_facts(kept, trials, ["a", "b"], macs, (None, [0] * 40), 0.9, 0.5)
+    assert facts["budget_met"] is False and facts["int8_mac_share"] == 0.6
+    assert _budget_line(facts) == (
+        "2 of 2 layers kept in float (60.0% of the MACs in int8), validation drop 2.00 points "
+        "(budget 0.5): budget not met even with every quantized layer in float")
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--max-drop", "-1"], "--max-drop must be accuracy points from 0 to 100, got -1.0"),
     (["--max-drop", "nan"], "--max-drop must be accuracy points from 0 to 100, got nan"),
