@@ -27,6 +27,7 @@ from .classifier import Classifier, Prediction
 from .classify_command import add_model_arguments
 from .errors import UserError, check_counts, module_command, printable
 from .frame_sources import CameraError, open_source
+from .live_server import annotation_lines, draw_lines
 from .preprocess import square_resize
 from .progress_line import counted
 
@@ -122,18 +123,31 @@ def _classify_frames(classifier: Classifier, source, output: Callable, top_k: in
         stats.frames += 1
 
 
+def frame_record(index: int, prediction: Prediction, fps: float, timing: dict,
+                 source=None) -> dict:
+    """What is said of a classified frame: top-k, fps, ms per stage, and the frame's file
+    ("path", as edgekit classify writes it) when ``source`` is a folder."""
+    record = {"frame": index}
+    if getattr(source, "current", None) is not None:
+        record["path"] = source.current
+    record.update(prediction.to_dict(), fps=round(fps, 1),
+                  ms={stage: round(1000 * s, 3) for stage, s in timing.items()})
+    return record
+
+
 def json_lines(stream: TextIO, source=None) -> Callable:
-    """Output for --headless: one JSON object per frame (top-k, fps, ms per stage so far),
-    with the frame's file ("path", as edgekit classify writes it) when ``source`` is a
-    folder."""
+    """Output for --headless: one JSON object per frame (``frame_record``)."""
     def write(index, frame, prediction, fps, timing):
-        record = {"frame": index}
-        if getattr(source, "current", None) is not None:
-            record["path"] = source.current
-        record.update(prediction.to_dict(), fps=round(fps, 1),
-                      ms={stage: round(1000 * s, 3) for stage, s in timing.items()})
-        stream.write(json.dumps(record) + "\n")
+        stream.write(json.dumps(frame_record(index, prediction, fps, timing, source)) + "\n")
     return write
+
+
+def served(hub, source=None) -> Callable:
+    """Output for --serve: each frame and its record handed to the viewers' hub."""
+    def publish(index, frame, prediction, fps, timing):
+        hub.publish(index, frame, prediction, fps,
+                    frame_record(index, prediction, fps, timing, source))
+    return publish
 
 
 def window(title: str, bgr: bool) -> Callable:
@@ -163,11 +177,7 @@ def window(title: str, bgr: bool) -> Callable:
 
     def show(index, frame, prediction, fps, timing):
         image = np.ascontiguousarray(frame if bgr else frame[..., ::-1])
-        lines = [f"{label} {score:.2f}" for label, score in prediction.top_k]
-        lines.append(f"{fps:.1f} fps")
-        for row, text in enumerate(lines):
-            cv2.putText(image, text, (10, 30 + 28 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                        (0, 255, 0), 2, cv2.LINE_AA)
+        draw_lines(cv2, image, annotation_lines(prediction, fps))
         try:
             cv2.imshow(title, image)
             key = cv2.waitKey(1) & 0xFF
@@ -188,6 +198,20 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
                              "if picamera2 is installed, else camera 0")
     parser.add_argument("--headless", action="store_true",
                         help="no window: print one JSON line per frame")
+    parser.add_argument("--serve", metavar="[HOST:]PORT", default=None,
+                        help="no window: serve the annotated video, the predictions and a page "
+                             "showing both over HTTP (PORT alone: 127.0.0.1, this machine only; "
+                             "0.0.0.0:PORT: the network, with a token)")
+    parser.add_argument("--serve-fps", type=float, default=15.0,
+                        help="most video frames a second sent to viewers (encoded only while "
+                             "someone watches)")
+    parser.add_argument("--token", default=None,
+                        help="the token viewers must give (default: a new one when --serve "
+                             "is not loopback)")
+    parser.add_argument("--max-clients", type=int, default=4,
+                        help="most connections served at once; more get 503")
+    parser.add_argument("--loop", action="store_true",
+                        help="play a folder or video file again from the start when it ends")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show")
     parser.add_argument("--width", type=int, default=640, help="capture width")
@@ -204,15 +228,35 @@ def run_camera(args: argparse.Namespace) -> int:
                  ("--width", args.width), ("--height", args.height), ("--threads", args.threads))
     if not args.stall_timeout > 0:
         raise UserError(f"--stall-timeout must be positive, got {args.stall_timeout}")
-    classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
-                            tta=args.tta, verify=not args.no_verify)
-    source = open_source(args.source, args.width, args.height, args.stall_timeout)
+    # Bound first: a port in use is said before the model and the camera are opened.
+    server = _bind(args) if args.serve is not None else None
+    try:
+        classifier = Classifier(args.model, threads=args.threads, backend=args.backend,
+                                tta=args.tta, verify=not args.no_verify)
+        source = open_source(args.source, args.width, args.height, args.stall_timeout,
+                             args.loop)
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
     print(printable(f"edgekit camera: {source.name} -> {classifier.path.name} on "
                     f"{classifier.backend}"), file=sys.stderr)
-    output = json_lines(sys.stdout, source) if args.headless else window("edgekit", source.bgr)
+    outputs = []
+    if args.headless:
+        outputs.append(json_lines(sys.stdout, source))
+    if server is not None:
+        outputs.append(_start_serving(server, args, classifier, source))
+    if not outputs:
+        outputs.append(window("edgekit", source.bgr))
+
+    def output(*frame):
+        for each in outputs:
+            each(*frame)
     try:
         stats = run_loop(classifier, source, output, args.top_k, args.max_frames)
     finally:
+        if server is not None:
+            server.close()
         source.close()
     print(f"edgekit camera: {stats.summary()}", file=sys.stderr)
     if stats.error:
@@ -225,6 +269,32 @@ def run_camera(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _bind(args: argparse.Namespace):
+    """The --serve server, listening but not yet serving."""
+    from .live_server import LiveServer, parse_serve_address, serve_token
+
+    check_counts(("--max-clients", args.max_clients))
+    if not 0 < args.serve_fps <= 120:  # a NaN too
+        raise UserError(f"--serve-fps must be above 0 and at most 120, got {args.serve_fps}")
+    host, port = parse_serve_address(args.serve)
+    return LiveServer(host, port, serve_token(host, args.token), args.max_clients)
+
+
+def _start_serving(server, args: argparse.Namespace, classifier: Classifier, source) -> Callable:
+    """Serve the run's frames; the loop's output that feeds the viewers."""
+    from .live_server import FrameHub, jpeg_encoder, page_url
+
+    hub = FrameHub(args.serve_fps, source.bgr, jpeg_encoder())
+    server.start(hub, lambda: {"model": classifier.path.name, "backend": classifier.backend,
+                               "source": source.name, "frames": hub.frames,
+                               "fps": round(hub.fps, 1), "encoded_frames": hub.encoded,
+                               "serve_fps": args.serve_fps})
+    print(printable(f"edgekit camera: serving {page_url(server.host, server.port, server.token)}"
+                    + ("" if server.token else " (this machine only)")),
+          file=sys.stderr, flush=True)
+    return served(hub, source)
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -241,11 +241,49 @@ class LatestFrame:
             self.source.close()
 
 
-def open_source(spec: str, width: int = 640, height: int = 480, stall_timeout: float = 5.0):
+class Replay:
+    """A folder or video file played again from its start each time it ends (--loop): a
+    demonstration, or a page to look at, that does not stop."""
+
+    live = False
+
+    def __init__(self, opener: Callable):
+        self.opener = opener
+        self.source = opener()
+        self.name = f"{self.source.name} (looped)"
+        self.bgr = self.source.bgr
+
+    @property
+    def current(self) -> Optional[str]:
+        return getattr(self.source, "current", None)
+
+    def read(self) -> Optional[np.ndarray]:
+        """The next frame; at the end, the first again (None if a fresh start has none)."""
+        frame = self.source.read()
+        if frame is None:
+            self.source.close()
+            self.source = self.opener()
+            frame = self.source.read()
+        return frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def open_source(spec: str, width: int = 640, height: int = 480, stall_timeout: float = 5.0,
+                loop: bool = False):
     """A frame source from --source: "picamera", "synthetic", a camera index ("0"), a stream
     URL (rtsp://...), a folder of images, or a video file; "auto" is the Pi camera when
     picamera2 is importable, else USB camera 0. Live cameras and streams come wrapped in
-    LatestFrame."""
+    LatestFrame; with ``loop`` a folder or video file starts again when it ends."""
+    if loop:
+        source = open_source(spec, width, height, stall_timeout)
+        if isinstance(source, (LatestFrame, SyntheticSource)):
+            source.close()
+            raise UserError("--loop replays a folder or a video file, not a camera, a stream "
+                            "or the synthetic source")
+        source.close()
+        return Replay(lambda: open_source(spec, width, height, stall_timeout))
     if spec == "auto":
         try:
             import picamera2  # noqa: F401 - only probing
