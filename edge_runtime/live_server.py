@@ -2,10 +2,11 @@
 
 The classification loop hands each frame to a ``FrameHub`` and goes on: publishing stores a
 reference and queues a JSON line for each prediction feed, nothing more. JPEG encoding runs
-on a thread of its own, only while someone watches the video, at most ``--serve-fps`` times a
-second, always of the newest frame; every viewer gets the newest JPEG when its connection is
-ready for one, so a slow viewer skips frames and a stalled one is dropped once its socket has
-blocked for SEND_TIMEOUT seconds, without the loop noticing either.
+on a thread of its own, only while a viewer is ready for a frame, at most ``--serve-fps``
+times a second, always of the newest frame; every viewer gets the newest JPEG when its
+connection is ready for one, so a slow viewer skips frames, and a stalled one costs no
+encoding and is dropped once its socket has blocked for SEND_TIMEOUT seconds, without the loop
+noticing either.
 
 Routes: ``/`` (the page, live_page.py), ``/stream.mjpg`` (multipart MJPEG), ``/predictions``
 (Server-Sent Events, one JSON object per classified frame) and ``/status.json``. Nothing else
@@ -126,7 +127,8 @@ class FrameHub:
         self.closed = False
         self.frames = 0
         self.encoded = 0
-        self.viewers = 0
+        self.viewers = 0   # video connections
+        self.waiting = 0   # of those, the ones ready for a newer JPEG now
         self.fps = 0.0
         self._frame: Optional[tuple] = None     # (index, frame, prediction, fps)
         self._jpeg: tuple[int, bytes] = (0, b"")
@@ -160,12 +162,11 @@ class FrameHub:
         next_slot = 0.0
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self.closed or (
-                    self.viewers > 0 and self._frame is not None and self._frame[0] != done),
-                    timeout=WAIT_STEP)
+                self._changed.wait_for(lambda: self.closed or self._wanted(done),
+                                       timeout=WAIT_STEP)
                 if self.closed:
                     return
-                if self.viewers == 0 or self._frame is None or self._frame[0] == done:
+                if not self._wanted(done):
                     continue
             # At most serve_fps encodings a second, each of the newest frame at its time.
             delay = next_slot - time.monotonic()
@@ -181,14 +182,24 @@ class FrameHub:
                 done = index
                 self._changed.notify_all()
 
+    def _wanted(self, done: int) -> bool:
+        # A frame not yet encoded, and a viewer ready to take it: one whose socket is blocked
+        # (it stopped reading) waits in no next_jpeg, so it costs no encoding.
+        return self.waiting > 0 and self._frame is not None and self._frame[0] != done
+
     def next_jpeg(self, after: int) -> Optional[tuple[int, bytes]]:
         """The newest JPEG newer than number ``after``, waiting for one; None once closed."""
         with self._changed:
-            while not self.closed:
-                if self._jpeg[0] > after:
-                    return self._jpeg
-                self._changed.wait(WAIT_STEP)
-            return None
+            self.waiting += 1
+            self._changed.notify_all()
+            try:
+                while not self.closed:
+                    if self._jpeg[0] > after:
+                        return self._jpeg
+                    self._changed.wait(WAIT_STEP)
+                return None
+            finally:
+                self.waiting -= 1
 
     def watching(self, change: int) -> None:
         """A video viewer came (+1) or went (-1)."""
