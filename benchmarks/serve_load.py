@@ -24,9 +24,11 @@ from contextlib import contextmanager
 CONDITIONS = ("no viewer", "one viewer", "one stalled viewer")
 
 
-def _frames(status_url: str) -> tuple[float, int]:
+def _counts(status_url: str) -> tuple[float, int, int]:
+    """(now, frames classified, JPEGs encoded) of the run."""
     with urllib.request.urlopen(status_url, timeout=30) as response:
-        return time.perf_counter(), json.loads(response.read())["frames"]
+        status = json.loads(response.read())
+    return time.perf_counter(), status["frames"], status["encoded_frames"]
 
 
 @contextmanager
@@ -49,8 +51,9 @@ def _viewer(stream_url: str, reading: bool):
 
 
 def measure(model: str, rounds: int, seconds: float, width: int, height: int,
-            serve_fps: float, threads: int) -> dict[str, list[float]]:
-    """Frames per second of each condition, one value per round."""
+            serve_fps: float, threads: int) -> tuple[dict, dict]:
+    """Frames classified and JPEGs encoded per second in each condition, one value per
+    round."""
     command = [sys.executable, "-m", "edge_runtime.camera", model, "--source", "synthetic",
                "--width", str(width), "--height", str(height), "--serve", "127.0.0.1:0",
                "--serve-fps", str(serve_fps), "--threads", str(threads)]
@@ -64,6 +67,7 @@ def measure(model: str, rounds: int, seconds: float, width: int, height: int,
         else:
             raise SystemExit("the camera did not start serving")
         rates: dict[str, list[float]] = {name: [] for name in CONDITIONS}
+        encoded: dict[str, list[float]] = {name: [] for name in CONDITIONS}
         time.sleep(seconds)  # the interpreter and caches warm up first
         for index in range(rounds):
             order = CONDITIONS[index % 3:] + CONDITIONS[:index % 3]
@@ -72,13 +76,14 @@ def measure(model: str, rounds: int, seconds: float, width: int, height: int,
                     if name != "no viewer" else _nothing()
                 with viewer:
                     time.sleep(0.5)  # a stalled viewer's socket buffer fills first
-                    start, first = _frames(page + "/status.json")
+                    start, first, first_jpeg = _counts(page + "/status.json")
                     time.sleep(seconds)
-                    end, last = _frames(page + "/status.json")
+                    end, last, last_jpeg = _counts(page + "/status.json")
                 rates[name].append((last - first) / (end - start))
-                print(f"round {index + 1}/{rounds}, {name}: {rates[name][-1]:.1f} fps",
-                      file=sys.stderr, flush=True)
-        return rates
+                encoded[name].append((last_jpeg - first_jpeg) / (end - start))
+                print(f"round {index + 1}/{rounds}, {name}: {rates[name][-1]:.1f} fps, "
+                      f"{encoded[name][-1]:.1f} JPEGs/s", file=sys.stderr, flush=True)
+        return rates, encoded
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
@@ -101,14 +106,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="interpreter threads (1 leaves a core to the server on 2)")
     args = parser.parse_args(argv)
-    rates = measure(args.model, args.rounds, args.seconds, args.width, args.height,
+    rates, encoded = measure(args.model, args.rounds, args.seconds, args.width, args.height,
                     args.serve_fps, args.threads)
     baseline = rates["no viewer"]
-    print(f"{'condition':<20} {'median fps':>10} {'vs no viewer':>13}  per round")
+    print(f"{'condition':<20} {'median fps':>10} {'JPEGs/s':>8} {'vs no viewer':>13}  per round")
     for name in CONDITIONS:
         ratios = [rate / base for rate, base in zip(rates[name], baseline)]
         print(f"{name:<20} {statistics.median(rates[name]):>10.1f} "
-              f"{statistics.median(ratios):>13.3f}  "
+              f"{statistics.median(encoded[name]):>8.1f} {statistics.median(ratios):>13.3f}  "
               + " ".join(f"{ratio:.3f}" for ratio in ratios))
     return 0
 
