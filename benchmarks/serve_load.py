@@ -6,6 +6,7 @@ three conditions taken in turn, round after round, so that the machine's drift f
 them alike: no viewer; one viewer reading the MJPEG stream as fast as it comes (at most
 --serve-fps); one viewer that opened the stream and stopped reading. Each round's rates are
 divided by the same round's rate without a viewer; the medians of those ratios are printed.
+Last, the time from Ctrl-C to the process's exit with two viewers connected, one stalled.
 """
 from __future__ import annotations
 
@@ -83,10 +84,19 @@ def measure(model: str, rounds: int, seconds: float, width: int, height: int,
                 encoded[name].append((last_jpeg - first_jpeg) / (end - start))
                 print(f"round {index + 1}/{rounds}, {name}: {rates[name][-1]:.1f} fps, "
                       f"{encoded[name][-1]:.1f} JPEGs/s", file=sys.stderr, flush=True)
+        # The end with viewers connected, one of them stalled: Ctrl-C to the process's exit.
+        with _viewer(page + "/stream.mjpg", reading=True), \
+                _viewer(page + "/stream.mjpg", reading=False):
+            time.sleep(1.0)
+            start = time.perf_counter()
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(timeout=30)
+            rates["seconds to end"] = [time.perf_counter() - start]
         return rates, encoded
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(timeout=30)
 
 
 @contextmanager
@@ -115,6 +125,8 @@ def main(argv=None) -> int:
         print(f"{name:<20} {statistics.median(rates[name]):>10.1f} "
               f"{statistics.median(encoded[name]):>8.1f} {statistics.median(ratios):>13.3f}  "
               + " ".join(f"{ratio:.3f}" for ratio in ratios))
+    print(f"Ctrl-C with a viewer reading and one stalled: the run ended in "
+          f"{rates['seconds to end'][0]:.2f} s")
     return 0
 
 

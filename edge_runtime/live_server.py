@@ -36,6 +36,7 @@ from .live_page import PAGE
 
 SEND_TIMEOUT = 10.0      # seconds a viewer's socket may block before it is dropped
 WAIT_STEP = 0.25         # how often waiting threads look whether the run has ended
+CLOSE_GRACE = 0.5        # seconds responses get to end before blocked sockets are shut
 FEED_BACKLOG = 64        # predictions kept for a feed that reads slowly; older ones dropped
 MAX_PATH = 1024          # longest request target accepted
 BOUNDARY = "frame"
@@ -290,7 +291,7 @@ class LiveServer:
         if self._thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + CLOSE_GRACE
         while time.monotonic() < deadline:
             with self._lock:
                 if not self._connections:
