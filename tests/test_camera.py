@@ -168,7 +168,7 @@ def test_the_summary_counts_one_frame_in_the_singular():
 def test_a_stalled_camera_ends_the_loop_cleanly(converted_run, monkeypatch, capsys):
     stalling = CountingCamera(interval=0.001, stall_after=4)
     monkeypatch.setattr(camera, "open_source",
-                        lambda spec, width, height, timeout: LatestFrame(stalling, timeout))
+                        lambda spec, width, height, timeout, loop: LatestFrame(stalling, timeout))
     start = time.perf_counter()
     code = main(["camera", str(model_file(converted_run)), "--source", "0", "--headless",
                  "--stall-timeout", "0.3"])
