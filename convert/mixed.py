@@ -69,6 +69,13 @@ def search(candidates: list[str], macs: dict[str, int],
     return kept, trials
 
 
+def drop_points(keras_right: int, file_right: int, images: int) -> float:
+    """Accuracy points the file loses against Keras, from the images each got right: counted
+    in images, not as a difference of accuracies, where 100 * (0.8358 - 0.8348) is
+    0.10000000000000009, over a budget of 0.1 that five images of 5,000 meet exactly."""
+    return 100 * (keras_right - file_right) / images
+
+
 def _search_facts(kept: list[str], trials: list, candidates: list[str], macs: dict[str, int],
                   validation: tuple, keras_accuracy: float, max_drop: float) -> dict:
     """What the variant's manifest entry says of its search."""
@@ -92,8 +99,8 @@ def _mixed(model, validation: tuple, max_drop: float, layers: list[dict], macs: 
     from .verify import predict_file
 
     images, labels = validation
-    keras_accuracy = float(np.mean(np.argmax(model.predict(images, batch_size=250, verbose=0),
-                                             axis=1) == labels))
+    keras_right = int(np.sum(np.argmax(model.predict(images, batch_size=250, verbose=0),
+                                       axis=1) == labels))
     candidates = [layer["tensor"] for layer in sorted(layers, key=lambda x: x["damage_rank"])]
     made: dict[tuple, bytes] = {}
     with tempfile.TemporaryDirectory() as work:
@@ -103,11 +110,12 @@ def _mixed(model, validation: tuple, max_drop: float, layers: list[dict], macs: 
             made[tuple(sorted(kept))] = content = make(kept)
             path.write_bytes(content)
             scores, _ = predict_file(path, images)
-            return 100 * (keras_accuracy - float(np.mean(np.argmax(scores, axis=1) == labels)))
+            return drop_points(keras_right, int(np.sum(np.argmax(scores, axis=1) == labels)),
+                               len(labels))
 
         kept, trials = search(candidates, macs, drop_with, max_drop)
     return made[tuple(sorted(kept))], _search_facts(kept, trials, candidates, macs, validation,
-                                                    keras_accuracy, max_drop)
+                                                    keras_right / len(labels), max_drop)
 
 
 def mixed_int8(model, calibration: np.ndarray, probe: np.ndarray, validation: tuple,

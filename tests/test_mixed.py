@@ -42,6 +42,15 @@ def test_layers_are_kept_together_best_first_then_the_costly_ones_go_back_to_int
     assert sorted(kept) == ["b", "c"] and trials[-1] == (["c", "b"], 0.1)
 
 
+def test_a_drop_of_exactly_the_budget_meets_it():
+    from edgekit.convert.mixed import drop_points
+
+    drop = drop_points(4179, 4174, 5000)  # five images of 5,000: 0.1 points
+    assert drop == 0.1 and 100 * (4179 / 5000 - 4174 / 5000) > 0.1
+    kept, _ = search(["a"], {}, drops_of({(): drop})[0], max_drop=0.1)
+    assert kept == []
+
+
 def test_a_file_already_within_budget_keeps_every_layer_int8():
     kept, trials = search(["a", "b"], {}, drops_of({(): 0.0})[0], max_drop=0.1)
     assert kept == [] and trials == [([], 0.0)]
