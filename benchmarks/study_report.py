@@ -21,6 +21,7 @@ from edgekit.train.recipes import DEFAULT_RECIPE, RECIPES
 
 from .bench import plain_variant
 from .report import int8_dot_product_note
+from .study_budget import Budget, answer_lines, budget_answer
 from .study_targets import check_seed_cnn_target, check_tiny_target, on_gpu, point_name
 
 # Published points the study is measured against (docs/study.md cites both).
@@ -31,7 +32,7 @@ MLPERF_TINY_RESNET8 = {"name": "MLPerf Tiny ResNet-8 (int8)", "accuracy": 0.861,
 COLUMNS = ["cell", "arch", "width", "params", "macs", "epochs", "train_minutes",
            "cpu_train_minutes", "trained_on", "default_recipe", "variant", "tta", "runtime",
            "threads", "bytes", "gzip_bytes", "accuracy", "delta_points", "latency_median_ms",
-           "latency_p25_ms", "latency_p75_ms", "bench_machine", "error"]
+           "latency_p25_ms", "latency_p75_ms", "peak_rss_mb", "file", "bench_machine", "error"]
 # The full-integer TFLite files with int8 input and output, and their markers in the plots: the
 # fronts compare every way of making one (int8-mediapipe is int8's twin with other ends).
 INT8_VARIANTS = {"int8": "o", "int8-per-tensor": "s", "qat-int8": "^",
@@ -166,10 +167,11 @@ def _pareto_plot(rows: list[dict], tta_points: list[dict], key: str,
 
 
 def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: str,
-                refused: dict[str, str] | None = None) -> list[dict]:
+                refused: dict[str, str] | None = None, budget: Budget = Budget()) -> list[dict]:
     """study.json, study.csv, STUDY.md and the plots; returns the rows. ``command`` is the
     study's command line, written into STUDY.md; a cell named in ``refused`` is one error
-    row with that reason instead of its measurements."""
+    row with that reason instead of its measurements. With limits in ``budget`` STUDY.md
+    opens with the file that meets them (study_budget.py)."""
     refused = refused or {}
     rows = [row for arch, width, cell in cells
             for row in ([{"cell": cell.name, "arch": arch, "width": width,
@@ -182,8 +184,14 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: 
                and not r.get("error") and r.get("accuracy") is not None]
     fronts = {key: _pareto_plot(int8, flipped, key, study_dir) for key in PLOTS}
     targets = [check_tiny_target(fronts["bytes"]), check_seed_cnn_target(int8)]
+    answer = budget_answer(rows, budget) if budget.given() else None
+    opening = answer_lines(answer, budget, {cell.name: cell for _, _, cell in cells}) \
+        if budget.given() else []
     write_json(study_dir / "study.json", {"command": command, "rows": rows, "references": [
         REFERENCE_NOTEBOOK, MLPERF_TINY_RESNET8],
+        "budget": {**vars(budget), "answer": None if answer is None else {
+            "met": answer["met"], "cell": answer["row"]["cell"],
+            "variant": answer["row"]["variant"], "missed": answer["missed"]}},
         "pareto_int8": {key: [point_name(r) for r in front] for key, front in fronts.items()},
         "targets": [vars(t) for t in targets]})
     buffer = io.StringIO()
@@ -191,11 +199,12 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: 
     writer.writeheader()
     writer.writerows(rows)
     write_text(study_dir / "study.csv", buffer.getvalue())
-    write_text(study_dir / "STUDY.md", _markdown(rows, fronts, targets, command))
+    write_text(study_dir / "STUDY.md", _markdown(rows, fronts, targets, command, opening))
     return rows
 
 
-def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> str:
+def _markdown(rows: list[dict], fronts: dict, targets: list, command: str,
+              opening: list[str]) -> str:
     machines = sorted({r["bench_machine"] for r in rows if r.get("bench_machine")})
     trained = sorted({f"{counted(r['epochs'], 'epoch')} on {r['trained_on']}" for r in rows
                       if r.get("epochs")})
@@ -206,7 +215,7 @@ def _markdown(rows: list[dict], fronts: dict, targets: list, command: str) -> st
              "come from each cell's own benchmark run (batch 1, all cores), so compare them "
              "across cells with the machine's noise in mind. Reference points: the reference "
              "notebook's CNN, 75.02% (float); MLPerf Tiny's ResNet-8, 86.2% float / 86.1% int8, "
-             "96 KB int8, about 12.5M MACs.", "",
+             "96 KB int8, about 12.5M MACs.", "", *opening,
              "| cell | params | MACs | variant | bytes | test accuracy | vs Keras (points) | "
              "median ms |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:

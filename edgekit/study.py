@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import shlex
 import textwrap
 import time
@@ -146,7 +147,17 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=None, help="passed to edgekit convert")
     parser.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
                         help="passed to edgekit convert: each cell also gets int8-mixed "
-                             "and onnx-int8-mixed within this many validation points of its Keras model")
+                             "and onnx-int8-mixed within this many validation points of its "
+                             "Keras model")
+    budgets = parser.add_argument_group("budget (STUDY.md opens with the most accurate file "
+                                        "that meets them all, or the nearest miss)")
+    budgets.add_argument("--max-bytes", type=int, default=None, help="largest file, bytes")
+    budgets.add_argument("--max-latency-ms", type=float, default=None,
+                         help="slowest batch-1 median latency at the study's threads, ms")
+    budgets.add_argument("--max-peak-rss-mb", type=float, default=None,
+                         help="largest peak resident memory of the benchmark process, MiB")
+    budgets.add_argument("--min-accuracy", type=float, default=None, metavar="PERCENT",
+                         help="lowest test accuracy, percent")
     parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
                         help="a finished edgekit train run to include (repeatable)")
     for flag in ("epochs", "batch-size", "val-fraction"):
@@ -316,6 +327,23 @@ def cell_pipeline(args: argparse.Namespace, grid: Grid, cell: Cell) -> PipelineS
         command=shlex.join(command))
 
 
+def study_budget(args: argparse.Namespace):
+    """The budget flags as a Budget; UserError for a limit that is not a positive number (an
+    accuracy above 100%)."""
+    from edge_runtime.errors import UserError
+    from edgekit.benchmarks.study_budget import Budget
+
+    for flag, value in (("--max-bytes", args.max_bytes), ("--max-latency-ms",
+                        args.max_latency_ms), ("--max-peak-rss-mb", args.max_peak_rss_mb),
+                        ("--min-accuracy", args.min_accuracy)):
+        if value is not None and not 0 < value < math.inf:  # a NaN too
+            raise UserError(f"{flag} must be a positive number, got {value}")
+    if args.min_accuracy is not None and args.min_accuracy > 100:
+        raise UserError(f"--min-accuracy is a percentage, at most 100, got {args.min_accuracy}")
+    return Budget(args.max_bytes, args.max_latency_ms, args.max_peak_rss_mb,
+                  None if args.min_accuracy is None else args.min_accuracy / 100)
+
+
 def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     """The grid and its cells, each with its pipeline; UserError for a bad grid, flag or added
     run, or for a flag value that a cell's train, convert or bench stage would refuse, so that
@@ -325,6 +353,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     from edgekit.train.cli import ARCH_NAMES
     from edgekit.train.data import data_path
 
+    study_budget(args)  # a bad limit is said before anything trains
     grid = read_grid(args)
     unknown = [a for a in grid.archs if a not in ARCH_NAMES]
     if unknown:
@@ -415,7 +444,7 @@ def run_study(args: argparse.Namespace, prepared: tuple[Grid, list[Cell]]) -> in
     refused = {cell.run_dir.name: reason for cell in cells if cell.run_dir.name in failed
                for reason in [trained_otherwise(cell)] if reason}
     rows = write_study(args.out, [(cell.arch, cell.width, cell.run_dir) for cell in cells],
-                       command, refused)
+                       command, refused, study_budget(args))
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(sorted(failed))}" if failed else ""))
     return 1 if failed else 0

@@ -140,8 +140,16 @@ def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, mo
     argv = ["study", "--data", data, "--out", str(study), "--archs", "ds_cnn", "--widths",
             "0.25", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.25",
             "--variants", "float32,int8", "--threads", "1", "--bench-rounds", "1"]
-    assert main(argv + ["--add-run", str(added)]) == 0
+    assert main(argv + ["--add-run", str(added), "--max-bytes", "10000000"]) == 0
     rows = json.loads((study / "study.json").read_text())["rows"]
+    # The budget's answer opens STUDY.md: a converted file, which is where it says.
+    answer = json.loads((study / "study.json").read_text())["budget"]["answer"]
+    assert answer["met"] and answer["variant"] in ("float32", "int8")
+    assert (study / "STUDY.md").read_text().split("## The answer")[1].startswith(
+        "\n\nBudget: at most 10,000,000 bytes.")
+    picked = next(r for r in rows if (r["cell"], r["variant"]) == (answer["cell"],
+                                                                    answer["variant"]))
+    assert picked["accuracy"] == max(r["accuracy"] for r in rows if r["variant"] != "keras")
     assert {(r["cell"], r["variant"]) for r in rows} == {
         (cell, variant) for cell in ("ds_cnn-w0.25", "distilled")
         for variant in ("keras", "float32", "int8")}
@@ -405,3 +413,58 @@ def test_ctrl_c_stops_the_running_cell_and_starts_no_other(tiny_tree, cache_dir,
     assert "seed_cnn-w0.5: started" not in out
     assert not (study / "logs" / "seed_cnn-w0.5.log").exists()
     assert not list((study / "cells").glob("seed_cnn-w0.5*"))
+
+
+def budget_rows():
+    """Hand-made study rows: three files, one of them a test-time augmentation row."""
+    def row(cell, variant, accuracy, size, ms, rss, tta="none"):
+        return {"cell": cell, "variant": variant, "accuracy": accuracy, "bytes": size,
+                "latency_median_ms": ms, "peak_rss_mb": rss, "threads": 2, "tta": tta,
+                "file": f"model_{variant}.tflite"}
+    return [row("seed_cnn-w1", "int8", 0.83, 374_000, 0.05, 60.0),
+            row("resnet8-w1", "int8", 0.825, 99_000, 0.04, 55.0),
+            row("resnet8-w0.5", "int8", 0.78, 40_000, 0.02, 50.0),
+            row("seed_cnn-w1", "int8+flip", 0.84, 374_000, 0.10, 60.0, tta="flip"),
+            {"cell": "broken", "error": "no report"}]
+
+
+def test_a_budget_picks_the_most_accurate_file_that_meets_it():
+    from edgekit.benchmarks.study_budget import Budget, answer_lines, budget_answer
+
+    budget = Budget(max_bytes=100_000, max_latency_ms=1.0)
+    answer = budget_answer(budget_rows(), budget)
+    assert answer["met"] and answer["row"]["cell"] == "resnet8-w1" and answer["missed"] == {}
+    # No limit: the most accurate single-inference file (not the flip row).
+    assert budget_answer(budget_rows(), Budget(max_bytes=10 ** 9))["row"]["cell"] == \
+        "seed_cnn-w1"
+    text = "\n".join(answer_lines(answer, budget, {"resnet8-w1": "study/cells/resnet8-w1"}))
+    assert "Budget: at most 100,000 bytes, at most 1 ms." in text
+    assert "**resnet8-w1, int8** meets it: 82.50% test accuracy, 99,000 bytes" in text
+    assert "`study/cells/resnet8-w1/artifacts/model_int8.tflite`" in text
+
+
+def test_a_budget_no_file_meets_names_the_nearest_miss_and_what_it_misses():
+    from edgekit.benchmarks.study_budget import Budget, answer_lines, budget_answer
+
+    budget = Budget(max_bytes=50_000, min_accuracy=0.80)
+    answer = budget_answer(budget_rows(), budget)
+    # resnet8-w0.5 misses accuracy by 2.5%; resnet8-w1 misses size by 98%.
+    assert not answer["met"] and answer["row"]["cell"] == "resnet8-w0.5"
+    assert answer["missed"] == {"accuracy": pytest.approx(0.025)}
+    text = "\n".join(answer_lines(answer, budget, {}))
+    assert "No file meets it. The nearest miss is **resnet8-w0.5, int8**" in text
+    assert "which misses accuracy by 2.5%" in text
+    assert budget_answer([{"cell": "x", "error": "failed"}], budget) is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max-bytes", "0"], "--max-bytes must be a positive number, got 0"),
+    (["--max-latency-ms", "nan"], "--max-latency-ms must be a positive number, got nan"),
+    (["--min-accuracy", "120"], "--min-accuracy is a percentage, at most 100, got 120.0"),
+])
+def test_bad_budgets_are_one_line_before_anything_trains(tmp_path, flags, message, capsys):
+    assert main(["study", "--out", str(tmp_path / "study"), "--archs", "seed_cnn",
+                 "--widths", "1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "study").exists()
