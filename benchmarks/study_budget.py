@@ -1,9 +1,9 @@
 """The study's answer to a budget: "the most accurate file under 100 KB that runs in 1 ms".
 
 Every converted file of every cell (one inference per image: no test-time augmentation
-rows; not model.keras) is held against the budgets the study was given: the best that meets them all, or, when none
-does, the nearest miss and what it misses. Latency is the cell's own batch-1 median at the
-study's thread count, as measured on the benchmark machine.
+rows; not model.keras) is held against the budgets the study was given: the best that meets
+them all, or, when none does, the nearest miss and what it misses. Latency is the cell's own
+batch-1 median at the study's thread count, as measured on the benchmark machine.
 """
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def _pareto_plot(rows: list[dict], tta_points: list[dict], key: str,
-                 target: Path) -> list[dict]:
+                 target: Path, budget: Budget) -> list[dict]:
     file_name, label = PLOTS[key]
     points = [r for r in rows if r.get(key)]
     figure, axis = plt.subplots(figsize=(7.5, 5))
@@ -157,6 +157,12 @@ def _pareto_plot(rows: list[dict], tta_points: list[dict], key: str,
     else:
         axis.axhline(100 * MLPERF_TINY_RESNET8["accuracy"], color="tab:red", linestyle="--",
                      label=f"{MLPERF_TINY_RESNET8['name']}: 86.1%")
+    limit = {"bytes": budget.max_bytes, "latency_median_ms": budget.max_latency_ms}.get(key)
+    if limit is not None:
+        axis.axvline(limit, color="tab:purple", linestyle="-.", label="budget")
+    if budget.min_accuracy is not None:
+        axis.axhline(100 * budget.min_accuracy, color="tab:purple", linestyle="-.",
+                     label=None if limit is not None else "budget")
     axis.set_xscale("log")
     axis.set_xlabel(label)
     axis.set_ylabel("int8 test accuracy, %")
@@ -182,7 +188,7 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: 
     # The fronts and verdicts count one inference per image, as MLPerf Tiny's figures do.
     flipped = [r for r in rows if r.get("tta") == "flip" and _plain_variant(r) in INT8_VARIANTS
                and not r.get("error") and r.get("accuracy") is not None]
-    fronts = {key: _pareto_plot(int8, flipped, key, study_dir) for key in PLOTS}
+    fronts = {key: _pareto_plot(int8, flipped, key, study_dir, budget) for key in PLOTS}
     targets = [check_tiny_target(fronts["bytes"]), check_seed_cnn_target(int8)]
     answer = budget_answer(rows, budget) if budget.given() else None
     opening = answer_lines(answer, budget, {cell.name: cell for _, _, cell in cells}) \
