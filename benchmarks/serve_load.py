@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 CONDITIONS = ("no viewer", "one viewer", "one stalled viewer")
 
@@ -74,7 +74,7 @@ def measure(model: str, rounds: int, seconds: float, width: int, height: int,
             order = CONDITIONS[index % 3:] + CONDITIONS[:index % 3]
             for name in order:
                 viewer = _viewer(page + "/stream.mjpg", reading=name == "one viewer") \
-                    if name != "no viewer" else _nothing()
+                    if name != "no viewer" else nullcontext()
                 with viewer:
                     time.sleep(0.5)  # a stalled viewer's socket buffer fills first
                     start, first, first_jpeg = _counts(page + "/status.json")
@@ -97,11 +97,6 @@ def measure(model: str, rounds: int, seconds: float, width: int, height: int,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
             process.wait(timeout=30)
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def main(argv=None) -> int:

@@ -92,10 +92,12 @@ def _search_facts(kept: list[str], trials: list, candidates: list[str], macs: di
             "budget_met": drop <= max_drop}
 
 
-def _mixed(model, validation: tuple, max_drop: float, layers: list[dict], macs: dict[str, int],
-           make: Callable[[list[str]], bytes], suffix: str) -> tuple[bytes, dict]:
-    """Search with ``make(float layers)`` building each candidate file; the chosen file and
-    the facts. ``layers``: the variant's per-layer report, every layer a candidate."""
+def _mixed(model, validation: tuple, max_drop: float, layers: list[dict], full: bytes,
+           macs: dict[str, int], make: Callable[[list[str]], bytes],
+           suffix: str) -> tuple[bytes, dict]:
+    """Search with ``make(float layers)`` building each candidate file (``full``, the file
+    with every layer quantized, already made); the chosen file and the facts. ``layers``: the
+    variant's per-layer report, every layer a candidate."""
     from .verify import predict_file
 
     images, labels = validation
@@ -107,7 +109,7 @@ def _mixed(model, validation: tuple, max_drop: float, layers: list[dict], macs: 
         path = Path(work) / f"candidate{suffix}"
 
         def drop_with(kept: list[str]) -> float:
-            made[tuple(sorted(kept))] = content = make(kept)
+            made[tuple(sorted(kept))] = content = make(kept) if kept else full
             path.write_bytes(content)
             scores, _ = predict_file(path, images)
             return drop_points(keras_right, int(np.sum(np.argmax(scores, axis=1) == labels)),
@@ -138,7 +140,8 @@ def mixed_int8(model, calibration: np.ndarray, probe: np.ndarray, validation: tu
         return debugger.get_nondebug_quantized_model()
 
     layers = tflite_layers(int8_converter(model, calibration, "float32", "float32"), probe)
-    return _mixed(model, validation, max_drop, layers, tflite_layer_macs(make([])), make,
+    full = make([])
+    return _mixed(model, validation, max_drop, layers, full, tflite_layer_macs(full), make,
                   ".tflite")
 
 
@@ -166,4 +169,5 @@ def mixed_onnx_int8(model, calibration: np.ndarray, probe: np.ndarray, validatio
         return onnx_variants.int8_qdq(float_model, calibration,
                                       exclude=[producers[tensor].name for tensor in kept])
 
-    return _mixed(model, validation, max_drop, layers, onnx_layer_macs(full), make, ".onnx")
+    return _mixed(model, validation, max_drop, layers, full, onnx_layer_macs(full), make,
+                  ".onnx")

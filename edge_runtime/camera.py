@@ -146,7 +146,7 @@ def served(hub, source=None) -> Callable:
     """Output for --serve: each frame and its record handed to the viewers' hub."""
     def publish(index, frame, prediction, fps, timing):
         hub.publish(index, frame, prediction, fps,
-                    frame_record(index, prediction, fps, timing, source))
+                    lambda: frame_record(index, prediction, fps, timing, source))
     return publish
 
 

@@ -247,9 +247,10 @@ class Replay:
 
     live = False
 
-    def __init__(self, opener: Callable):
+    def __init__(self, first, opener: Callable):
+        """``first``: the source opened already; ``opener()`` opens it again from its start."""
         self.opener = opener
-        self.source = opener()
+        self.source = first
         self.name = f"{self.source.name} (looped)"
         self.bgr = self.source.bgr
 
@@ -282,8 +283,7 @@ def open_source(spec: str, width: int = 640, height: int = 480, stall_timeout: f
             source.close()
             raise UserError("--loop replays a folder or a video file, not a camera, a stream "
                             "or the synthetic source")
-        source.close()
-        return Replay(lambda: open_source(spec, width, height, stall_timeout))
+        return Replay(source, lambda: open_source(spec, width, height, stall_timeout))
     if spec == "auto":
         try:
             import picamera2  # noqa: F401 - only probing

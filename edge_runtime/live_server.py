@@ -140,9 +140,10 @@ class FrameHub:
         self._encoder.start()
 
     def publish(self, index: int, frame: np.ndarray, prediction, fps: float,
-                record: dict) -> None:
+                describe: Callable[[], dict]) -> None:
         """Called by the loop for every frame: O(1) work per feed, no encoding, no waiting."""
-        line = json.dumps(record) if self._feeds else None
+        # The frame's record is made only when a prediction feed is open to read it.
+        line = json.dumps(describe()) if self._feeds else None
         with self._changed:
             self.frames += 1
             self.fps = fps
@@ -340,13 +341,10 @@ def _handler_for(server: LiveServer):
                 server.track(self.connection, False)
                 server.release()
 
-        def do_HEAD(self):  # noqa: N802
-            self._text(405, "GET only")
-
         def do_POST(self):  # noqa: N802
             self._text(405, "GET only")
 
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+        do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
 
         def _authorized(self, query: str) -> bool:
             given = parse_qs(query).get("token", [""])[0]
@@ -356,9 +354,12 @@ def _handler_for(server: LiveServer):
             return hmac.compare_digest(given.encode(), server.token.encode())
 
         def _text(self, code: int, message: str) -> None:
-            body = (message + "\n").encode()
+            self._whole(code, "text/plain; charset=utf-8", (message + "\n").encode())
+
+        def _whole(self, code: int, content_type: str, body: bytes) -> None:
+            """A response of known length."""
             self.send_response(code)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -371,23 +372,14 @@ def _handler_for(server: LiveServer):
             self.connection.settimeout(SEND_TIMEOUT)
 
         def _page(self) -> None:
-            body = PAGE.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._whole(200, "text/html; charset=utf-8", PAGE.encode())
 
         def _status(self) -> None:
             body = json.dumps(dict(server.status(), clients=server.clients,
                                    viewers=server.hub.viewers,
                                    uptime_s=round(time.monotonic() - server.started, 1))
                               ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._whole(200, "application/json", body)
 
         def _mjpeg(self) -> None:
             self._headers(f"multipart/x-mixed-replace; boundary={BOUNDARY}")
