@@ -54,7 +54,7 @@ def environment(command: str) -> dict:
         memory_gib = None
     return {"cpu": cpu_model(), "int8_dot_product": int8_dot_product(),
             "cores": os.cpu_count(), "usable_cores": usable_cores(),
-            "machine": platform.machine(),
+            "machine": platform.machine(), "host": platform.node(),
             "memory_gib": round(memory_gib, 1) if memory_gib else None,
             "os": platform.platform(), "python": platform.python_version(),
             "versions": versions, "command": command,

@@ -3,13 +3,16 @@
 Every converted file of every cell (one inference per image: no test-time augmentation
 rows; not model.keras) is held against the budgets the study was given: the best that meets
 them all, or, when none does, the nearest miss and what it misses. Latency is the cell's own
-batch-1 median at the study's thread count, as measured on the benchmark machine.
+batch-1 median at the study's thread count, as measured on the benchmark machine, or the
+device's where the study was given the device's report (study_devices.py).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Optional
+
+from .study_devices import DEVICE_LATENCY
 
 
 @dataclass(frozen=True)
@@ -20,17 +23,20 @@ class Budget:
     max_latency_ms: Optional[float] = None
     max_peak_rss_mb: Optional[float] = None
     min_accuracy: Optional[float] = None   # a fraction: 0.85 for 85%
+    # The row's figure max_latency_ms limits: the benchmark machine's, or a device's.
+    latency_key: str = "latency_median_ms"
 
     def given(self) -> bool:
         """Whether any limit is set."""
-        return any(value is not None for value in vars(self).values())
+        return any(value is not None for value in (self.max_bytes, self.max_latency_ms,
+                                                   self.max_peak_rss_mb, self.min_accuracy))
 
     def shortfalls(self, row: dict) -> dict[str, float]:
         """{what: by how much, relative to the limit} for each limit ``row`` misses (a figure
         it lacks misses its limit by 1)."""
         missed = {}
         for key, limit, ceiling in (("bytes", self.max_bytes, True),
-                                    ("latency_median_ms", self.max_latency_ms, True),
+                                    (self.latency_key, self.max_latency_ms, True),
                                     ("peak_rss_mb", self.max_peak_rss_mb, True),
                                     ("accuracy", self.min_accuracy, False)):
             if limit is None:
@@ -50,7 +56,8 @@ class Budget:
         if self.max_bytes is not None:
             parts.append(f"at most {self.max_bytes:,} bytes")
         if self.max_latency_ms is not None:
-            parts.append(f"at most {self.max_latency_ms:g} ms")
+            parts.append(f"at most {self.max_latency_ms:g} ms"
+                         + (" on the device" if self.latency_key == DEVICE_LATENCY else ""))
         if self.max_peak_rss_mb is not None:
             parts.append(f"at most {self.max_peak_rss_mb:g} MiB peak RSS")
         if self.min_accuracy is not None:
@@ -77,7 +84,7 @@ def budget_answer(rows: list[dict], budget: Budget) -> Optional[dict]:
 
 
 MISSED_WORDS = {"bytes": "size", "latency_median_ms": "latency", "peak_rss_mb": "peak RSS",
-                "accuracy": "accuracy"}
+                "accuracy": "accuracy", DEVICE_LATENCY: "latency on the device"}
 
 
 def answer_lines(answer: Optional[dict], budget: Budget, folders: dict) -> list[str]:
@@ -89,12 +96,15 @@ def answer_lines(answer: Optional[dict], budget: Budget, folders: dict) -> list[
     row = answer["row"]
     figures = (f"{100 * row['accuracy']:.2f}% test accuracy, {row['bytes']:,} bytes, "
                f"{row['latency_median_ms']:.4f} ms median at {row['threads']} thread(s)"
-               + (f", {row['peak_rss_mb']:.1f} MiB peak RSS" if row.get("peak_rss_mb") else ""))
+               + (f", {row['peak_rss_mb']:.1f} MiB peak RSS" if row.get("peak_rss_mb") else "")
+               + (f"; on the device {row[DEVICE_LATENCY]:.4f} ms median ({row['device']})"
+                  if row.get(DEVICE_LATENCY) is not None else ""))
     folder = folders.get(row["cell"], row["cell"])
     where = f"`{folder}/artifacts/{row['file']}`" if row.get("file") else f"`{folder}`"
     if answer["met"]:
         return lines + [f"**{row['cell']}, {row['variant']}** meets it: {figures}; {where}.", ""]
-    missed = ", ".join(f"{MISSED_WORDS[key]} by {100 * share:.1f}%"
+    missed = ", ".join(f"{MISSED_WORDS[key]} (not measured)" if row.get(key) is None else
+                       f"{MISSED_WORDS[key]} by {100 * share:.1f}%"
                        for key, share in answer["missed"].items())
     return lines + [f"No file meets it. The nearest miss is **{row['cell']}, {row['variant']}**"
                     f" ({figures}; {where}), which misses {missed}.", ""]

@@ -89,18 +89,12 @@ class CellPool:
             raise
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The child's side: run the pickled PipelineSettings in the file ``argv[0]`` as
-    ``edgekit pipeline`` would, ending as it ends (one line for a user's error, 130 on
-    Ctrl-C)."""
-    import os
-
+def run_cell(pipeline) -> int:
+    """Run a cell's PipelineSettings as ``edgekit pipeline`` would, in this process, ending as
+    it ends (one line for a user's error, 130 on Ctrl-C): the child's work here, a Ray
+    task's under ``--executor ray``."""
     from .outcome import command_status, exit_status
     from .pipeline import check_same_training, run_pipeline
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    path = Path((sys.argv[1:] if argv is None else argv)[0])
-    pipeline = pickle.loads(path.read_bytes())
 
     def checked_and_run() -> int:
         if "train" not in pipeline.redo:  # a cell trained otherwise is refused, as by the command
@@ -108,3 +102,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run_pipeline(pipeline)
 
     return command_status("pipeline", lambda: exit_status("pipeline", checked_and_run))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The child's side: run the pickled PipelineSettings in the file ``argv[0]``."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    path = Path((sys.argv[1:] if argv is None else argv)[0])
+    return run_cell(pickle.loads(path.read_bytes()))

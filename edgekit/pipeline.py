@@ -168,6 +168,15 @@ def stage_done(stage: str, run_dir: Path, variants: list[str] | None,
     return tta in (None, "none") or tta in measured
 
 
+def trained_and_converted(settings: PipelineSettings) -> bool:
+    """Whether the train and convert stages of ``settings`` would both be skipped: a model,
+    and every variant asked for converted from it with the convert settings given."""
+    variants = [variant.name for variant in settings.convert.chosen_variants()]
+    return (stage_done("train", settings.out, None) and stage_done("convert", settings.out,
+                                                                   variants)
+            and not made_otherwise(settings, "convert"))
+
+
 # A stage's damaged JSON output reads as missing: the stage runs again and rewrites it (those
 # reads ended the pipeline in a traceback).
 def _manifest(run_dir: Path) -> dict | None:

@@ -6,7 +6,8 @@ cell's report into study.csv, study.json and STUDY.md with Pareto plots.
 The grid comes from flags or a TOML file (flags win), as ``GRID_FILE_HELP`` shows and ``edgekit
 study --help`` prints. A finished cell is not redone (the pipeline skips finished stages), so an
 interrupted study resumes where it stopped; ``--jobs N`` trains and converts N cells at once in
-separate processes, then benchmarks them one at a time.
+separate processes, then benchmarks them one at a time. ``--executor ray`` trains and converts
+them as Ray tasks over a cluster's machines instead (ray_cells.py), then benchmarks them here.
 ``runs`` (or ``--add-run DIR``) adds finished training runs from outside the grid, say distilled
 or trained for longer on a GPU machine: they are converted and benchmarked in place and take
 their place in the tables and on the fronts under their folder's name.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import platform
 import shlex
 import textwrap
 import time
@@ -40,6 +42,7 @@ A grid file (--grid FILE, TOML; flags given on the command line win):
     epochs = 60
 """
 DEFAULT_ARCHS = ("seed_cnn", "resnet8", "ds_cnn")
+EXECUTORS = ("local", "ray")
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0, 2.0)
 # Train flags each cell sets for itself: the grid varies the first two, and a finished run's
 # weights fit one architecture and width only.
@@ -158,14 +161,38 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                          help="largest peak resident memory of the benchmark process, MiB")
     budgets.add_argument("--min-accuracy", type=float, default=None, metavar="PERCENT",
                          help="lowest test accuracy, percent")
+    budgets.add_argument("--devices-report", type=Path, action="append", default=[],
+                         metavar="BENCHMARK_JSON",
+                         help="edgekit bench's report made on the device over the study's "
+                              "files (repeatable): --max-latency-ms then holds for the "
+                              "device's latencies, and STUDY.md shows them")
     parser.add_argument("--add-run", action="append", default=[], metavar="RUN_DIR",
                         help="a finished edgekit train run to include (repeatable)")
     for flag in ("epochs", "batch-size", "val-fraction"):
         # The text as typed, checked as a [train] value is (the [train] table's keys).
         parser.add_argument(f"--{flag}", default=None, help="as in the [train] table")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="cells trained and converted at the same time (their benchmarks "
-                             "run one at a time after)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="--executor local: cells trained and converted at the same time "
+                             "(their benchmarks run one at a time after; default 1)")
+    cluster = parser.add_argument_group(
+        "executor (where cells train and convert; the benchmarks run here, one at a time)")
+    cluster.add_argument("--executor", choices=EXECUTORS, default="local",
+                         help="local: child processes of this machine, --jobs at a time; ray: "
+                              "Ray tasks over a cluster's machines (pip install "
+                              "'edgekit[cluster]')")
+    cluster.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                         help="the Ray cluster: 'auto' (this machine joined one with ray "
+                              "start), ray://HOST:PORT (Ray Client); default: a Ray instance "
+                              "of this machine's own, started for the study")
+    cluster.add_argument("--cpus-per-cell", type=float, default=1.0,
+                         help="CPUs each cell asks Ray for (and its TensorFlow threads) where it "
+                              "gets no GPU (default 1)")
+    cluster.add_argument("--gpus-per-cell", type=float, default=None,
+                         help="GPUs each cell asks Ray for (default: 1 where the cluster has "
+                              "GPUs, else 0)")
+    cluster.add_argument("--max-retries", type=int, default=1,
+                         help="times a cell is run again when its worker or machine dies "
+                              "(default 1)")
     parser.add_argument("--bench-rounds", type=int, default=3,
                         help="edgekit bench --rounds per cell")
     parser.add_argument("--threads", default=None, help="edgekit bench --threads per cell")
@@ -332,6 +359,7 @@ def study_budget(args: argparse.Namespace):
     accuracy above 100%)."""
     from edge_runtime.errors import UserError
     from edgekit.benchmarks.study_budget import Budget
+    from edgekit.benchmarks.study_devices import DEVICE_LATENCY
 
     for flag, value in (("--max-bytes", args.max_bytes), ("--max-latency-ms",
                         args.max_latency_ms), ("--max-peak-rss-mb", args.max_peak_rss_mb),
@@ -341,7 +369,38 @@ def study_budget(args: argparse.Namespace):
     if args.min_accuracy is not None and args.min_accuracy > 100:
         raise UserError(f"--min-accuracy is a percentage, at most 100, got {args.min_accuracy}")
     return Budget(args.max_bytes, args.max_latency_ms, args.max_peak_rss_mb,
-                  None if args.min_accuracy is None else args.min_accuracy / 100)
+                  None if args.min_accuracy is None else args.min_accuracy / 100,
+                  DEVICE_LATENCY if args.devices_report else "latency_median_ms")
+
+
+def study_executor(args: argparse.Namespace):
+    """The Ray settings of ``--executor ray`` (None for local); UserError for flags of the
+    other executor, bad counts, or Ray not installed."""
+    from edge_runtime.errors import UserError
+
+    ray_flags = [flag for flag, value, default in (
+        ("--ray-address", args.ray_address, None), ("--cpus-per-cell", args.cpus_per_cell, 1.0),
+        ("--gpus-per-cell", args.gpus_per_cell, None), ("--max-retries", args.max_retries, 1))
+        if value != default]
+    if args.executor == "local":
+        if ray_flags:
+            raise UserError(f"{', '.join(ray_flags)} {'is' if len(ray_flags) == 1 else 'are'} "
+                            "for --executor ray")
+        return None
+    from .ray_cells import RaySettings, import_ray
+
+    if args.jobs is not None:
+        raise UserError("--jobs is for --executor local: under ray, --cpus-per-cell and "
+                        "--gpus-per-cell set how many cells share a machine")
+    if not 0 < args.cpus_per_cell < math.inf:
+        raise UserError(f"--cpus-per-cell must be a positive number, got {args.cpus_per_cell}")
+    if args.gpus_per_cell is not None and not 0 <= args.gpus_per_cell < math.inf:
+        raise UserError(f"--gpus-per-cell must be 0 or more, got {args.gpus_per_cell}")
+    if args.max_retries < 0:
+        raise UserError(f"--max-retries must be 0 or more, got {args.max_retries}")
+    import_ray()
+    return RaySettings(args.ray_address, args.cpus_per_cell, args.gpus_per_cell,
+                       args.max_retries)
 
 
 def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
@@ -353,7 +412,11 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     from edgekit.train.cli import ARCH_NAMES
     from edgekit.train.data import data_path
 
-    study_budget(args)  # a bad limit is said before anything trains
+    from edgekit.benchmarks.study_devices import read_device_reports
+
+    study_budget(args)  # a bad limit or report is said before anything trains
+    read_device_reports(args.devices_report)
+    study_executor(args)
     grid = read_grid(args)
     unknown = [a for a in grid.archs if a not in ARCH_NAMES]
     if unknown:
@@ -361,7 +424,7 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
                         f"{', '.join(ARCH_NAMES)}")
     if any(w <= 0 for w in grid.widths):
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
-    check_counts(("--jobs", args.jobs), ("--bench-rounds", args.bench_rounds))
+    check_counts(("--jobs", 1 if args.jobs is None else args.jobs), ("--bench-rounds", args.bench_rounds))
     if args.data:
         data_path(args.data)  # a missing folder is one error here, not one per cell
     cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width))
@@ -397,6 +460,7 @@ def trained_otherwise(cell: Cell) -> Optional[str]:
 def run_study(args: argparse.Namespace, prepared: tuple[Grid, list[Cell]]) -> int:
     """Run (or resume) every cell of the checked grid, then write the study's tables and
     plots."""
+    from edgekit.benchmarks.study_devices import read_device_reports
     from edgekit.benchmarks.study_report import write_study
     from edgekit.common.command_line import edgekit_command_line
 
@@ -404,38 +468,50 @@ def run_study(args: argparse.Namespace, prepared: tuple[Grid, list[Cell]]) -> in
     names = [cell.run_dir.name for cell in cells]
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    print(f"study: {len(cells)} cells ({', '.join(names)}), "
-          f"{args.jobs} at a time -> {args.out}", flush=True)
+    ray_settings = study_executor(args)
+    jobs = 1 if args.jobs is None else args.jobs
+    where = f"{jobs} at a time" if ray_settings is None else \
+        f"on Ray ({ray_settings.address or 'this machine'})"
+    print(f"study: {len(cells)} cells ({', '.join(names)}), {where} -> {args.out}", flush=True)
 
-    def run_cells(chosen: list[Cell], jobs: int, stages: tuple, what: str) -> dict[str, int]:
-        def run_cell(pool: CellPool, cell: Cell) -> tuple[str, int, float]:
+    def run_cells(chosen: list[Cell], pool, stages: tuple, what: str) -> dict[str, int]:
+        def run_cell(cell: Cell) -> tuple[str, int, float]:
             started = time.perf_counter()
             code = pool.run(cell.run_dir.name, replace(cell.pipeline, stages=stages),
                             logs / f"{cell.run_dir.name}.log")
             return cell.run_dir.name, code, time.perf_counter() - started
 
         codes = {}
-        with CellPool(jobs) as pool:
+        with pool:
             # Reported as they finish: with --jobs above 1 a short cell can end before a long one.
-            finished = as_completed([pool.submit(run_cell, pool, cell) for cell in chosen])
+            finished = as_completed([pool.submit(run_cell, cell) for cell in chosen])
             for done, (name, code, seconds) in enumerate((f.result() for f in finished), 1):
                 print(f"[{done}/{len(chosen)}] {name}: {what if code == 0 else f'exit {code}'} "
                       f"in {seconds:.0f} s", flush=True)
                 codes[name] = code
         return codes
 
-    if args.jobs == 1:
-        codes = run_cells(cells, 1, STAGES, "done")
+    if ray_settings is None and jobs == 1:
+        codes = run_cells(cells, CellPool(1), STAGES, "done")
     else:
         # A cell benchmarked while others train measures their load too: on the 2-core CPU
         # its latencies came out 1.7 to 1.9 times those measured alone (docs/results.md). So
-        # cells train and convert N at a time, and are benchmarked one at a time after.
-        codes = run_cells(cells, args.jobs, ("train", "convert"), "trained and converted")
+        # cells train and convert N at a time (or on Ray's machines), and are benchmarked
+        # here one at a time after.
+        if ray_settings is None:
+            codes = run_cells(cells, CellPool(jobs), ("train", "convert"),
+                              "trained and converted")
+        else:
+            from .ray_cells import RayCells, ray_connected
+
+            with ray_connected(ray_settings):
+                codes = run_cells(cells, RayCells(ray_settings, args.out, len(cells)),
+                                  ("train", "convert"), "trained and converted")
         trained = [cell for cell in cells if stage_done("train", cell.run_dir, None)
                    and not trained_otherwise(cell)]  # refused: its pipeline says why once
-        print(f"study: benchmarking {len(trained)} cell(s) one at a time, with nothing else "
-              "running", flush=True)
-        for name, code in run_cells(trained, 1, ("bench",), "benchmarked").items():
+        print(f"study: benchmarking {len(trained)} cell(s) one at a time on this machine "
+              f"({platform.node()}), with nothing else running", flush=True)
+        for name, code in run_cells(trained, CellPool(1), ("bench",), "benchmarked").items():
             codes[name] = codes[name] or code
     failed = [name for name, code in codes.items() if code != 0]
     data = f" --data {args.data}" if args.data else ""
@@ -444,7 +520,8 @@ def run_study(args: argparse.Namespace, prepared: tuple[Grid, list[Cell]]) -> in
     refused = {cell.run_dir.name: reason for cell in cells if cell.run_dir.name in failed
                for reason in [trained_otherwise(cell)] if reason}
     rows = write_study(args.out, [(cell.arch, cell.width, cell.run_dir) for cell in cells],
-                       command, refused, study_budget(args))
+                       command, refused, study_budget(args),
+                       read_device_reports(args.devices_report))
     print(f"study: {len(rows)} rows -> {args.out / 'STUDY.md'}"
           + (f"; failed cells: {', '.join(sorted(failed))}" if failed else ""))
     return 1 if failed else 0

@@ -7,6 +7,7 @@ partial run up at its last completed epoch, with its stored settings.
 from __future__ import annotations
 
 import os
+import platform
 import shlex
 import shutil
 import sys
@@ -194,6 +195,7 @@ def _write_run_header(partial: Path, config: TrainConfig, splits: DataSplits, mo
         "settings": config.to_dict(),
         "versions": library_versions(),
         "devices": compute_devices(),
+        "host": platform.node(),  # which machine of a cluster trained it (edgekit study)
         "distribution": distribution,
         "data_fingerprint": splits.fingerprint,
         "class_names": splits.class_names,
