@@ -235,9 +235,13 @@ def write_study(study_dir: Path, cells: list[tuple[str, float, Path]], command: 
 
 def _markdown(rows: list[dict], fronts: dict, targets: list, command: str,
               opening: list[str]) -> str:
-    machines = sorted({r["bench_machine"] for r in rows if r.get("bench_machine")})
+    machines = sorted({f"{r['bench_host']} ({r['bench_machine']})" if r.get("bench_host")
+                       else r["bench_machine"] for r in rows if r.get("bench_machine")})
     trained = sorted({f"{counted(r['epochs'], 'epoch')} on {r['trained_on']}" for r in rows
                       if r.get("epochs")})
+    hosts = sorted({r["trained_host"] for r in rows if r.get("trained_host")})
+    if hosts:
+        trained.append(f"trained on {', '.join(hosts)}")
     lines = ["# Model size / accuracy study", "",
              f"Made by `{command}`; training: {'; '.join(trained) or 'none finished'}; "
              f"benchmarked on {'; '.join(machines) or 'no machine'}.", "",

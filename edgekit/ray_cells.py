@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Optional
 from edge_runtime.errors import UserError
 
 from .cell_pool import INTERRUPTED
+from .common.atomic import write_text
 
 CLUSTER_EXTRA = "pip install 'edgekit[cluster]'"
 MARKER = ".edgekit-study"  # STUDY_DIR/MARKER: a worker that reads the same token shares it
@@ -90,7 +91,7 @@ class RayCells:
         self._stopped = False
         self._marker = (study_dir / MARKER).resolve()
         self._token = secrets.token_hex(16)
-        self._marker.write_text(self._token)
+        write_text(self._marker, self._token)
         gpus = settings.gpus_per_cell
         if gpus is None:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
@@ -110,10 +111,15 @@ class RayCells:
         ``log_path``; its exit status: INTERRUPTED for a task cancelled before it started,
         1 for a task whose worker died more often than retried, or whose cell came back
         damaged."""
-        from .pipeline import trained_and_converted
+        from .pipeline import check_same_training, trained_and_converted
         from .run_shipping import pack_folders
 
-        if trained_and_converted(pipeline):  # nothing to do: no worker to start or ship to
+        try:
+            check_same_training(pipeline)
+            current = trained_and_converted(pipeline)
+        except UserError:  # trained otherwise: its task's pipeline refuses it, saying why
+            current = False
+        if current:  # nothing to do: no worker to start or send the cell to
             print(f"{name}: already trained and converted", flush=True)
             return 0
         pipeline = with_absolute_paths(pipeline)  # a worker's working folder is not ours

@@ -7,12 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from edgekit.common.tiny_data import COLOURS, LABELS, write_class_tree  # noqa: E402,F401
 # The emulated Pis `edgekit check --setup` built, for tests/test_emulated_pi.py; every other
 # test's conversion checks its files on this machine's runtimes only (seconds, not minutes).
 from edgekit.convert.device_envs import default_cache  # noqa: E402
@@ -22,9 +21,6 @@ from edgekit.convert.device_envs import default_cache  # noqa: E402
 os.environ.setdefault("EDGEKIT_TEST_DEVICE_ENVS", str(default_cache()))
 DEVICE_ENVS = Path(os.environ["EDGEKIT_TEST_DEVICE_ENVS"])
 os.environ["EDGEKIT_DEVICE_ENVS"] = tempfile.mkdtemp(prefix="edgekit-test-device-envs-")
-
-COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
-LABELS = ["class0", "class1", "class2"]
 
 
 def default_ctrl_c() -> None:
@@ -72,19 +68,6 @@ def interrupted_at_epoch(epoch: int) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(epoch_progress.EpochProgress, "on_epoch_end", stop)
         yield
-
-
-def write_class_tree(root: Path, per_class: int, seed: int = 0, size: int = 32) -> Path:
-    """root/class{0,1,2}/NNN.png: noisy solid colours, easy to learn, distinct per class."""
-    rng = np.random.default_rng(seed)
-    for label, colour in enumerate(COLOURS):
-        folder = root / f"class{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = rng.normal(0, 25, (size, size, 3))
-            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i:03d}.png")
-    return root
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 without redoing finished cells, and reads its grid from TOML."""
 import csv
 import json
+import platform
 import shlex
 import shutil
 import textwrap
@@ -81,6 +82,18 @@ def test_two_cell_sweep_writes_results_and_resumes(tiny_tree, cache_dir, tmp_pat
     assert rows[0]["default_recipe"] is False  # the grid overrode epochs and batch size
     markdown = (study / "STUDY.md").read_text()
     assert "Pareto" in markdown and "## Targets" in markdown
+    # The published points, each with its source.
+    references = markdown.split("## Reference points")[1].split("## Targets")[0]
+    assert "| reference notebook CNN (float) | 75.02% |" in references
+    assert "| MLPerf Tiny ResNet-8, quality target | 85% (top-1) | about 96 KB of int8 " \
+           "weights | 12.5M | quality target 85% top-1 on CIFAR-10: " \
+           "https://mlcommons.org/en/inference-tiny;" in references
+    assert "| 90.0% float, 88.5% int8 (200 images) |" in references
+    assert "Logs/tflite_testing_log.txt" in references
+    # Where each file was trained and measured, and which file it is.
+    for row in rows:
+        assert row["trained_host"] == row["bench_host"] == platform.node()
+        assert row["variant"] == "keras" or len(row["sha256"]) == 64
     assert "seed_cnn, width 1, default recipe: int8 >= 85%: **not met** (the study has no " \
            "seed_cnn cell at width 1)" in markdown
     capsys.readouterr()
@@ -160,6 +173,38 @@ def test_added_runs_are_converted_benched_and_ranked(converted_run, tmp_path, mo
     assert (added / "report" / "benchmark.json").is_file()
     assert "| distilled |" in (study / "STUDY.md").read_text()
     capsys.readouterr()
+
+    # The latency budget held against a device's figures: a report of the distilled run's files
+    # as `edgekit bench` on a Pi would write it (the same files, so the same sha256).
+    device = json.loads((added / "report" / "benchmark.json").read_text())
+    device["environment"].update(cpu="Cortex-A72", machine="aarch64", cores=4)
+    for row in device["rows"]:
+        row["latency_median_ms"] = {"int8": 0.5}.get(row["variant"], 5.0)
+    device_report = tmp_path / "pi" / "benchmark.json"
+    device_report.parent.mkdir()
+    device_report.write_text(json.dumps(device))
+    assert main(argv + ["--add-run", str(added), "--devices-report", str(device_report),
+                        "--max-latency-ms", "1"]) == 0
+    summary = json.loads((study / "study.json").read_text())
+    assert summary["budget"]["answer"] == {"met": True, "cell": "distilled", "variant": "int8",
+                                           "missed": {}}
+    assert summary["devices"][0]["device"] == "Cortex-A72 (aarch64), 4 cores"
+    markdown = (study / "STUDY.md").read_text()
+    assert "Budget: at most 1 ms on the device." in markdown
+    assert "; on the device 0.5000 ms median (Cortex-A72 (aarch64), 4 cores, " in markdown
+    distilled_rows = [r for r in summary["rows"] if r["cell"] == "distilled"]
+    assert all(r["device_latency_median_ms"] in (0.5, 5.0) for r in distilled_rows
+               if r["variant"] != "keras")
+    # Tighter than any file on the device: the files it never measured miss by not being
+    # measured, which is the nearest miss here.
+    assert main(argv + ["--add-run", str(added), "--devices-report", str(device_report),
+                        "--max-latency-ms", "0.1"]) == 0
+    markdown = (study / "STUDY.md").read_text()
+    assert "No file meets it. The nearest miss is **ds_cnn-w0.25, " in markdown
+    assert "which misses latency on the device (not measured)." in markdown
+    capsys.readouterr()
+    assert main(argv + ["--devices-report", str(tmp_path / "nowhere.json")]) == 2
+    assert "nowhere.json: no benchmark.json there" in capsys.readouterr().err
 
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()

@@ -67,6 +67,12 @@ def test_ray_writes_the_rows_the_local_executor_writes(tiny_tree, cache_dir, tmp
     assert "sent to Ray" not in printed
     assert printed.count("already trained and converted") == 2
 
+    # Asked for another training: the cells' tasks refuse their old runs, as local cells do.
+    assert main(common + ["--out", str(ray_study), "--executor", "ray", "--epochs", "3"]) == 1
+    rows = json.loads((ray_study / "study.json").read_text())["rows"]
+    assert [r["error"] for r in rows] == ["trained with other settings than the grid asks "
+                                          "(epochs 2, asked 3): give the study another --out"] * 2
+
 
 def test_a_cell_whose_worker_is_killed_is_retried_and_completes(tiny_tree, cache_dir, tmp_path):
     study = tmp_path / "study"
