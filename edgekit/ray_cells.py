@@ -65,6 +65,8 @@ def ray_connected(settings: RaySettings) -> Iterator[None]:
     options = dict(log_to_driver=False, configure_logging=False, include_dashboard=False)
     try:
         if settings.address:
+            check_answers(settings.address)
+            print(f"study: connecting to the Ray cluster at {settings.address}", flush=True)
             ray.init(address=settings.address, **options)
         else:
             ray.init(num_cpus=len(os.sched_getaffinity(0)), _node_ip_address="127.0.0.1",
@@ -76,6 +78,33 @@ def ray_connected(settings: RaySettings) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def address_host_port(address: str) -> Optional[tuple[str, int]]:
+    """(host, port) of a HOST:PORT or ray://HOST:PORT ``address``; None for ``auto``;
+    UserError for anything else."""
+    if address == "auto":
+        return None
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address!r}: give auto, HOST:PORT or ray://HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def check_answers(address: str, seconds: float = 10.0) -> None:
+    """UserError when nothing accepts a connection at ``address`` within ``seconds``: Ray
+    itself keeps trying a wrong address for minutes. ``auto`` is left to Ray, which says at
+    once when this machine joined no cluster."""
+    import socket
+
+    where = address_host_port(address)
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=seconds).close()
+    except OSError as exc:
+        raise UserError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); "
+                        "is `ray start --head` running on that machine?") from None
 
 
 class RayCells:

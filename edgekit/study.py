@@ -387,7 +387,7 @@ def study_executor(args: argparse.Namespace):
             raise UserError(f"{', '.join(ray_flags)} {'is' if len(ray_flags) == 1 else 'are'} "
                             "for --executor ray")
         return None
-    from .ray_cells import RaySettings, import_ray
+    from .ray_cells import RaySettings, address_host_port, import_ray
 
     if args.jobs is not None:
         raise UserError("--jobs is for --executor local: under ray, --cpus-per-cell and "
@@ -398,6 +398,8 @@ def study_executor(args: argparse.Namespace):
         raise UserError(f"--gpus-per-cell must be 0 or more, got {args.gpus_per_cell}")
     if args.max_retries < 0:
         raise UserError(f"--max-retries must be 0 or more, got {args.max_retries}")
+    if args.ray_address is not None:
+        address_host_port(args.ray_address)
     import_ray()
     return RaySettings(args.ray_address, args.cpus_per_cell, args.gpus_per_cell,
                        args.max_retries)

@@ -227,6 +227,8 @@ def test_executor_flags_are_checked_before_anything_trains(tmp_path, monkeypatch
     (["--jobs", "2"], "--jobs is for --executor local"),
     (["--cpus-per-cell", "0"], "--cpus-per-cell must be a positive number, got 0.0"),
     (["--max-retries", "-1"], "--max-retries must be 0 or more, got -1"),
+    (["--ray-address", "head-node"], "--ray-address 'head-node': give auto, HOST:PORT or "
+                                     "ray://HOST:PORT"),
 ])
 def test_bad_ray_flags_are_one_line(tmp_path, capsys, flags, message):
     assert main(["study", "--out", str(tmp_path / "study"), "--archs", "seed_cnn",
@@ -234,3 +236,50 @@ def test_bad_ray_flags_are_one_line(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "study").exists()
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert main(["study", "--out", str(tmp_path / "study"), "--archs", "seed_cnn", "--widths",
+                 "1", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--ray-address 127.0.0.1:{port}: nothing answers there" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_worker_without_the_study_folder_trains_elsewhere_and_sends_the_cell_back(
+        tiny_tree, cache_dir, tmp_path):
+    """The task's side where the study's folder is not shared (its marker unreadable there):
+    run here without Ray, as a worker on another machine would run it."""
+    from dataclasses import replace
+
+    from edgekit.cli import build_parser
+    from edgekit.ray_cells import cell_folders, train_and_convert, with_absolute_paths
+    from edgekit.study import check_study_args
+
+    study = tmp_path / "study"
+    argv = ["study", "--data", str(tiny_tree), "--out", str(study), "--archs", "seed_cnn",
+            "--widths", "0.25", "--epochs", "1", "--batch-size", "8", "--variants", "float32",
+            "--threads", "1", "--bench-rounds", "1"]
+    _, cells = check_study_args(build_parser().parse_args(argv))
+    pipeline = with_absolute_paths(replace(cells[0].pipeline, stages=("train", "convert")))
+    log = tmp_path / "cell.log"
+    result = train_and_convert(pipeline, str(log), str(tmp_path / "elsewhere" / "marker"),
+                               "token", pack_folders(study / "cells", cell_folders(pipeline.out)),
+                               1)
+    assert result["code"] == 0 and len(result["sha256"]) == 64
+    assert not pipeline.out.exists()  # trained in the task's own folder, not in the study's
+    assert receive(result, pipeline.out, log) == 0
+    assert (pipeline.out / "model.keras").is_file()
+    assert json.loads((pipeline.out / "artifacts" / "manifest.json").read_text())["variants"]
+    assert not (study / "cells" / "seed_cnn-w0.25.partial").exists()
+    # The study takes the cell as trained and converted, and benchmarks it.
+    assert main(argv) == 0
+    study_log = (study / "logs" / "seed_cnn-w0.25.log").read_text()
+    assert study_log.count("already done, skipped") == 2
+    rows = json.loads((study / "study.json").read_text())["rows"]
+    assert [(r["variant"], r["error"]) for r in rows] == [("keras", None), ("float32", None)]
