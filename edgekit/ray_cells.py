@@ -59,8 +59,10 @@ def import_ray():
 @contextmanager
 def ray_connected(settings: RaySettings) -> Iterator[None]:
     """Connected to the cluster at ``settings.address`` (``auto``, ``ray://host:port``), or to
-    a Ray instance started here for the study, with this machine's usable cores, listening on
-    loopback only; disconnected (and that instance stopped) on leaving."""
+    a Ray instance started here for the study with this machine's usable cores; disconnected
+    (and that instance stopped) on leaving. The instance's node address is loopback, so its
+    workers reach it without the network; its servers still listen on the machine's
+    addresses, behind Ray's token authentication (on by default)."""
     ray = import_ray()
     options = dict(log_to_driver=False, configure_logging=False, include_dashboard=False)
     try:
