@@ -57,12 +57,31 @@ def test_training_writes_the_whole_run_directory(tiny_tree, cache_dir, tmp_path,
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["num_test_images"] == 12
     assert set(metrics["per_class"]) == {"class0", "class1", "class2"}
     assert metrics["epochs_trained"] == 3 and metrics["seconds_per_epoch"] > 0
-    assert [r["epoch"] for r in history_rows(out)] == ["1", "2", "3"]
+    rows = history_rows(out)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # Where each epoch's time went: waiting for batches, validation, and the steps the rest.
+    for row in rows:
+        waited, validated = float(row["input_seconds"]), float(row["validation_seconds"])
+        assert 0 <= waited and 0 < validated and waited + validated < float(row["seconds"])
+    split = metrics["epoch_seconds_split"]
+    assert config_of(out)["epoch_seconds_split"] == split
+    mean = {key: sum(float(row[column]) for row in rows) / 3 for key, column in (
+        ("input", "input_seconds"), ("validation", "validation_seconds"), ("all", "seconds"))}
+    assert split["input"] == pytest.approx(mean["input"], abs=1e-3)
+    assert split["validation"] == pytest.approx(mean["validation"], abs=1e-3)
+    assert split["step"] == pytest.approx(mean["all"] - mean["input"] - mean["validation"],
+                                          abs=2e-3)
     report = (out / "classification_report.txt").read_text()
     assert "precision" in report and "class2" in report
     for picture in ("training_curves.png", "confusion_matrix.png", "sample_predictions.png"):
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
-    assert "epoch 3/3" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "epoch 3/3" in printed
+    assert f"s/epoch (waiting for batches {split['input']:.1f} s, training steps " in printed
+
+
+def config_of(run_dir):
+    return json.loads((run_dir / "config.json").read_text())
 
 
 def test_a_training_too_short_for_its_batch_norm_averages_ends_with_their_exact_values(
@@ -569,3 +588,22 @@ def test_a_run_in_use_is_neither_evaluated_nor_replaced_under_the_command_using_
     assert process.wait(timeout=120) == 0, process.stderr.read()
     assert seed(out) == 7 and [r["epoch"] for r in history_rows(out)] == ["1", "2", "3"]
     assert not (tmp_path / "run.partial").exists()
+
+
+def test_a_history_from_before_the_time_split_is_read_written_and_summed(tmp_path):
+    from edgekit.train.checkpoint import read_history, write_history
+    from edgekit.train.input_timing import epoch_split
+
+    older = tmp_path / "history.csv"
+    older.write_text("epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
+                     "1,1.0,0.5,1.1,0.4,0.001,10.0\n")
+    rows = read_history(older)
+    assert epoch_split(rows) is None  # no epoch recorded its split
+    rows.append({"epoch": 2, "loss": 0.9, "accuracy": 0.6, "val_loss": 1.0,
+                 "val_accuracy": 0.5, "learning_rate": 0.001, "seconds": 8.0,
+                 "input_seconds": 2.0, "validation_seconds": 1.0})
+    write_history(older, rows)  # the resumed run's file: the old row's timing columns empty
+    assert older.read_text().splitlines()[1].endswith(",10.0,,")
+    rows = read_history(older)
+    assert "input_seconds" not in rows[0] and rows[1]["input_seconds"] == 2.0
+    assert epoch_split(rows) == {"input": 2.0, "step": 5.0, "validation": 1.0}

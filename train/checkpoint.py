@@ -28,10 +28,14 @@ from edge_runtime.errors import UserError, first_line
 from edgekit.common.atomic import atomic_path, write_text
 from edgekit.common.progress import EpochBars
 
+from .input_timing import BatchWaits
+
 CHECKPOINT = "checkpoint.npz"
 EPOCHS_DONE = "epochs_done"
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                  "seconds"]
+                  "seconds", "input_seconds", "validation_seconds"]
+# Columns an older history.csv lacks: a resumed run writes them empty for its older rows.
+TIMING_FIELDS = ("input_seconds", "validation_seconds")
 
 
 def _model_state(model: keras.Model) -> list:
@@ -97,8 +101,8 @@ def read_history(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     try:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                for row in rows]
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()
+                 if not (k in TIMING_FIELDS and v == "")} for row in rows]
     except (ValueError, TypeError) as exc:  # TypeError: a short row's missing values
         raise _damaged(path, exc) from None
 
@@ -140,13 +144,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
     resumes from the last completed one.
     """
 
-    def __init__(self, run_dir: Path, history: list[dict]):
+    def __init__(self, run_dir: Path, history: list[dict], waits: BatchWaits):
         super().__init__()
-        self.run_dir, self.history = run_dir, history
-        self.started = 0.0
+        self.run_dir, self.history, self.waits = run_dir, history, waits
+        self.started = self.validation_started = self.validation_seconds = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.validation_seconds = 0.0
+        self.waits.take()  # what fit pulled before the epoch began is not this epoch's
+
+    def on_test_begin(self, logs=None):
+        self.validation_started = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.validation_seconds += time.perf_counter() - self.validation_started
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -155,7 +167,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history.append({
             "epoch": epoch + 1, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
             "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"]),
-            "learning_rate": rate, "seconds": round(time.perf_counter() - self.started, 3)})
+            "learning_rate": rate, "seconds": round(time.perf_counter() - self.started, 3),
+            "input_seconds": round(self.waits.take(), 3),
+            "validation_seconds": round(self.validation_seconds, 3)})
         # History first: a kill between the two (Ctrl-C waits for both) leaves it a row ahead
         # of the checkpoint, and resuming drops that row (history_of_checkpoint).
         with ctrl_c_deferred():

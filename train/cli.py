@@ -127,7 +127,10 @@ def train_and_report(config: TrainConfig, resume: bool = False, overwrite: bool 
     from .run import train_run
 
     metrics = train_run(config, resume=resume, overwrite=overwrite)
-    print(f"{accuracy_summary(metrics)}, {metrics['seconds_per_epoch']:.1f} s/epoch "
+    split = metrics.get("epoch_seconds_split")
+    where = (f" (waiting for batches {split['input']:.1f} s, training steps {split['step']:.1f} "
+             f"s, validation {split['validation']:.1f} s)") if split else ""
+    print(f"{accuracy_summary(metrics)}, {metrics['seconds_per_epoch']:.1f} s/epoch{where} "
           f"-> {config.out}")
     return 0
 

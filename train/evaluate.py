@@ -70,5 +70,6 @@ def evaluate_run(run_dir: Path, data: Optional[str], cache_dir: Optional[Path]) 
         previous = {}
     previous = previous if isinstance(previous, dict) else {}
     keep = {k: previous[k] for k in ("epochs_trained", "train_seconds", "seconds_per_epoch",
-                                     "train_images_per_second") if k in previous}
+                                     "train_images_per_second", "epoch_seconds_split")
+            if k in previous}
     return write_evaluation(model, splits, run_dir, dict(keep, evaluated_on=config.data))

@@ -6,6 +6,7 @@ partial run up at its last completed epoch, with its stored settings.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -110,6 +111,7 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
 
     from .augment import EpochData, one_hot
     from .checkpoint import EpochCheckpoint, EpochProgress, history_of_checkpoint, restore_state
+    from .input_timing import BatchWaits
     from .distill import Distiller
     from .evaluate import EVAL_BATCH
     from .finished_run import load_run_model, start_from
@@ -158,14 +160,15 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
               f"parameters) with recipe {recipe.name} on {', '.join(devices)} "
               f"[{keras.backend.backend()}, {plan}]", flush=True)
         validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
+        waits = BatchWaits()
         callbacks = [EpochProgress(recipe.epochs, epochs_data.steps()),
-                     EpochCheckpoint(partial, history)]
+                     EpochCheckpoint(partial, history, waits)]
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
         if len(history) < recipe.epochs:
             with prefetched(epochs_data.batches(len(history)),
                             prefetch_depth(devices)) as batches:
-                model.fit(batches, steps_per_epoch=epochs_data.steps(),
+                model.fit(waits.timed(batches), steps_per_epoch=epochs_data.steps(),
                           shuffle=False,  # the generator shuffles, seeded per epoch
                           epochs=recipe.epochs, initial_epoch=len(history),
                           validation_data=validation, validation_batch_size=EVAL_BATCH,
@@ -214,6 +217,7 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
             partial: Path) -> dict:
     """Write the deployable model and the evaluation, then publish the run directory."""
     from .evaluate import write_evaluation
+    from .input_timing import epoch_split
     from .plots import training_curves
 
     _save_inference_model(model, partial / "model.keras")
@@ -224,7 +228,9 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
         "train_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(train_seconds / max(1, epochs), 2),
         "train_images_per_second": round(len(splits.train) * epochs / max(train_seconds, 1e-9), 1),
+        "epoch_seconds_split": epoch_split(history),
     })
+    _record_epoch_split(partial / "config.json", metrics["epoch_seconds_split"])
     training_curves(history, partial / "training_curves.png")
     out = Path(config.out)
     with FolderLock() as replaced:
@@ -237,6 +243,14 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
         (partial / CHECKPOINT).unlink(missing_ok=True)
         partial.rename(out)
     return metrics
+
+
+def _record_epoch_split(config_path: Path, split: dict | None) -> None:
+    """config.json gains the epoch's time split, beside the devices it records, so that the
+    run's own description says where its training time went."""
+    config = json.loads(config_path.read_text())
+    config["epoch_seconds_split"] = split
+    write_json(config_path, config)
 
 
 def _save_inference_model(model, target: Path) -> None:
