@@ -607,3 +607,32 @@ def test_a_history_from_before_the_time_split_is_read_written_and_summed(tmp_pat
     rows = read_history(older)
     assert "input_seconds" not in rows[0] and rows[1]["input_seconds"] == 2.0
     assert epoch_split(rows) == {"input": 2.0, "step": 5.0, "validation": 1.0}
+
+
+def test_a_time_budget_lays_the_schedule_over_the_epochs_that_fit(tiny_tree, cache_dir,
+                                                                   tmp_path, capsys):
+    from edgekit.train.time_budget import epochs_within
+
+    assert [epochs_within(10, 60.0, 60), epochs_within(10, 7.0, 60), epochs_within(1, 90, 60),
+            epochs_within(1, 90, 1)] == [10, 60, 2, 1]
+    out = tmp_path / "budgeted"
+    assert main(["train", "--data", str(tiny_tree), "--out", str(out), "--epochs", "500",
+                 "--batch-size", "8", "--time-budget", "0.2"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    plan = config["time_budget"]
+    assert config["settings"]["time_budget"] == 0.2 and plan["minutes"] == 0.2
+    rows = history_rows(out)
+    seconds = [float(row["seconds"]) for row in rows]
+    assert plan["first_epoch_seconds"] == pytest.approx(seconds[0], abs=0.01)
+    assert plan["epochs"] == len(rows) == epochs_within(0.2, seconds[0], 500) < 500
+    # Within the budget, or over it by one epoch at most; the schedule ran to its end: the
+    # cosine's rate after the last step is zero (the first epoch's, in warm-up, is not).
+    assert sum(seconds) <= 0.2 * 60 + max(seconds)
+    assert float(rows[-1]["learning_rate"]) == pytest.approx(0.0, abs=1e-7)
+    assert float(rows[0]["learning_rate"]) > 0
+    assert (f"time budget 0.2 min: the first epoch took {seconds[0]:.1f} s, so {len(rows)} "
+            "epoch(s) of at most 500") in capsys.readouterr().out
+    assert main(["train", "--data", str(tiny_tree), "--out", str(tmp_path / "x"),
+                 "--time-budget", "0"]) == 2
+    assert "--time-budget must be a positive number of minutes, got 0.0" in \
+        capsys.readouterr().err

@@ -78,6 +78,10 @@ def add_train_settings(parser) -> list[argparse.Action]:
                     type=int),
         add_setting(run, "--tensorboard", "write TensorBoard logs to OUT/tensorboard",
                     action="store_true"),
+        add_setting(run, "--time-budget", "minutes of training: after the first epoch, the "
+                    "learning-rate schedule is laid out over the epochs that fit (at most the "
+                    "recipe's), and training ends with it completed", type=float,
+                    metavar="MINUTES"),
     ]
 
 
@@ -176,6 +180,9 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig = DEFAULTS) -> 
                         ("--width", args.width)):
         if value is not None and not value > 0:
             raise UserError(f"{flag} must be positive, got {value}")
+    time_budget = getattr(args, "time_budget", None)
+    if time_budget is not None and not 0 < time_budget < float("inf"):
+        raise UserError(f"--time-budget must be a positive number of minutes, got {time_budget}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         raise UserError(f"--label-smoothing must be at least 0 and below 1, "
                         f"got {args.label_smoothing}")
@@ -206,7 +213,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig = DEFAULTS) -> 
                        recipe=_recipe(args, base), split=split, val_fraction=val_fraction,
                        seed=seed, image_size=image_size, cache_dir=cache_dir,
                        tensorboard=bool(given(args.tensorboard, base.tensorboard)),
-                       init_from=init_from)
+                       init_from=init_from, time_budget=given(time_budget, base.time_budget))
 
 
 def _recipe(args: argparse.Namespace, base: TrainConfig):

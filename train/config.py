@@ -26,6 +26,7 @@ class TrainConfig:
     cache_dir: Optional[str] = None
     tensorboard: bool = False
     init_from: Optional[str] = None  # a finished run whose weights training starts from
+    time_budget: Optional[float] = None  # minutes: the epochs that fit, after the first one
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -32,15 +32,21 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
-def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer with its learning-rate schedule."""
+def learning_rate(recipe: Recipe, steps_per_epoch: int, epochs: int):
+    """The recipe's learning rate, or its schedule laid out over ``epochs``."""
     if recipe.schedule == "cosine":
-        rate = WarmupCosine(recipe.learning_rate, int(recipe.warmup_epochs * steps_per_epoch),
-                            recipe.epochs * steps_per_epoch)
-    elif recipe.schedule == "constant":
-        rate = recipe.learning_rate
-    else:
-        raise UserError(f"unknown schedule {recipe.schedule!r}: use constant or cosine")
+        return WarmupCosine(recipe.learning_rate, int(recipe.warmup_epochs * steps_per_epoch),
+                            epochs * steps_per_epoch)
+    if recipe.schedule == "constant":
+        return recipe.learning_rate
+    raise UserError(f"unknown schedule {recipe.schedule!r}: use constant or cosine")
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int,
+                   epochs: int | None = None) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer with its learning-rate schedule over ``epochs`` (default: the
+    recipe's)."""
+    rate = learning_rate(recipe, steps_per_epoch, epochs or recipe.epochs)
     if recipe.optimizer == "adam":
         return keras.optimizers.Adam(rate)
     if recipe.optimizer == "adamw":

@@ -116,7 +116,8 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
     from .evaluate import EVAL_BATCH
     from .finished_run import load_run_model, start_from
     from .models import build_model
-    from .optim import make_loss, make_optimizer
+    from .optim import learning_rate, make_loss, make_optimizer
+    from .time_budget import epochs_within, planned_epochs, record_plan
     from .prefetch import prefetch_depth, prefetched
     from .sharpness import StudentTrainer, check_sam_backend
 
@@ -138,7 +139,11 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
                               recipe.sam_rho)
         else:
             model = StudentTrainer(student, recipe.sam_rho) if recipe.sam_rho else student
-        model.compile(optimizer=make_optimizer(recipe, epochs_data.steps()),
+        # A budgeted run resumed after its first epoch keeps the epochs it chose then.
+        planned = planned_epochs(partial / "config.json") \
+            if resume and (partial / "config.json").is_file() else None
+        epochs = planned or recipe.epochs
+        model.compile(optimizer=make_optimizer(recipe, epochs_data.steps(), epochs),
                       loss=make_loss(recipe, num_classes), metrics=["accuracy"])
         if resume and (partial / CHECKPOINT).is_file():
             history = history_of_checkpoint(history, restore_state(model, partial / CHECKPOINT),
@@ -161,18 +166,39 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
               f"[{keras.backend.backend()}, {plan}]", flush=True)
         validation = (scale_pixels(splits.val.x), one_hot(splits.val.y, num_classes))
         waits = BatchWaits()
-        callbacks = [EpochProgress(recipe.epochs, epochs_data.steps()),
-                     EpochCheckpoint(partial, history, waits)]
-        if config.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
-        if len(history) < recipe.epochs:
+
+        def fit(last_epoch: int) -> None:
+            """Train from the epoch after the last in ``history`` to ``last_epoch``, on batches
+            begun afresh at that epoch (as seeded: whatever an earlier fit pulled ahead)."""
+            callbacks = [EpochProgress(last_epoch, epochs_data.steps()),
+                         EpochCheckpoint(partial, history, waits)]
+            if config.tensorboard:
+                callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
             with prefetched(epochs_data.batches(len(history)),
                             prefetch_depth(devices)) as batches:
                 model.fit(waits.timed(batches), steps_per_epoch=epochs_data.steps(),
                           shuffle=False,  # the generator shuffles, seeded per epoch
-                          epochs=recipe.epochs, initial_epoch=len(history),
+                          epochs=last_epoch, initial_epoch=len(history),
                           validation_data=validation, validation_batch_size=EVAL_BATCH,
                           callbacks=callbacks, verbose=0)
+
+        if config.time_budget and planned is None:
+            if not history:  # the first epoch measures this machine
+                fit(1)
+            epochs = epochs_within(config.time_budget, history[0]["seconds"], recipe.epochs)
+            record_plan(partial / "config.json", config.time_budget, history[0]["seconds"],
+                        epochs)
+            print(f"time budget {config.time_budget:g} min: the first epoch took "
+                  f"{history[0]['seconds']:.1f} s, so {epochs} epoch(s) of at most "
+                  f"{recipe.epochs}, the schedule laid out over them", flush=True)
+            # A new schedule, its warm-up at most half of it so that it still decays to its
+            # end, and a new train function to read it: the optimizer's state (its moments,
+            # its step count) carries on.
+            laid_out = replace(recipe, warmup_epochs=min(recipe.warmup_epochs, epochs / 2))
+            model.optimizer.learning_rate = learning_rate(laid_out, epochs_data.steps(), epochs)
+            model.make_train_function(force=True)
+        if len(history) < epochs:
+            fit(epochs)
 
     _settle_batch_norm(student, splits, len(history) * epochs_data.steps())
     return _finish(student, config, splits, history, partial)
