@@ -632,6 +632,21 @@ def test_a_time_budget_lays_the_schedule_over_the_epochs_that_fit(tiny_tree, cac
     assert float(rows[0]["learning_rate"]) > 0
     assert (f"time budget 0.2 min: the first epoch took {seconds[0]:.1f} s, so {len(rows)} "
             "epoch(s) of at most 500") in capsys.readouterr().out
+
+    # Interrupted in its second epoch (there always is one), a budgeted run resumes with the
+    # epochs it chose after its first.
+    resumed = tmp_path / "resumed"
+    with interrupted_at_epoch(1):
+        assert main(["train", "--data", str(tiny_tree), "--out", str(resumed), "--epochs",
+                     "500", "--batch-size", "8", "--time-budget", "0.2"]) == 130
+    chosen = json.loads((tmp_path / "resumed.partial" / "config.json").read_text())
+    capsys.readouterr()
+    assert main(["train", "--out", str(resumed), "--resume"]) == 0
+    assert "time budget" not in capsys.readouterr().out  # not measured again
+    assert json.loads((resumed / "config.json").read_text())["time_budget"] == \
+        chosen["time_budget"]
+    assert len(history_rows(resumed)) == chosen["time_budget"]["epochs"]
+    assert float(history_rows(resumed)[-1]["learning_rate"]) == pytest.approx(0.0, abs=1e-7)
     assert main(["train", "--data", str(tiny_tree), "--out", str(tmp_path / "x"),
                  "--time-budget", "0"]) == 2
     assert "--time-budget must be a positive number of minutes, got 0.0" in \
