@@ -21,7 +21,8 @@ DEVICE_LATENCY = "device_latency_median_ms"
 def device_name(report: dict) -> str:
     """The measuring machine in a few words: "Cortex-A76 (aarch64), 4 cores"."""
     env = report["environment"]
-    return f"{env.get('cpu') or env.get('machine')} ({env.get('machine')}), {env.get('cores')} cores"
+    return (f"{env.get('cpu') or env.get('machine')} ({env.get('machine')}), "
+            f"{env.get('cores')} cores")
 
 
 def read_device_reports(paths: list[Path]) -> list[dict]:

@@ -411,10 +411,9 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
     a typo costs neither a training nor a study directory of failed cells. Imports nothing
     heavy, so it runs before Keras' import."""
     from edge_runtime.errors import UserError, check_counts
+    from edgekit.benchmarks.study_devices import read_device_reports
     from edgekit.train.cli import ARCH_NAMES
     from edgekit.train.data import data_path
-
-    from edgekit.benchmarks.study_devices import read_device_reports
 
     study_budget(args)  # a bad limit or report is said before anything trains
     read_device_reports(args.devices_report)
@@ -426,7 +425,8 @@ def check_study_args(args: argparse.Namespace) -> tuple[Grid, list[Cell]]:
                         f"{', '.join(ARCH_NAMES)}")
     if any(w <= 0 for w in grid.widths):
         raise UserError(f"bad grid: widths must be positive, got {list(grid.widths)}")
-    check_counts(("--jobs", 1 if args.jobs is None else args.jobs), ("--bench-rounds", args.bench_rounds))
+    check_counts(("--jobs", 1 if args.jobs is None else args.jobs),
+                 ("--bench-rounds", args.bench_rounds))
     if args.data:
         data_path(args.data)  # a missing folder is one error here, not one per cell
     cells = [Cell(arch, width, args.out / "cells" / cell_name(arch, width))

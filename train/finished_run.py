@@ -22,6 +22,16 @@ def staging_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+def add_to_run_config(path: Path, key: str, value) -> None:
+    """Record ``value`` under ``key`` in a run's config.json (atomic): what training decides
+    or measures once it has begun, beside the settings the file opened with."""
+    from edgekit.common.atomic import write_json
+
+    config = json.loads(path.read_text())
+    config[key] = value
+    write_json(path, config)
+
+
 def read_run_config(path: Path) -> dict:
     """A run's config.json (finished or interrupted), checked to hold what later commands
     read: its settings, classes and input shape. UserError in one line for a damaged file

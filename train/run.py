@@ -6,7 +6,6 @@ partial run up at its last completed epoch, with its stored settings.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -30,7 +29,7 @@ from .checkpoint import CHECKPOINT, read_history
 from .config import TrainConfig, compute_devices, library_versions
 from .data import DataSplits, load_splits, recorded_data
 from .distribute import distribution_plan, distribution_scope
-from .finished_run import read_run_config, staging_dir
+from .finished_run import add_to_run_config, read_run_config, staging_dir
 from .labels import write_labels
 
 
@@ -111,15 +110,15 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
 
     from .augment import EpochData, one_hot
     from .checkpoint import EpochCheckpoint, EpochProgress, history_of_checkpoint, restore_state
-    from .input_timing import BatchWaits
     from .distill import Distiller
     from .evaluate import EVAL_BATCH
     from .finished_run import load_run_model, start_from
+    from .input_timing import BatchWaits
     from .models import build_model
     from .optim import learning_rate, make_loss, make_optimizer
-    from .time_budget import epochs_within, planned_epochs, record_plan
     from .prefetch import prefetch_depth, prefetched
     from .sharpness import StudentTrainer, check_sam_backend
+    from .time_budget import epochs_within, planned_epochs, record_plan
 
     recipe = config.recipe
     num_classes = len(splits.class_names)
@@ -256,7 +255,9 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
         "train_images_per_second": round(len(splits.train) * epochs / max(train_seconds, 1e-9), 1),
         "epoch_seconds_split": epoch_split(history),
     })
-    _record_epoch_split(partial / "config.json", metrics["epoch_seconds_split"])
+    # The run's own description says where its training time went, too.
+    add_to_run_config(partial / "config.json", "epoch_seconds_split",
+                      metrics["epoch_seconds_split"])
     training_curves(history, partial / "training_curves.png")
     out = Path(config.out)
     with FolderLock() as replaced:
@@ -269,14 +270,6 @@ def _finish(model, config: TrainConfig, splits: DataSplits, history: list[dict],
         (partial / CHECKPOINT).unlink(missing_ok=True)
         partial.rename(out)
     return metrics
-
-
-def _record_epoch_split(config_path: Path, split: dict | None) -> None:
-    """config.json gains the epoch's time split, beside the devices it records, so that the
-    run's own description says where its training time went."""
-    config = json.loads(config_path.read_text())
-    config["epoch_seconds_split"] = split
-    write_json(config_path, config)
 
 
 def _save_inference_model(model, target: Path) -> None:

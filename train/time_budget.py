@@ -13,8 +13,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from edgekit.common.atomic import write_json
-
 RECORD = "time_budget"  # config.json's key
 
 
@@ -36,7 +34,8 @@ def planned_epochs(config_path: Path) -> Optional[int]:
 def record_plan(config_path: Path, minutes: float, first_epoch_seconds: float,
                 epochs: int) -> None:
     """Write the budget and the epochs chosen for it into config.json."""
-    config = json.loads(config_path.read_text())
-    config[RECORD] = {"minutes": minutes, "first_epoch_seconds": round(first_epoch_seconds, 2),
-                      "epochs": epochs}
-    write_json(config_path, config)
+    from .finished_run import add_to_run_config
+
+    add_to_run_config(config_path, RECORD, {
+        "minutes": minutes, "first_epoch_seconds": round(first_epoch_seconds, 2),
+        "epochs": epochs})
