@@ -116,7 +116,9 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_partial_run(tiny_tree, tmp_p
     study = tmp_path / "study"
     command = [sys.executable, "-m", "edgekit.cli", "study", "--data", str(tiny_tree),
                "--out", str(study), "--archs", "seed_cnn", "--widths", "0.25",
-               "--epochs", "500", "--batch-size", "4", "--executor", "ray"]
+               # Epochs enough that the cell is still training when Ctrl-C reaches it on a
+               # busy machine (500 tiny epochs once ended before the cancel arrived).
+               "--epochs", "100000", "--batch-size", "4", "--executor", "ray"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                                                    EDGEKIT_CACHE=str(tmp_path / "cache")),
