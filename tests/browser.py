@@ -7,12 +7,16 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import time
 from typing import Optional
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+# A reply later than this means the browser is stuck: the test fails instead of waiting
+# forever (a busy two-core machine answers within seconds).
+REPLY_TIMEOUT_S = 60.0
 
 
 def find_browser() -> Optional[str]:
@@ -29,7 +33,9 @@ def _above_ten(descriptor: int) -> int:
 class Browser:
     """One headless Chromium page."""
 
-    def __init__(self, executable: str, width: int = 960, height: int = 640):
+    def __init__(self, executable: str, profile: str, width: int = 960, height: int = 640):
+        """Start ``executable`` headless with its own empty profile folder ``profile``, so
+        that no other Chromium on the machine (or its lock) is involved."""
         to_browser, self._commands = os.pipe()
         self._replies, from_browser = os.pipe()
         # The child's descriptors 3 and 4 must be exactly these pipes: moved above 10 first,
@@ -37,7 +43,8 @@ class Browser:
         to_browser, from_browser = (_above_ten(fd) for fd in (to_browser, from_browser))
         self.process = subprocess.Popen(
             [executable, "--headless", "--no-sandbox", "--disable-gpu",
-             "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"],
+             "--remote-debugging-pipe", f"--user-data-dir={profile}",
+             f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(3, 4), preexec_fn=lambda: (os.dup2(to_browser, 3),
                                                   os.dup2(from_browser, 4)))
@@ -45,14 +52,18 @@ class Browser:
         os.close(from_browser)
         self._buffer = b""
         self._next_id = 0
-        target = next(t for t in self.call("Target.getTargets")["targetInfos"]
-                      if t["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=target["targetId"],
-                                 flatten=True)["sessionId"]
-        # The window's size includes what headless Chromium keeps for its frame: the page's
-        # own size is set exactly.
-        self.call("Emulation.setDeviceMetricsOverride", self.session, width=width,
-                  height=height, deviceScaleFactor=1, mobile=False)
+        try:
+            target = next(t for t in self.call("Target.getTargets")["targetInfos"]
+                          if t["type"] == "page")
+            self.session = self.call("Target.attachToTarget", targetId=target["targetId"],
+                                     flatten=True)["sessionId"]
+            # The window's size includes what headless Chromium keeps for its frame: the
+            # page's own size is set exactly.
+            self.call("Emulation.setDeviceMetricsOverride", self.session, width=width,
+                      height=height, deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, method: str, session: Optional[str] = None, **params) -> dict:
         """Send one command and wait for its reply (events in between are dropped)."""
@@ -61,8 +72,13 @@ class Browser:
         if session:
             message["sessionId"] = session
         os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
         while True:
             while b"\0" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+                    raise RuntimeError(f"{method}: no reply from the browser in "
+                                       f"{REPLY_TIMEOUT_S:.0f} s")
                 chunk = os.read(self._replies, 1 << 16)
                 if not chunk:
                     raise RuntimeError("the browser closed its pipe")

@@ -126,7 +126,7 @@ def test_the_page_in_chromium_shows_frames_and_the_label_classify_gives(converte
     expected = json.loads(classify.stdout.splitlines()[0])["label"]
     with serving(model_file(converted_run), "--source", str(folder), "--loop") as (
             process, page, err):
-        browser = Browser(browser_path)
+        browser = Browser(browser_path, str(tmp_path / "chromium-profile"))
         try:
             browser.open(page)
             shown = browser.wait_for(

@@ -125,19 +125,24 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_partial_run(tiny_tree, tmp_p
                                preexec_fn=default_ctrl_c)
     history = study / "cells" / "seed_cnn-w0.25.partial" / "history.csv"
     log = study / "logs" / "seed_cnn-w0.25.log"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (history.is_file() and
-                                          len(history.read_text().splitlines()) >= 2):
-        time.sleep(0.2)
-    assert history.is_file(), "the cell never finished an epoch"
-    worker = int(re.search(r"\(pid (\d+)\)", log.read_text()).group(1))
-    process.send_signal(signal.SIGINT)
+    worker = None
     try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (history.is_file() and
+                                              len(history.read_text().splitlines()) >= 2):
+            time.sleep(0.2)
+        assert history.is_file(), "the cell never finished an epoch"
+        worker = int(re.search(r"\(pid (\d+)\)", log.read_text()).group(1))
+        process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:
+        # Whatever failed above, nothing of this study goes on training its 100000 epochs.
         if process.poll() is None:
             process.kill()
-        subprocess.run(["pkill", "-KILL", "-f", str(study)])
+            process.wait()
+        if worker is not None and running(worker, within=30):
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the cell's Ray worker outlived the study by 30 s")
     assert process.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == (
         "edgekit: interrupted; the same command resumes where it stopped")
@@ -145,7 +150,6 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_partial_run(tiny_tree, tmp_p
     assert log.read_text().strip().splitlines()[-1] == (
         "edgekit: interrupted; the same command resumes where it stopped")
     assert history.is_file() and not (study / "cells" / "seed_cnn-w0.25").exists()
-    assert not running(worker, within=30)  # the study's Ray instance took its worker with it
 
 
 def running(pid: int, within: float) -> bool:
