@@ -6,6 +6,8 @@ prints a ``UserError`` as one line and exits non-zero instead of showing a trace
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import sys
 import unicodedata
 from typing import Optional
@@ -80,10 +82,29 @@ def module_command(name: str, description: str, add_arguments, run, argv=None) -
     args = parser.parse_args(argv)
     program = f"edgekit {name.replace('_command', '')}"
     try:
-        return run(args)
+        return flushed(run(args))
+    except BrokenPipeError:
+        return closed_pipe_status()
     except (UserError, OSError) as exc:
         if not print_user_error(exc, program):
             raise
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def flushed(status: int) -> int:
+    """``status``, once stdout's buffer is written. Printed lines may still sit there (stdout
+    is a pipe, which Python buffers unless PYTHONUNBUFFERED is set): a reader that went away
+    must fail this flush, where the caller catches it, not the one at exit, which prints a
+    traceback."""
+    sys.stdout.flush()
+    return status
+
+
+def closed_pipe_status() -> int:
+    """The exit status after the reader of stdout went away (``edgekit classify ... | head``):
+    141, as shell tools end on SIGPIPE. Stdout is pointed at /dev/null first, so that Python's
+    flush at exit does not fail on the same pipe and print a second error."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE

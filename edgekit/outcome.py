@@ -5,7 +5,6 @@ The pipeline ends each stage the same way, so a stage fails as it does when type
 study's cell ends as the command would."""
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -49,9 +48,11 @@ def command_status(command: str, call: Callable[[], int]) -> int:
     """``call()``'s exit status: Ctrl-C is 130 and SIGTERM 143, each with a line saying how to
     resume, and a closed output pipe (``edgekit classify ... | head``) ends quietly with 141,
     as shell tools do."""
+    from edge_runtime.errors import closed_pipe_status, flushed
+
     try:
         with sigterm_as_interrupt():
-            return call()
+            return flushed(call())
     except Terminated:
         print(f"edgekit: terminated{RESUME_HINTS.get(command, '')}", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -59,10 +60,7 @@ def command_status(command: str, call: Callable[[], int]) -> int:
         print(f"edgekit: interrupted{RESUME_HINTS.get(command, '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader stopped reading. Point stdout at /dev/null so that Python's flush at exit
-        # does not fail on the same pipe and print a second error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
+        return closed_pipe_status()
 
 
 def exit_status(command: str, call: Callable[[], int]) -> int:

@@ -268,19 +268,27 @@ sys.meta_path.insert(0, Block())
 """
 
 
-def test_output_closed_early_ends_quietly(converted_run):
-    """`edgekit classify ... | head -1`: no traceback when the reader goes away."""
+@pytest.mark.parametrize("program", [["edgekit.cli", "classify"],
+                                     ["edge_runtime.classify_command"]])
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_output_closed_early_ends_quietly(converted_run, program, unbuffered):
+    """`edgekit classify ... | head -1`: no traceback when the reader goes away, whether the
+    lines fail as they are printed (PYTHONUNBUFFERED) or in the buffer's last flush (Python's
+    own way with a pipe), under the CLI and the device's module alike."""
     import os
 
     run, _, _ = converted_run
-    command = [sys.executable, "-m", "edgekit.cli", "classify", str(model_file(converted_run)),
+    command = [sys.executable, "-m", *program, str(model_file(converted_run)),
                str(run.parent / "data" / "test")]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
     # A pipe whose reader is gone before the first line, so the first write fails for certain
     # (a reader that closes after a line races the writer, which may have written all by then).
     read_end, write_end = os.pipe()
     os.close(read_end)
     result = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, cwd=REPO,
-                            text=True)
+                            text=True, env=env)
     os.close(write_end)
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
     assert result.returncode == 141
