@@ -113,6 +113,7 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
     from .distill import Distiller
     from .evaluate import EVAL_BATCH
     from .finished_run import load_run_model, start_from
+    from .fused_batch_norm import fused_batch_norm
     from .input_timing import BatchWaits
     from .models import build_model
     from .optim import learning_rate, make_loss, make_optimizer
@@ -173,8 +174,9 @@ def _train_locked(config: TrainConfig, resume: bool, overwrite: bool, lock: Fold
                          EpochCheckpoint(partial, history, waits)]
             if config.tensorboard:
                 callbacks.append(keras.callbacks.TensorBoard(log_dir=str(partial / "tensorboard")))
-            with prefetched(epochs_data.batches(len(history)),
-                            prefetch_depth(devices)) as batches:
+            with fused_batch_norm(keras.backend.backend()), \
+                    prefetched(epochs_data.batches(len(history)),
+                               prefetch_depth(devices)) as batches:
                 model.fit(waits.timed(batches), steps_per_epoch=epochs_data.steps(),
                           shuffle=False,  # the generator shuffles, seeded per epoch
                           epochs=last_epoch, initial_epoch=len(history),
