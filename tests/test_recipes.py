@@ -81,7 +81,7 @@ def test_pipeline_and_study_pass_on_every_recipe_flag(tmp_path):
                     if action.dest in recipe_dests]
     assert "--sam" in recipe_flags and "--teacher" in recipe_flags
     values = {"--recipe": "seed", "--optimizer": "adam", "--teacher": "runs/t",
-              "--label-smoothing": "0.5", "--distill-weight": "0.5"}
+              "--label-smoothing": "0.5", "--distill-weight": "0.5", "--warmup-epochs": "1"}
     for flag in recipe_flags:
         args = build_parser().parse_args(["pipeline", "--out", str(tmp_path / "r"), flag,
                                           values.get(flag, "3")])

@@ -294,6 +294,7 @@ def test_evaluate_recomputes_metrics_and_pictures(tiny_tree, cache_dir, tmp_path
     (["--data", "{tree}", "--mixup", "nan"], "--mixup must be 0 or more"),
     (["--data", "{tree}", "--sam", "-0.05"], "--sam must be 0 or more"),
     (["--data", "{tree}", "--label-smoothing", "1"], "--label-smoothing must be at least 0"),
+    (["--data", "{tree}", "--warmup-epochs", "-1"], "--warmup-epochs must be 0 or more"),
 ])
 def test_bad_input_gives_one_line_and_writes_nothing(tiny_tree, cache_dir, tmp_path, capsys,
                                                      args, message):

@@ -53,6 +53,8 @@ def add_train_settings(parser) -> list[argparse.Action]:
         add_setting(recipe, "--epochs", "override the recipe's epochs", type=int),
         add_setting(recipe, "--batch-size", "override the batch size", type=int),
         add_setting(recipe, "--lr", "override the peak learning rate", type=float),
+        add_setting(recipe, "--warmup-epochs", "override the epochs of linear warm-up to the "
+                    "peak learning rate (cosine schedule)", type=float),
         add_setting(recipe, "--optimizer", "override the optimizer (sgd: Nesterov momentum 0.9)",
                     choices=("adam", "adamw", "sgd")),
         add_setting(recipe, "--weight-decay", "override the decoupled weight decay (AdamW, SGD)",
@@ -172,7 +174,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig = DEFAULTS) -> 
     # Written as "not ... >=" and "not ... >" so that a NaN is refused too.
     for flag, value in (("--crop-pad", args.crop_pad), ("--cutout", args.cutout),
                         ("--weight-decay", args.weight_decay), ("--mixup", args.mixup),
-                        ("--sam", args.sam)):
+                        ("--sam", args.sam), ("--warmup-epochs", args.warmup_epochs)):
         if value is not None and not value >= 0:
             raise UserError(f"{flag} must be 0 or more, got {value}")
     # --width too is checked here, before the data are decoded, not by the model builder after.
@@ -223,6 +225,7 @@ def _recipe(args: argparse.Namespace, base: TrainConfig):
     from .recipes import resolve_recipe
 
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                     warmup_epochs=args.warmup_epochs,
                      optimizer=args.optimizer, weight_decay=args.weight_decay,
                      label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
                      cutout=args.cutout, mixup=args.mixup, sam_rho=args.sam,
