@@ -486,8 +486,10 @@ def test_throughput_benchmark_writes_every_pipeline(tiny_tree, cache_dir, tmp_pa
     result = json.loads(out.read_text())
     assert result["images_per_epoch"] == 33  # 36 training images less 1 per class for validation
     assert all(v > 0 for v in result["images_per_second"].values())
-    assert set(result["seconds"]) == {"plain_fit", "edgekit_generator", "edgekit_prefetched"}
+    assert set(result["seconds"]) == {"plain_fit", "edgekit_generator", "edgekit_prefetched",
+                                      "edgekit_train"}
     assert result["prefetched_over_generator_time"] > 0 and result["generator_over_plain_time"] > 0
+    assert result["edgekit_train_over_plain_time"] > 0
 
 
 def test_step_speed_benchmark_times_each_backend_in_its_own_process(tmp_path, capsys):

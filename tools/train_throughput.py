@@ -3,9 +3,11 @@
 The reference trained with ``model.fit(x_float, y, batch_size=64)`` on arrays prepared once.
 Our trainer feeds ``fit`` a generator of shuffled, augmented batches
 (``train.augment.EpochData.batches``): as it is on a CPU (``edgekit_generator``), and made ahead
-in a background thread as on an accelerator (``edgekit_prefetched``, ``train.prefetch``). All
-are timed on the same model and data in one process, alternating, so the ratios are not skewed
-by machine drift. Under TensorFlow, Keras already prefetches a generator (tf.data); under JAX
+in a background thread as on an accelerator (``edgekit_prefetched``, ``train.prefetch``), both
+with Keras' own BatchNormalization; ``edgekit_train`` is the generator with BatchNormalization on
+TensorFlow's fused kernel (``train.fused_batch_norm``), as ``edgekit train`` runs, on a second
+copy of the model. All are timed on the same data in one process, alternating, so the ratios
+are not skewed by machine drift. Under TensorFlow, Keras already prefetches a generator (tf.data); under JAX
 it does not.
 
     python -m tools.train_throughput --data ../shared/datasets/cifar10-jpeg --repeats 2
@@ -52,6 +54,7 @@ def main(argv=None) -> int:
     from edgekit.common.atomic import write_json
     from edgekit.train.augment import EpochData, one_hot
     from edgekit.train.data import load_source, make_splits
+    from edgekit.train.fused_batch_norm import fused_batch_norm
     from edgekit.train.image_folder import default_cache_dir
     from edgekit.train.models import build_model
     from edgekit.train.prefetch import prefetched
@@ -60,8 +63,10 @@ def main(argv=None) -> int:
     raw = load_source(args.data, 32, args.cache_dir or default_cache_dir())
     splits = make_splits(raw, parse_split("standard"), 0.1, seed=0)
     classes = len(splits.class_names)
-    model = build_model(args.arch, (32, 32, 3), classes, args.width)
-    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    model, fused_model = (build_model(args.arch, (32, 32, 3), classes, args.width)
+                          for _ in range(2))
+    for each in (model, fused_model):
+        each.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
     x_plain = scale_pixels(splits.train.x)
     y_plain = one_hot(splits.train.y, classes)
     ours = EpochData(splits.train.x, splits.train.y, classes, args.batch_size, 0, 2, True)
@@ -77,10 +82,16 @@ def main(argv=None) -> int:
         with prefetched(ours.batches(epoch)) as batches:
             model.fit(batches, steps_per_epoch=ours.steps(), epochs=1, shuffle=False, verbose=0)
 
+    def edgekit_train(epoch):
+        with fused_batch_norm(keras.backend.backend()):
+            fused_model.fit(ours.batches(epoch), steps_per_epoch=ours.steps(), epochs=1,
+                            shuffle=False, verbose=0)
+
     plain(0)  # warm-up: graph tracing happens once, outside the timings
     generator(0)  # a generator's first fit traces its own graph under TensorFlow
+    edgekit_train(0)
     runs = (("plain_fit", plain), ("edgekit_generator", generator),
-            ("edgekit_prefetched", thread_ahead))
+            ("edgekit_prefetched", thread_ahead), ("edgekit_train", edgekit_train))
     seconds = {name: [] for name, _ in runs}
     for repeat in range(args.repeats):
         for name, run in runs:
@@ -102,6 +113,8 @@ def main(argv=None) -> int:
         median["edgekit_generator"] / median["plain_fit"], 3)
     result["prefetched_over_generator_time"] = round(
         median["edgekit_prefetched"] / median["edgekit_generator"], 3)
+    result["edgekit_train_over_plain_time"] = round(
+        median["edgekit_train"] / median["plain_fit"], 3)
     write_json(Path(args.out), result)
     print(json.dumps(result, indent=2))
     return 0
