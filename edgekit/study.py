@@ -136,7 +136,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the study's flags; the grid file's format goes below them in --help."""
     parser.epilog = GRID_FILE_HELP + "\n" + textwrap.fill(
         "Keys of [train]: " + ", ".join(train_keys()) + " (switches take true or false).",
-        width=78)
+        width=78, break_on_hyphens=False)  # a key split at its hyphen could not be copied
     parser.add_argument("--data", default=None,
                         help="as for edgekit pipeline: the grid's data ('cifar10' by default), "
                              "and the data added runs are converted and benchmarked on")

@@ -70,5 +70,9 @@ def test_pi_like_environment_classifies_real_photos(pi_python, real_model):
     here, log = classify(sys.executable, model, test_folder)
     assert "on ai-edge-litert" in log
     assert [(r["path"], r["label"]) for r in on_pi] == [(r["path"], r["label"]) for r in here]
+    # tflite-runtime 2.14 and ai-edge-litert are different builds of the int8 kernels: a
+    # requantization that rounds the other way in one layer carries through the next ones, so
+    # a score can be a step further apart than the output's own rounding (seen: 2 steps of
+    # 1/256 on one photo in 40). The labels above must be the same.
     for pi_record, record in zip(on_pi, here):
-        assert pi_record["score"] == pytest.approx(record["score"], abs=1 / 256 + 1e-6)
+        assert pi_record["score"] == pytest.approx(record["score"], abs=2 / 256 + 1e-6)

@@ -305,7 +305,8 @@ def test_help_shows_a_grid_file_that_read_grid_accepts(tmp_path, capsys):
         main(["study", "--help"])
     shown = capsys.readouterr().out
     example = shown.split("flags given on the command line win):")[1].split("Keys of [train]")[0]
-    assert "distill-temperature" in shown.split("Keys of [train]")[1]
+    keys = shown.split("Keys of [train]: ")[1].split(" (switches")[0]
+    assert keys.split() == [f"{key}," for key in train_keys()][:-1] + [list(train_keys())[-1]]
     grid_file = tmp_path / "grid.toml"
     grid_file.write_text(textwrap.dedent(example))
     grid = read_grid(build_parser().parse_args(["study", "--out", str(tmp_path / "s"),
