@@ -129,8 +129,12 @@ def test_the_page_in_chromium_shows_frames_and_the_label_classify_gives(converte
         browser = Browser(browser_path, str(tmp_path / "chromium-profile"))
         try:
             browser.open(page)
+            # The page says so within a quarter of a second of the first frame (its timer),
+            # so the test waits for the words, not for the frame alone.
             shown = browser.wait_for(
                 "document.getElementById('video').naturalWidth > 0 && "
+                "document.getElementById('video-state').textContent"
+                ".startsWith('showing frames, ') && "
                 "document.getElementById('video-state').textContent")
             assert shown.startswith("showing frames, ")
             assert browser.wait_for(
